@@ -1,0 +1,111 @@
+/*
+ * main.c - the litesafe command: global options and the command table.
+ *
+ *   litesafe [--json] [-q] COMMAND [options] [args]
+ *
+ * Every command is a library call with a thin layer of argument parsing and
+ * printing on top (cmd_<name>.c).
+ */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cli_cmd {
+    const char *name;    /* command name */
+    const char *alias;   /* short alias, NULL if none */
+    int (*run)(cli_env *env, int argc, char **argv);
+    const char *summary; /* one line for the command list */
+} cli_cmd;
+
+static const cli_cmd commands[] = {
+    {"backup", "bk", cmd_backup, "consistent online copy of a live database"},
+    {"checkpoint", "cp", cmd_checkpoint, "run a WAL checkpoint (passive|full|restart|truncate)"},
+    {"snapshot", "snap", cmd_snapshot, "checkpoint, then backup"},
+    {"info", NULL, cmd_info, "inspect a database and its WAL, strictly read-only"},
+    {"verify", NULL, cmd_verify, "integrity check and optional SHA-256 check of a file"},
+    {"prune", NULL, cmd_prune, "retention for timestamped backups in a directory"},
+    {"restore", NULL, cmd_restore, "restore a backup file to a new path or into place"},
+    {"version", NULL, cmd_version, "print the version"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static ls_ctx *g_ctx;
+volatile sig_atomic_t cli_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    cli_stop = 1;
+    if (g_ctx)
+        ls_ctx_cancel(g_ctx);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: litesafe [--json] [-q] COMMAND [options] [args]\n\n"
+               "litesafe keeps SQLite databases safe.\n\ncommands:\n");
+    for (const cli_cmd *c = commands; c->name; c++) {
+        char left[32];
+        snprintf(left, sizeof(left), "%s%s%s", c->name, c->alias ? ", " : "",
+                 c->alias ? c->alias : "");
+        fprintf(f, "  %-18s %s\n", left, c->summary);
+    }
+    fprintf(f, "\nRun 'litesafe COMMAND --help' for a command's options.\n"
+               "Exit codes: 0 success, 1 runtime failure, 2 usage error.\n");
+}
+
+int main(int argc, char **argv)
+{
+    cli_env env;
+    memset(&env, 0, sizeof(env));
+    int i = 1;
+    /* Global options before the command. */
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i] + (argv[i][1] == '-' ? 2 : 1);
+        if (strcmp(a, "json") == 0)
+            env.json = 1;
+        else if (strcmp(a, "q") == 0 || strcmp(a, "quiet") == 0)
+            env.quiet = 1;
+        else if (strcmp(a, "h") == 0 || strcmp(a, "help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "version") == 0) {
+            printf("litesafe %s\n", LS_VERSION);
+            return 0;
+        } else {
+            return cli_fail(&env, LS_EUSAGE, "unknown option '%s' (see --help)", argv[i]);
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[i], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    const cli_cmd *cmd = NULL;
+    for (const cli_cmd *c = commands; c->name; c++)
+        if (strcmp(argv[i], c->name) == 0 || (c->alias && strcmp(argv[i], c->alias) == 0))
+            cmd = c;
+    if (!cmd)
+        return cli_fail(&env, LS_EUSAGE, "unknown command '%s' (see litesafe --help)", argv[i]);
+    env.cmd = cmd->name;
+    if (ls_ctx_new(&env.ctx) != 0)
+        return cli_fail(&env, LS_ENOMEM, "out of memory");
+    g_ctx = env.ctx;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    ls_ctx_set_log(env.ctx, cli_log, NULL, LS_LOG_WARN);
+    int rc = cmd->run(&env, argc - i, argv + i);
+    g_ctx = NULL;
+    ls_ctx_free(env.ctx);
+    return rc;
+}

@@ -1,0 +1,363 @@
+/*
+ * db.c - the source side: probing a database file, opening litesafe's own
+ * connections, and the consistent page reader (see db.h).
+ *
+ * HOW THE READER PINS A SNAPSHOT (ls_dbread_open)
+ *
+ *   1. Probe the file (exists, non-empty, SQLite header) and open two
+ *      connections: `w` only to take the write lock, `rd` to hold the read
+ *      transaction. Neither checkpoints on close.
+ *   2. Pre-scan the WAL without any lock: the bulk of the frames is read
+ *      while the application keeps writing.
+ *   3. BEGIN IMMEDIATE on `w`: no transaction can commit now. Scan the frames
+ *      committed since step 2 (few) and read SQLite's wal-index header, whose
+ *      mxFrame is the exact end of the committed WAL.
+ *   4. Start the read transaction on `rd`. Its snapshot is that same mxFrame,
+ *      since nothing can commit in between. Check that SQLite's page count
+ *      matches what the WAL says.
+ *   5. ROLLBACK `w`: writers go on. Because `rd` holds a read mark, the WAL
+ *      cannot restart, and a checkpoint copies back at most the frames of our
+ *      snapshot, which never changes what our snapshot sees in the database
+ *      file. The one exception is a snapshot whose WAL was fully checkpointed
+ *      (nBackfill == mxFrame): SQLite then lets writers restart the WAL, but
+ *      the database file alone holds the snapshot, so the WAL is not read.
+ *   6. Pages come from the database file, overlaid by the pages whose newest
+ *      committed frame <= mxFrame is in the WAL; each such frame is read and
+ *      its checksum re-verified.
+ * A rollback-journal database is simpler: the read transaction's SHARED lock
+ * keeps every writer out of the file until the reader ends.
+ */
+#include "db.h"
+
+#include "fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char SQLITE_MAGIC[16] = "SQLite format 3";
+
+int ls_db_hdr_decode(const uint8_t *b, ls_db_hdr *hdr)
+{
+    memset(hdr, 0, sizeof(*hdr));
+    if (memcmp(b, SQLITE_MAGIC, 16) != 0)
+        return LS_ENOTDB;
+    uint32_t ps = ((uint32_t)b[16] << 8) | b[17];
+    if (ps == 1)
+        ps = 65536;
+    if (ps < 512 || ps > 65536 || (ps & (ps - 1)))
+        return LS_ENOTDB;
+    hdr->page_size = ps;
+    hdr->wal = b[18] == 2 && b[19] == 2;
+    hdr->page_count = ls_get32be(b + 28);
+    hdr->freelist_count = ls_get32be(b + 36);
+    hdr->schema_cookie = ls_get32be(b + 40);
+    hdr->text_encoding = ls_get32be(b + 56);
+    hdr->size_valid = ls_get32be(b + 92) == ls_get32be(b + 24);
+    return 0;
+}
+
+int ls_db_probe(ls_ctx *ctx, const char *path, ls_db_hdr *hdr)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return ls_err_errno(ctx, errno, "%s", path);
+    if (!S_ISREG(st.st_mode))
+        return ls_err(ctx, LS_ENOTDB, "%s: not a regular file", path);
+    if (st.st_size == 0)
+        return ls_err(ctx, LS_ENOTDB, "%s: empty file, not a database", path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ls_err_errno(ctx, errno, "open %s", path);
+    uint8_t b[100];
+    size_t got = 0;
+    int rc = ls_pread_full(ctx, fd, b, sizeof(b), 0, &got, path);
+    close(fd);
+    if (rc)
+        return rc;
+    if (got < sizeof(b) || ls_db_hdr_decode(b, hdr) != 0)
+        return ls_err(ctx, LS_ENOTDB, "%s: not an SQLite database", path);
+    return 0;
+}
+
+int ls_db_code(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+        return 0;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return LS_EBUSY;
+    case SQLITE_NOTADB:
+        return LS_ENOTDB;
+    case SQLITE_CORRUPT:
+        return LS_ECORRUPT;
+    case SQLITE_CANTOPEN:
+        return LS_ENOENT;
+    case SQLITE_FULL:
+        return LS_ENOSPC;
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_AUTH:
+        return LS_EPERM;
+    case SQLITE_NOMEM:
+        return LS_ENOMEM;
+    case SQLITE_IOERR:
+        return LS_EIO;
+    default:
+        return LS_ERROR;
+    }
+}
+
+int ls_db_open(ls_ctx *ctx, const char *path, int readonly, int busy_ms, sqlite3 **out)
+{
+    sqlite3 *db = NULL;
+    int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path, &db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        int code = ls_err(ctx, ls_db_code(rc), "open %s: %s", path,
+                          db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return code;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, busy_ms > 0 ? busy_ms : 5000);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    *out = db;
+    return 0;
+}
+
+int ls_db_exec(ls_ctx *ctx, sqlite3 *db, const char *path, const char *sql)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        int code = ls_err(ctx, ls_db_code(rc), "%s: %s", path, err ? err : sqlite3_errstr(rc));
+        sqlite3_free(err);
+        return code;
+    }
+    return 0;
+}
+
+/* Step a one-value statement and return its integer; -1 on failure (message set). */
+static int64_t query_int(ls_ctx *ctx, sqlite3 *db, const char *path, const char *sql, int *rcp)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            v = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            v = 0;
+            rc = SQLITE_OK;
+        }
+    }
+    if (rc != SQLITE_OK)
+        *rcp = ls_err(ctx, ls_db_code(rc), "%s: %s", path, sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return v;
+}
+
+/*
+ * Steps 2-5 of the pinning procedure for a WAL database. Called with `rd`
+ * open and idle. On success `rd` holds the read transaction.
+ */
+static int pin_wal_snapshot(ls_dbread *r, int busy_ms)
+{
+    ls_ctx *ctx = r->ctx;
+    sqlite3 *w = NULL;
+    int shm_fd = -1, rc, locked = 0;
+    char wal[PATH_MAX + 8], shm[PATH_MAX + 8];
+    snprintf(wal, sizeof(wal), "%s-wal", r->path);
+    snprintf(shm, sizeof(shm), "%s-shm", r->path);
+
+    /* 2. Pre-scan without locks (the file may not exist yet). */
+    r->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+    if (r->wal_fd >= 0 && (rc = ls_wal_scan_fd(ctx, &r->scan, r->wal_fd, wal)) != 0)
+        goto cleanup;
+
+    /* 3. Hold off writers, finish the scan, read the wal-index header. */
+    if ((rc = ls_db_open(ctx, r->path, 0, busy_ms, &w)) != 0)
+        goto cleanup;
+    if ((rc = ls_db_exec(ctx, w, r->path, "BEGIN IMMEDIATE")) != 0)
+        goto cleanup;
+    locked = 1;
+    if (r->wal_fd < 0)
+        r->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+    if (r->wal_fd >= 0 && (rc = ls_wal_scan_fd(ctx, &r->scan, r->wal_fd, wal)) != 0)
+        goto cleanup;
+
+    /* 4. The read transaction; its snapshot is the end of the committed WAL. */
+    if ((rc = ls_db_exec(ctx, r->rd, r->path, "BEGIN")) != 0)
+        goto cleanup;
+    rc = 0;
+    query_int(ctx, r->rd, r->path, "SELECT count(*) FROM sqlite_master", &rc);
+    if (rc)
+        goto cleanup;
+    int64_t pages = query_int(ctx, r->rd, r->path, "PRAGMA page_count", &rc);
+    if (rc)
+        goto cleanup;
+    r->page_count = (uint64_t)pages;
+
+    ls_shm_info si;
+    int have_si = 0;
+    shm_fd = open(shm, O_RDONLY | O_CLOEXEC);
+    if (shm_fd >= 0 && ls_shm_read(ctx, shm_fd, &si) == 0) {
+        uint8_t salts[8];
+        ls_put32be(salts, r->scan.hdr.salt1);
+        ls_put32be(salts + 4, r->scan.hdr.salt2);
+        have_si = si.mx_frame == 0 || (r->scan.have_hdr && memcmp(salts, si.salt, 8) == 0);
+    }
+    ls_err_clear(ctx);
+    if (have_si && si.mx_frame < r->scan.commit_frame) {
+        /* Frames past SQLite's mxFrame are not committed: rescan up to it. */
+        ls_wal_scan_reset(&r->scan);
+        r->scan.limit = si.mx_frame;
+        if (si.mx_frame && (rc = ls_wal_scan_fd(ctx, &r->scan, r->wal_fd, wal)) != 0)
+            goto cleanup;
+    }
+    if (have_si && si.mx_frame != r->scan.commit_frame) {
+        rc = ls_err(ctx, LS_ECORRUPT,
+                    "%s: the WAL holds %llu committed frames but SQLite's index says %u",
+                    r->path, (unsigned long long)r->scan.commit_frame, si.mx_frame);
+        goto cleanup;
+    }
+    r->snap_frame = r->scan.commit_frame;
+    if (r->snap_frame && r->scan.commit_dbsize != r->page_count) {
+        rc = ls_err(ctx, LS_EBUSY, "%s: snapshot changed while it was pinned", r->path);
+        goto cleanup;
+    }
+    /* 5. A fully checkpointed WAL: the database file is the snapshot. */
+    r->use_wal = r->snap_frame > 0 && !(have_si && si.n_backfill >= si.mx_frame);
+
+cleanup:
+    if (locked)
+        sqlite3_exec(w, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(w);
+    if (shm_fd >= 0)
+        close(shm_fd);
+    return rc;
+}
+
+int ls_dbread_open(ls_ctx *ctx, const char *path, int busy_ms, ls_dbread **out)
+{
+    ls_db_hdr hdr;
+    ls_dbread *r = NULL;
+    int rc;
+
+    *out = NULL;
+    /* 1. Probe, then open the reader's connection. */
+    if ((rc = ls_db_probe(ctx, path, &hdr)) != 0)
+        return rc;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return ls_err(ctx, LS_ENOMEM, "out of memory");
+    r->ctx = ctx;
+    r->db_fd = r->wal_fd = -1;
+    ls_strlcpy(r->path, path, sizeof(r->path));
+    ls_wal_scan_init(&r->scan, 1);
+    r->wal_mode = hdr.wal;
+    r->page_size = hdr.page_size;
+
+    if ((rc = ls_db_open(ctx, path, 0, busy_ms, &r->rd)) != 0)
+        goto fail;
+    r->db_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (r->db_fd < 0) {
+        rc = ls_err_errno(ctx, errno, "open %s", path);
+        goto fail;
+    }
+    if (r->wal_mode) {
+        if ((rc = pin_wal_snapshot(r, busy_ms)) != 0)
+            goto fail;
+        if (r->scan.have_hdr && r->scan.hdr.page_size != r->page_size) {
+            rc = ls_err(ctx, LS_ECORRUPT, "%s: WAL page size %u differs from the database's %u",
+                        path, r->scan.hdr.page_size, r->page_size);
+            goto fail;
+        }
+    } else {
+        if ((rc = ls_db_exec(ctx, r->rd, path, "BEGIN")) != 0)
+            goto fail;
+        int64_t pages = query_int(ctx, r->rd, path, "SELECT count(*) FROM sqlite_master", &rc);
+        if (!rc)
+            pages = query_int(ctx, r->rd, path, "PRAGMA page_count", &rc);
+        if (rc)
+            goto fail;
+        r->page_count = (uint64_t)pages;
+    }
+    if (r->use_wal) {
+        r->frame = malloc(LS_WAL_FRAME_HDRSIZE + r->page_size);
+        if (!r->frame) {
+            rc = ls_err(ctx, LS_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    *out = r;
+    return 0;
+
+fail:
+    ls_dbread_close(r);
+    return rc;
+}
+
+int ls_dbread_pages(ls_dbread *r, uint64_t pgno, uint32_t n, uint8_t *buf)
+{
+    ls_ctx *ctx = r->ctx;
+    const size_t ps = r->page_size;
+    size_t got = 0;
+    int rc;
+
+    if (ctx->cancelled)
+        return ls_err(ctx, LS_ECANCEL, "cancelled");
+    /* Pages past the end of the database file exist only in the WAL. */
+    rc = ls_pread_full(ctx, r->db_fd, buf, n * ps, (off_t)((pgno - 1) * ps), &got, r->path);
+    if (rc)
+        return rc;
+    if (got < n * ps)
+        memset(buf + got, 0, n * ps - got);
+    uint64_t need_from_file_end = got / ps; /* pages fully read from the file */
+    for (uint32_t i = 0; i < n; i++) {
+        const ls_wal_page *wp = r->use_wal ? ls_wal_scan_lookup(&r->scan, (uint32_t)(pgno + i)) : NULL;
+        if (!wp) {
+            if (i >= need_from_file_end)
+                return ls_err(ctx, LS_ECORRUPT, "%s: page %llu is neither in the file nor the WAL",
+                              r->path, (unsigned long long)(pgno + i));
+            continue;
+        }
+        off_t off = (off_t)ls_wal_frame_offset(r->page_size, wp->frame);
+        rc = ls_pread_full(ctx, r->wal_fd, r->frame, LS_WAL_FRAME_HDRSIZE + ps, off, NULL,
+                           "WAL");
+        if (rc)
+            return rc;
+        uint32_t ck[2] = {wp->prev_ck[0], wp->prev_ck[1]};
+        if (ls_get32be(r->frame) != wp->pgno || !ls_wal_frame_check(&r->scan.hdr, r->frame, ck))
+            return ls_err(ctx, LS_EBUSY, "%s: WAL frame %u changed during the copy", r->path,
+                          wp->frame);
+        memcpy(buf + i * ps, r->frame + LS_WAL_FRAME_HDRSIZE, ps);
+    }
+    return 0;
+}
+
+void ls_dbread_close(ls_dbread *r)
+{
+    if (!r)
+        return;
+    if (r->rd) {
+        sqlite3_exec(r->rd, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(r->rd);
+    }
+    if (r->db_fd >= 0)
+        close(r->db_fd);
+    if (r->wal_fd >= 0)
+        close(r->wal_fd);
+    ls_wal_scan_free(&r->scan);
+    free(r->frame);
+    free(r);
+}

@@ -1,0 +1,77 @@
+/*
+ * db.h - the source side: opening a live database without disturbing it, and
+ * reading a consistent image of it page by page while writers keep writing.
+ */
+#ifndef LS_DB_H
+#define LS_DB_H
+
+#include "internal.h"
+#include "wal.h"
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+/* What the first 100 bytes of a database file say. */
+typedef struct ls_db_hdr {
+    uint32_t page_size;      /* bytes per page (65536 decoded) */
+    uint32_t page_count;     /* in-header database size (offset 28) */
+    uint32_t freelist_count; /* offset 36 */
+    uint32_t schema_cookie;  /* offset 40 */
+    uint32_t text_encoding;  /* offset 56 */
+    int wal;                 /* read/write versions (offsets 18,19) are 2 */
+    int size_valid;          /* offset 92 (version-valid-for) equals the change counter */
+} ls_db_hdr;
+
+/*
+ * Check that `path` is a regular, non-empty SQLite database file and decode its
+ * header. Returns 0, LS_ENOENT (missing), LS_ENOTDB (empty, a directory, not
+ * SQLite), or an I/O error. Never creates anything.
+ */
+int ls_db_probe(ls_ctx *ctx, const char *path, ls_db_hdr *hdr);
+/* Decode a 100-byte database header; 0 or LS_ENOTDB. */
+int ls_db_hdr_decode(const uint8_t *buf, ls_db_hdr *hdr);
+
+/*
+ * Open a connection to an existing database for litesafe's own use: no
+ * create, a busy timeout, and no checkpoint when it closes (closing the last
+ * connection must not rewrite or delete the application's WAL).
+ */
+int ls_db_open(ls_ctx *ctx, const char *path, int readonly, int busy_ms, sqlite3 **out);
+/* Run SQL that returns no rows; message names `path` on failure. */
+int ls_db_exec(ls_ctx *ctx, sqlite3 *db, const char *path, const char *sql);
+/* Map a SQLite result code to an LS_E* code. */
+int ls_db_code(int sqlite_rc);
+
+/*
+ * A consistent reader. ls_dbread_open() pins one committed state of the
+ * database (a read transaction) and learns which pages of that state live in
+ * the WAL; ls_dbread_pages() then reads them straight from the files, which is
+ * as fast as a plain copy. Writers are held off only while the snapshot is
+ * pinned (a few milliseconds: the WAL frames committed since the pre-scan are
+ * scanned under the write lock); after that they run freely, the WAL cannot be
+ * restarted under the reader, and checkpoints cannot pass its snapshot.
+ * Every page read from the WAL is re-verified against its frame checksum, so a
+ * WAL rewritten behind our back is detected (LS_EBUSY: start over).
+ */
+typedef struct ls_dbread {
+    ls_ctx *ctx;
+    char path[4096];     /* database path */
+    sqlite3 *rd;         /* connection holding the read transaction */
+    int db_fd;           /* the database file */
+    int wal_fd;          /* the -wal file, -1 when the snapshot needs none */
+    ls_wal_scan scan;    /* pages of the snapshot that live in the WAL */
+    int use_wal;         /* overlay WAL pages (0: the database file is complete) */
+    int wal_mode;        /* database is in WAL mode */
+    uint32_t page_size;  /* bytes per page */
+    uint64_t page_count; /* pages in the snapshot */
+    uint64_t snap_frame; /* last WAL frame of the snapshot (0: none) */
+    uint8_t *frame;      /* scratch for one WAL frame */
+} ls_dbread;
+
+int ls_dbread_open(ls_ctx *ctx, const char *path, int busy_ms, ls_dbread **out);
+/* Read pages [pgno, pgno+n) of the snapshot into buf (n * page_size bytes). */
+int ls_dbread_pages(ls_dbread *r, uint64_t pgno, uint32_t n, uint8_t *buf);
+/* End the read transaction and close everything; NULL is a no-op. */
+void ls_dbread_close(ls_dbread *r);
+
+#endif

@@ -1,0 +1,212 @@
+/*
+ * fsutil.c - see fsutil.h for the publication protocol.
+ */
+#define _GNU_SOURCE
+#include "fsutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TMP_SUFFIX ".litesafe-tmp"
+
+int ls_write_all(ls_ctx *ctx, int fd, const void *buf, size_t n, off_t off, const char *what)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = off >= 0 ? pwrite(fd, p, n, off) : write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return ls_err_errno(ctx, errno, "write %s", what);
+        }
+        if (w == 0)
+            return ls_err(ctx, LS_EIO, "write %s: no progress", what);
+        p += w;
+        n -= (size_t)w;
+        if (off >= 0)
+            off += w;
+    }
+    return 0;
+}
+
+int ls_pread_full(ls_ctx *ctx, int fd, void *buf, size_t n, off_t off, size_t *got,
+                  const char *what)
+{
+    char *p = buf;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, p + done, n - done, off + (off_t)done);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return ls_err_errno(ctx, errno, "read %s", what);
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    if (got) {
+        *got = done;
+        return 0;
+    }
+    if (done < n)
+        return ls_err(ctx, LS_EIO, "read %s: unexpected end of file at offset %lld", what,
+                      (long long)(off + (off_t)done));
+    return 0;
+}
+
+int ls_fd_sync(ls_ctx *ctx, int fd, const char *what)
+{
+    while (fdatasync(fd) != 0) {
+        if (errno != EINTR)
+            return ls_err_errno(ctx, errno, "fsync %s", what);
+    }
+    return 0;
+}
+
+void ls_path_split(const char *path, char *dir, size_t dirsz, char *base, size_t basesz)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        if (dir)
+            ls_strlcpy(dir, ".", dirsz);
+        if (base)
+            ls_strlcpy(base, path, basesz);
+        return;
+    }
+    if (dir) {
+        size_t n = (size_t)(slash - path);
+        if (n == 0)
+            n = 1; /* "/x" -> "/" */
+        if (n >= dirsz)
+            n = dirsz - 1;
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    if (base)
+        ls_strlcpy(base, slash + 1, basesz);
+}
+
+int ls_fsync_parent(ls_ctx *ctx, const char *path)
+{
+    char dir[PATH_MAX];
+    ls_path_split(path, dir, sizeof(dir), NULL, 0);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return ls_err_errno(ctx, errno, "open directory %s", dir);
+    int rc = 0;
+    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+        rc = ls_err_errno(ctx, errno, "fsync directory %s", dir);
+    close(fd);
+    return rc;
+}
+
+int ls_abspath(ls_ctx *ctx, const char *path, char *out, size_t outsz)
+{
+    char dir[PATH_MAX], base[PATH_MAX], real[PATH_MAX];
+    if (!path || !*path)
+        return ls_err(ctx, LS_EUSAGE, "empty path");
+    ls_path_split(path, dir, sizeof(dir), base, sizeof(base));
+    if (!realpath(dir, real))
+        return ls_err_errno(ctx, errno, "%s", dir);
+    if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || !*base) {
+        if (!realpath(path, real))
+            return ls_err_errno(ctx, errno, "%s", path);
+        ls_strlcpy(out, real, outsz);
+        return 0;
+    }
+    int n = snprintf(out, outsz, "%s%s%s", real, strcmp(real, "/") ? "/" : "", base);
+    if (n < 0 || (size_t)n >= outsz)
+        return ls_err(ctx, LS_EUSAGE, "path too long: %s", path);
+    return 0;
+}
+
+int ls_path_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+int ls_tmp_create(ls_ctx *ctx, const char *dest, mode_t mode, char *tmp, size_t tmpsz, int *fd)
+{
+    char dir[PATH_MAX], base[PATH_MAX];
+    ls_path_split(dest, dir, sizeof(dir), base, sizeof(base));
+    int n = snprintf(tmp, tmpsz, "%s/.%s.%ld%s", dir, base, (long)getpid(), TMP_SUFFIX);
+    if (n < 0 || (size_t)n >= tmpsz)
+        return ls_err(ctx, LS_EUSAGE, "path too long: %s", dest);
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return ls_err_errno(ctx, errno, "destination directory %s", dir);
+    if (!S_ISDIR(st.st_mode))
+        return ls_err(ctx, LS_ENOENT, "destination directory %s: not a directory", dir);
+    /* A temp of ours from an earlier attempt in this same process: replace it. */
+    unlink(tmp);
+    *fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
+    if (*fd < 0)
+        return ls_err_errno(ctx, errno, "create %s", tmp);
+    /* The umask must not widen or narrow what the caller asked for. */
+    if (fchmod(*fd, mode & 07777) != 0) {
+        int e = errno;
+        close(*fd);
+        unlink(tmp);
+        *fd = -1;
+        return ls_err_errno(ctx, e, "chmod %s", tmp);
+    }
+    return 0;
+}
+
+void ls_tmp_sweep(const char *dest)
+{
+    char dir[PATH_MAX], base[PATH_MAX], prefix[PATH_MAX + 2];
+    ls_path_split(dest, dir, sizeof(dir), base, sizeof(base));
+    snprintf(prefix, sizeof(prefix), ".%s.", base);
+    size_t plen = strlen(prefix), slen = strlen(TMP_SUFFIX);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len <= plen + slen || strncmp(e->d_name, prefix, plen) != 0 ||
+            strcmp(e->d_name + len - slen, TMP_SUFFIX) != 0)
+            continue;
+        char *end = NULL;
+        long pid = strtol(e->d_name + plen, &end, 10);
+        if (pid <= 0 || end != e->d_name + len - slen)
+            continue;
+        if (pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+            char p[PATH_MAX * 2];
+            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    }
+    closedir(d);
+}
+
+int ls_publish(ls_ctx *ctx, const char *tmp, const char *dest)
+{
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dest, RENAME_NOREPLACE) != 0) {
+        int e = errno;
+        if (e == EEXIST)
+            return ls_err(ctx, LS_EEXIST, "%s: destination exists", dest);
+        if (e != EINVAL && e != ENOSYS && e != EOPNOTSUPP)
+            return ls_err_errno(ctx, e, "rename %s to %s", tmp, dest);
+        /* No RENAME_NOREPLACE here: link() refuses an existing name too. */
+        if (link(tmp, dest) != 0) {
+            e = errno;
+            if (e == EEXIST)
+                return ls_err(ctx, LS_EEXIST, "%s: destination exists", dest);
+            return ls_err_errno(ctx, e, "link %s to %s", tmp, dest);
+        }
+        unlink(tmp);
+    }
+    return ls_fsync_parent(ctx, dest);
+}

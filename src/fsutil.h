@@ -1,0 +1,50 @@
+/*
+ * fsutil.h - file-system helpers: full reads and writes, temp files next to a
+ * destination, atomic no-clobber publication, directory fsync.
+ *
+ * Publication protocol (every file litesafe creates for a user goes through it):
+ *   1. ls_tmp_create(): "<dir>/.<base>.<pid>.litesafe-tmp", O_EXCL, in the
+ *      destination's own directory so the final step is a rename.
+ *   2. the caller writes it, then ls_fd_sync() (fdatasync) it.
+ *   3. ls_publish(): rename without replacing (renameat2 RENAME_NOREPLACE, or
+ *      link()+unlink() where the file system lacks it), then fsync of the
+ *      directory. An existing destination is never replaced (LS_EEXIST).
+ * A crash before step 3 leaves only the temp file, which ls_tmp_sweep() removes
+ * on the next run once its owner process is gone.
+ */
+#ifndef LS_FSUTIL_H
+#define LS_FSUTIL_H
+
+#include "internal.h"
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Write all of buf at offset (or at the current position when off < 0). */
+int ls_write_all(ls_ctx *ctx, int fd, const void *buf, size_t n, off_t off, const char *what);
+/* Read exactly n bytes at off; a short read (end of file) returns LS_EIO unless *got is given. */
+int ls_pread_full(ls_ctx *ctx, int fd, void *buf, size_t n, off_t off, size_t *got,
+                  const char *what);
+/* fdatasync with a message naming `what`. */
+int ls_fd_sync(ls_ctx *ctx, int fd, const char *what);
+/* fsync the directory that contains `path`. */
+int ls_fsync_parent(ls_ctx *ctx, const char *path);
+
+/* Absolute, normalised form of path (the file need not exist; its directory must). */
+int ls_abspath(ls_ctx *ctx, const char *path, char *out, size_t outsz);
+/* Directory part and base name of a path into the given buffers. */
+void ls_path_split(const char *path, char *dir, size_t dirsz, char *base, size_t basesz);
+/* 1 if path exists (any type, dangling links included), 0 if not. */
+int ls_path_exists(const char *path);
+
+/*
+ * Create the temp file for `dest` with permission bits `mode`. Returns the
+ * fd in *fd and the name in tmp. Fails with LS_ENOENT if the directory is missing.
+ */
+int ls_tmp_create(ls_ctx *ctx, const char *dest, mode_t mode, char *tmp, size_t tmpsz, int *fd);
+/* Remove temp files for `dest` left by processes that no longer run. */
+void ls_tmp_sweep(const char *dest);
+/* Publish tmp at dest without replacing anything, then fsync the directory. */
+int ls_publish(ls_ctx *ctx, const char *tmp, const char *dest);
+
+#endif

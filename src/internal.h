@@ -1,0 +1,59 @@
+/*
+ * internal.h - what the library's modules share and the API does not show:
+ * the context struct, error and log helpers.
+ *
+ * Errors: a failing function records its message once with ls_err() (which
+ * returns the code, so `return ls_err(ctx, LS_EIO, "...")` is the idiom) and
+ * its callers pass the code up unchanged. The first recorded failure wins
+ * while an operation unwinds, unless a caller deliberately overwrites it.
+ */
+#ifndef LS_INTERNAL_H
+#define LS_INTERNAL_H
+
+#include "litesafe.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+
+struct ls_ctx {
+    int code;                  /* last failure code, 0 if none */
+    char msg[1024];            /* last failure message */
+    ls_log_fn log_fn;          /* log sink, NULL: no logging */
+    void *log_ud;              /* passed to log_fn */
+    int log_level;             /* minimum level passed to log_fn */
+    volatile sig_atomic_t cancelled; /* set by ls_ctx_cancel() */
+};
+
+#if defined(__GNUC__)
+#define LS_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define LS_PRINTF(a, b)
+#endif
+
+/* Record a failure and return `code`. */
+int ls_err(ls_ctx *ctx, int code, const char *fmt, ...) LS_PRINTF(3, 4);
+/* Record a failure from errno `e` about `what` ("open /x"): ": <strerror>". */
+int ls_err_errno(ls_ctx *ctx, int e, const char *fmt, ...) LS_PRINTF(3, 4);
+/* Map an errno to an LS_E* code. */
+int ls_code_from_errno(int e);
+/* Forget the last failure (used before an operation that may fail benignly). */
+void ls_err_clear(ls_ctx *ctx);
+
+/* Logging: the level is checked before anything is formatted. */
+void ls_log_emit(ls_ctx *ctx, int level, const char *fmt, ...) LS_PRINTF(3, 4);
+#define ls_log(ctx, level, ...)                                                                    \
+    do {                                                                                           \
+        if ((ctx) && (ctx)->log_fn && (level) >= (ctx)->log_level)                                 \
+            ls_log_emit((ctx), (level), __VA_ARGS__);                                              \
+    } while (0)
+
+/* Milliseconds of a monotonic clock. */
+uint64_t ls_now_ms(void);
+/* Unix time in seconds. */
+int64_t ls_unix_now(void);
+
+/* Copy a string into a fixed buffer, always terminated. */
+void ls_strlcpy(char *dst, const char *src, size_t size);
+
+#endif
