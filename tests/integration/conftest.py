@@ -111,7 +111,19 @@ def sha256(path):
     return h.hexdigest()
 
 
-def keep_wal_close(db):
-    """Close a connection without letting SQLite checkpoint and delete the WAL:
-    another connection holds the database open across the close."""
-    db.close()
+def leave_wal(path, rows=100, blob=100, checkpoint_first=False):
+    """Append `rows` rows in a child process that exits without closing its
+    connection, so the committed transactions stay in the -wal file (a clean
+    close of the last connection would checkpoint and delete the WAL)."""
+    code = (
+        "import sqlite3, os, sys\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('PRAGMA journal_mode=wal')\n"
+        "db.execute('CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v BLOB)')\n"
+        "if int(sys.argv[4]): db.execute('PRAGMA wal_checkpoint(TRUNCATE)')\n"
+        "db.execute('PRAGMA wal_autocheckpoint=0')\n"
+        "for i in range(int(sys.argv[2])):\n"
+        "    db.execute('INSERT INTO t(v) VALUES(randomblob(?))', (int(sys.argv[3]),))\n"
+        "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", code, str(path), str(rows), str(blob),
+                    "1" if checkpoint_first else "0"], check=True)
