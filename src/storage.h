@@ -1,0 +1,115 @@
+/*
+ * storage.h - the blob-level interface every replica backend implements.
+ *
+ * A backend stores opaque objects under keys ("generations/<gen>/wal/..."),
+ * relative to the replica's root (a directory, a bucket prefix, ...). It never
+ * retries, compresses, encrypts or builds keys: core does that once
+ * (layout.c builds keys, stream.c compresses, replica.c retries).
+ *
+ * Contract, for every backend:
+ *   - put is all-or-nothing: a reader sees the whole object or none (temp +
+ *     fsync + rename + directory fsync for files; one PUT or a completed
+ *     multipart upload for S3; temp name then rename for SFTP). A put over an
+ *     existing key replaces it.
+ *   - A missing object is LS_ENOENT from get, stat and (silently, 0) delete.
+ *   - list returns every key under a prefix with its size and modification
+ *     time, in any order; keys are relative to the root.
+ *   - Errors carry a message on the context naming the backend and object.
+ *
+ * The struct is versioned (libgit2's odb_backend style): a backend embeds
+ * ls_storage first and fills the function pointers; NULL means unsupported.
+ */
+#ifndef LS_STORAGE_H
+#define LS_STORAGE_H
+
+#include "internal.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LS_STORAGE_VERSION 1
+
+/* One listed object. */
+typedef struct ls_obj {
+    char *key;          /* key relative to the root (malloc'd) */
+    uint64_t size;      /* stored size in bytes */
+    int64_t mtime_ms;   /* modification / upload time, unix milliseconds */
+} ls_obj;
+
+typedef struct ls_obj_list {
+    ls_obj *v;          /* objects */
+    size_t n;           /* count */
+    size_t cap;         /* allocated */
+} ls_obj_list;
+
+void ls_obj_list_free(ls_obj_list *l);
+/* Append a copy of key; returns 0 or LS_ENOMEM. */
+int ls_obj_list_add(ls_obj_list *l, const char *key, uint64_t size, int64_t mtime_ms);
+
+/*
+ * A source of bytes for put: read up to n bytes into buf, returning the count
+ * (0 at the end) or a negative LS_E* code. `size` is the total length when
+ * known in advance (-1 when not), which lets S3 choose PUT or multipart.
+ */
+typedef struct ls_reader {
+    int64_t (*read)(void *ud, uint8_t *buf, size_t n);
+    void *ud;
+    int64_t size;
+} ls_reader;
+
+/* A sink for get: write n bytes; returns 0 or a negative LS_E* code. */
+typedef struct ls_writer {
+    int (*write)(void *ud, const uint8_t *buf, size_t n);
+    void *ud;
+} ls_writer;
+
+typedef struct ls_storage ls_storage;
+struct ls_storage {
+    int version;        /* LS_STORAGE_VERSION */
+    const char *type;   /* "file", "s3", "sftp", "abs" */
+    char name[64];      /* replica name, for messages */
+    char desc[512];     /* where it points, for messages and logs (no secrets) */
+
+    /* Store `r`'s bytes at key, atomically. */
+    int (*put)(ls_storage *s, ls_ctx *ctx, const char *key, ls_reader *r);
+    /* Stream the object (from byte off, at most len bytes; len < 0: to the end) into w. */
+    int (*get)(ls_storage *s, ls_ctx *ctx, const char *key, uint64_t off, int64_t len,
+               ls_writer *w);
+    /* Every object whose key starts with prefix. */
+    int (*list)(ls_storage *s, ls_ctx *ctx, const char *prefix, ls_obj_list *out);
+    /* Size and time of one object; LS_ENOENT if missing. */
+    int (*stat)(ls_storage *s, ls_ctx *ctx, const char *key, ls_obj *out);
+    /* Delete keys (missing ones are not an error). */
+    int (*del)(ls_storage *s, ls_ctx *ctx, const char *const *keys, size_t n);
+    /* Release everything. */
+    void (*close)(ls_storage *s);
+};
+
+/* Options a backend may use; unset strings are NULL. */
+typedef struct ls_storage_opts {
+    const char *name;           /* replica name */
+    const char *url;            /* replica URL, or NULL with type + fields */
+    const char *type;           /* "file", ... when no URL */
+    const char *path;           /* file: directory; others: key prefix */
+    const char *bucket, *region, *endpoint;
+    int force_path_style, skip_verify;
+    const char *ca_file;
+    const char *access_key_id, *secret_access_key, *session_token;
+    const char *host, *user, *password, *key_path, *known_hosts, *host_key_fingerprint;
+    const char *account_name, *account_key;
+    int timeout_ms;             /* per remote call; 0: backend default */
+} ls_storage_opts;
+
+/* Open the backend the URL scheme (or opts->type) selects. */
+int ls_storage_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
+/* Close; NULL is a no-op. */
+void ls_storage_close(ls_storage *s);
+
+/* Backends (src/storage/<type>.c). */
+int ls_storage_file_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
+
+/* Convenience: put a memory buffer, get a whole object into a malloc'd buffer. */
+int ls_storage_put_buf(ls_storage *s, ls_ctx *ctx, const char *key, const void *buf, size_t n);
+int ls_storage_get_buf(ls_storage *s, ls_ctx *ctx, const char *key, uint8_t **out, size_t *n);
+
+#endif
