@@ -1,0 +1,541 @@
+/*
+ * replica.c - the replica worker (see replica.h).
+ *
+ * THE WORKER LOOP (ls_replica_step)
+ *   1. Learn the position if unknown or if the spool moved to another
+ *      generation: list generations/<gen>/ on the replica; the position is the
+ *      end of the newest segment (its decompressed length is read back once),
+ *      or the start of the spool's first index.
+ *   2. Ship: for each spool index from the position on, upload one segment
+ *      holding every committed byte not yet on the replica (header included
+ *      at offset 0), compressed; a finished index moves the position to the
+ *      next. Segments always end on a commit frame because the spool does.
+ *   3. Snapshot when the generation has none on the replica, or when
+ *      snapshot-interval passed: the database is pinned (db.c), the spool is
+ *      shipped up to the pinned frame first, then the pages are streamed. So
+ *      a snapshot never holds changes that are missing from the segments
+ *      listed before it, and a point-in-time restore never mixes states.
+ *   4. Retention when due (see retain()).
+ * A failure leaves the position unknown (step 1 recomputes it from the
+ * replica) and backs off exponentially, capped, with jitter.
+ */
+#define _GNU_SOURCE
+#include "replica.h"
+
+#include "db.h"
+#include "fsutil.h"
+#include "layout.h"
+#include "stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KEY_MAX 256
+#define BACKOFF_MIN_MS 200
+#define BACKOFF_MAX_MS 30000
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- step 1: the position on the replica ---- */
+
+static int64_t count_write(void *ud, const uint8_t *buf, size_t n)
+{
+    (void)buf;
+    *(uint64_t *)ud += n;
+    return 0;
+}
+
+static int count_write_cb(void *ud, const uint8_t *buf, size_t n)
+{
+    return (int)count_write(ud, buf, n);
+}
+
+/* Decompressed length of one object. */
+static int object_length(ls_replica *r, const char *key, uint64_t *len)
+{
+    ls_writer counter = {count_write_cb, len};
+    ls_writer in;
+    ls_lz4_writer *z = NULL;
+    *len = 0;
+    int rc = ls_lz4_writer_new(r->ctx, &counter, &z, &in);
+    if (!rc)
+        rc = r->st->get(r->st, r->ctx, key, 0, -1, &in);
+    if (!rc)
+        rc = ls_lz4_writer_finish(z);
+    ls_lz4_writer_free(z);
+    return rc;
+}
+
+static int learn_position(ls_replica *r, const ls_spool_pos *sp)
+{
+    char prefix[KEY_MAX];
+    ls_obj_list l = {0};
+    int rc, have_wal = 0;
+    ls_key best = {0}, k;
+    char best_key[KEY_MAX] = "";
+
+    ls_layout_gen_prefix(prefix, sizeof(prefix), sp->gen);
+    if ((rc = r->st->list(r->st, r->ctx, prefix, &l)) != 0)
+        return rc;
+    memcpy(r->gen, sp->gen, sizeof(r->gen));
+    r->have_snapshot = 0;
+    r->last_snapshot_ms = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        switch (ls_layout_parse(l.v[i].key, &k)) {
+        case LS_KEY_SNAPSHOT:
+            r->have_snapshot = 1;
+            if (l.v[i].mtime_ms > r->last_snapshot_ms)
+                r->last_snapshot_ms = l.v[i].mtime_ms;
+            break;
+        case LS_KEY_WAL:
+            if (!have_wal || k.index > best.index ||
+                (k.index == best.index && k.offset > best.offset)) {
+                best = k;
+                ls_strlcpy(best_key, l.v[i].key, sizeof(best_key));
+                have_wal = 1;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    ls_obj_list_free(&l);
+    if (have_wal) {
+        uint64_t len = 0;
+        if ((rc = object_length(r, best_key, &len)) != 0)
+            return rc;
+        r->index = best.index;
+        r->offset = best.offset + len;
+    } else {
+        /* Nothing shipped in this generation: start with the spool's current index
+         * (the snapshot taken next belongs to it or a later one). */
+        r->index = sp->index;
+        r->offset = 0;
+    }
+    r->have_pos = 1;
+    ls_log(r->ctx, LS_LOG_INFO, "replica position db=%s replica=%s pos=%s/%08x:%llu snapshot=%d",
+           r->src->path, r->name, r->gen, r->index, (unsigned long long)r->offset,
+           r->have_snapshot);
+    return 0;
+}
+
+/* ---- step 2: shipping segments ---- */
+
+/* Committed size of spool index `index` (the current one: sp->size). */
+static int spool_size(ls_replica *r, const ls_spool_pos *sp, uint32_t index, uint64_t *size)
+{
+    if (index == sp->index) {
+        *size = sp->size;
+        return 0;
+    }
+    char path[PATH_MAX];
+    struct stat st;
+    ls_spool_file(r->src->sh.dir, sp->gen, index, path, sizeof(path));
+    if (stat(path, &st) != 0)
+        return ls_err_errno(r->ctx, errno, "replica %s: spool %s", r->name, path);
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+/* Upload bytes [off, end) of spool index `index` as one compressed segment. */
+static int put_segment(ls_replica *r, const char *gen, uint32_t index, uint64_t off, uint64_t end)
+{
+    char path[PATH_MAX], key[KEY_MAX];
+    ls_fd_range fr;
+    ls_reader raw, z;
+    ls_lz4_reader *lz = NULL;
+    int rc, fd;
+
+    ls_spool_file(r->src->sh.dir, gen, index, path, sizeof(path));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ls_err_errno(r->ctx, errno, "replica %s: open spool %s", r->name, path);
+    ls_reader_fd_range(&raw, &fr, r->ctx, fd, off, end);
+    rc = ls_lz4_reader_new(r->ctx, &raw, &lz, &z);
+    if (!rc) {
+        ls_layout_wal_key(key, sizeof(key), gen, index, (uint32_t)off);
+        uint64_t t0 = ls_now_ms();
+        rc = r->st->put(r->st, r->ctx, key, &z);
+        if (!rc)
+            ls_log(r->ctx, LS_LOG_DEBUG,
+                   "segment put db=%s replica=%s pos=%s/%08x:%llu bytes=%llu ms=%llu",
+                   r->src->path, r->name, gen, index, (unsigned long long)off,
+                   (unsigned long long)(end - off), (unsigned long long)(ls_now_ms() - t0));
+    }
+    ls_lz4_reader_free(lz);
+    close(fd);
+    return rc;
+}
+
+/* Ship everything up to the spool position `sp`. */
+static int ship(ls_replica *r, const ls_spool_pos *sp)
+{
+    int rc;
+    while (r->index <= sp->index) {
+        uint64_t end;
+        if ((rc = spool_size(r, sp, r->index, &end)) != 0)
+            return rc;
+        if (r->offset > end)
+            return ls_err(r->ctx, LS_ECORRUPT,
+                          "replica %s: holds %s/%08x:%llu, beyond the local spool (%llu): another "
+                          "process may be replicating to it",
+                          r->name, r->gen, r->index, (unsigned long long)r->offset,
+                          (unsigned long long)end);
+        if (r->offset < end) {
+            if ((rc = put_segment(r, sp->gen, r->index, r->offset, end)) != 0)
+                return rc;
+            r->segments++;
+            r->bytes += end - r->offset;
+            r->offset = end;
+            r->last_put_ms = ls_now_ms();
+        }
+        if (r->index == sp->index)
+            break;
+        r->index++;
+        r->offset = 0;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->shipped_index = r->index;
+    memcpy(r->shipped_gen, r->gen, sizeof(r->shipped_gen));
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+/* ---- step 3: snapshots ---- */
+
+typedef struct page_src {
+    ls_dbread *db;      /* pinned snapshot */
+    uint64_t next;      /* next page to read */
+    uint8_t *buf;       /* pages read but not yet handed out */
+    size_t len, pos;    /* bytes in buf, bytes handed out */
+    uint32_t per;       /* pages per read */
+} page_src;
+
+static int64_t page_read(void *ud, uint8_t *out, size_t n)
+{
+    page_src *p = ud;
+    if (p->pos == p->len) {
+        if (p->next > p->db->page_count)
+            return 0;
+        uint64_t left = p->db->page_count - p->next + 1;
+        uint32_t k = (uint32_t)(left < p->per ? left : p->per);
+        int rc = ls_dbread_pages(p->db, p->next, k, p->buf);
+        if (rc)
+            return rc;
+        p->next += k;
+        p->len = (size_t)k * p->db->page_size;
+        p->pos = 0;
+    }
+    size_t take = p->len - p->pos < n ? p->len - p->pos : n;
+    memcpy(out, p->buf + p->pos, take);
+    p->pos += take;
+    return (int64_t)take;
+}
+
+/* Pin the database, label it with the spool index it belongs to, ship, upload. */
+static int snapshot(ls_replica *r)
+{
+    ls_dbread *db = NULL;
+    ls_spool_pos sp;
+    page_src ps = {0};
+    ls_lz4_reader *lz = NULL;
+    int rc = 0;
+    char key[KEY_MAX];
+
+    for (int attempt = 0;; attempt++) {
+        if ((rc = ls_dbread_open(r->ctx, r->src->path, 5000, &db)) != 0)
+            return rc;
+        /* Wait for the spool to hold the pinned frame (the source copies it soon). */
+        uint64_t need = db->snap_frame ? ls_wal_frame_offset(db->page_size, db->snap_frame + 1) : 0;
+        uint64_t deadline = ls_now_ms() + 5000;
+        int same;
+        for (;;) {
+            ls_source_pos(r->src, &sp);
+            same = !db->scan.have_hdr || db->snap_frame == 0 ||
+                   (sp.size >= LS_WAL_HDRSIZE && sp.salt1 == db->scan.hdr.salt1 &&
+                    sp.salt2 == db->scan.hdr.salt2);
+            if (!same || sp.size >= need || ls_now_ms() > deadline || r->src->stopping)
+                break;
+            ls_source_wait(r->src, sp.seq, 50);
+        }
+        if (same && sp.size >= need && strcmp(sp.gen, r->gen) == 0)
+            break;
+        ls_dbread_close(db);
+        db = NULL;
+        if (attempt >= 3)
+            return ls_err(r->ctx, LS_EBUSY, "replica %s: could not pin a snapshot", r->name);
+    }
+    if ((rc = ship(r, &sp)) != 0)
+        goto cleanup;
+
+    ps.db = db;
+    ps.per = (1u << 20) / db->page_size ? (1u << 20) / db->page_size : 1;
+    ps.next = 1;
+    ps.buf = malloc((size_t)ps.per * db->page_size);
+    if (!ps.buf) {
+        rc = ls_err(r->ctx, LS_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    ls_reader raw = {page_read, &ps, (int64_t)(db->page_count * db->page_size)}, z;
+    if ((rc = ls_lz4_reader_new(r->ctx, &raw, &lz, &z)) != 0)
+        goto cleanup;
+    ls_layout_snapshot_key(key, sizeof(key), sp.gen, sp.index);
+    uint64_t t0 = ls_now_ms();
+    if ((rc = r->st->put(r->st, r->ctx, key, &z)) != 0)
+        goto cleanup;
+    r->have_snapshot = 1;
+    r->last_snapshot_ms = unix_ms();
+    r->snapshots++;
+    ls_log(r->ctx, LS_LOG_INFO, "snapshot written db=%s replica=%s pos=%s/%08x:%llu pages=%llu ms=%llu",
+           r->src->path, r->name, sp.gen, sp.index, (unsigned long long)sp.size,
+           (unsigned long long)db->page_count, (unsigned long long)(ls_now_ms() - t0));
+
+cleanup:
+    ls_lz4_reader_free(lz);
+    free(ps.buf);
+    ls_dbread_close(db);
+    return rc;
+}
+
+/* ---- step 4: retention ---- */
+
+/*
+ * Litestream's rule, with one restorable snapshot always kept: snapshots
+ * younger than `retention` are retained; if none is, a new one is taken
+ * first. A generation with no retained snapshot is deleted whole (never the
+ * current one); in the others, snapshots and segments with an index below the
+ * oldest retained snapshot's go.
+ */
+static int retain(ls_replica *r)
+{
+    ls_obj_list l = {0};
+    int rc;
+    int64_t cutoff = unix_ms() - r->o.retention_ms;
+
+    if ((rc = r->st->list(r->st, r->ctx, ls_layout_root_prefix(), &l)) != 0)
+        return rc;
+    /* Oldest retained snapshot index per generation: found by scanning twice. */
+    int any_retained = 0;
+    ls_key k;
+    for (size_t i = 0; i < l.n; i++)
+        if (ls_layout_parse(l.v[i].key, &k) == LS_KEY_SNAPSHOT && l.v[i].mtime_ms >= cutoff)
+            any_retained = 1;
+    if (!any_retained) {
+        ls_obj_list_free(&l);
+        if ((rc = snapshot(r)) != 0)
+            return rc;
+        if ((rc = r->st->list(r->st, r->ctx, ls_layout_root_prefix(), &l)) != 0)
+            return rc;
+        cutoff = unix_ms() - r->o.retention_ms;
+    }
+    /* The oldest retained snapshot index of each generation. */
+    struct gen_min {
+        char gen[LS_GEN_LEN + 1];
+        int64_t min_idx; /* -1: no retained snapshot */
+    } *gens = calloc(l.n ? l.n : 1, sizeof(*gens));
+    const char **del = calloc(l.n ? l.n : 1, sizeof(*del));
+    size_t ngen = 0, ndel = 0;
+    if (!del || !gens) {
+        free(gens);
+        free(del);
+        ls_obj_list_free(&l);
+        return ls_err(r->ctx, LS_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        ls_key_kind kind = ls_layout_parse(l.v[i].key, &k);
+        if (kind == LS_KEY_OTHER)
+            continue;
+        size_t g = 0;
+        while (g < ngen && strcmp(gens[g].gen, k.gen) != 0)
+            g++;
+        if (g == ngen) {
+            memcpy(gens[ngen].gen, k.gen, sizeof(k.gen));
+            gens[ngen++].min_idx = -1;
+        }
+        if (kind == LS_KEY_SNAPSHOT && l.v[i].mtime_ms >= cutoff &&
+            (gens[g].min_idx < 0 || k.index < gens[g].min_idx))
+            gens[g].min_idx = k.index;
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        if (ls_layout_parse(l.v[i].key, &k) == LS_KEY_OTHER)
+            continue;
+        size_t g = 0;
+        while (strcmp(gens[g].gen, k.gen) != 0)
+            g++;
+        int current = strcmp(k.gen, r->gen) == 0;
+        int64_t min_idx = gens[g].min_idx;
+        if ((min_idx < 0 && !current) || (min_idx >= 0 && (int64_t)k.index < min_idx))
+            del[ndel++] = l.v[i].key;
+    }
+    free(gens);
+    rc = ndel ? r->st->del(r->st, r->ctx, del, ndel) : 0;
+    if (!rc && ndel)
+        ls_log(r->ctx, LS_LOG_INFO, "retention db=%s replica=%s deleted=%zu", r->src->path,
+               r->name, ndel);
+    free(del);
+    ls_obj_list_free(&l);
+    r->last_retention_ms = unix_ms();
+    return rc;
+}
+
+/* ---- the loop ---- */
+
+int ls_replica_step(ls_replica *r)
+{
+    ls_spool_pos sp;
+    int rc;
+    ls_source_pos(r->src, &sp);
+    if (!sp.gen[0])
+        return 0;
+    if (!r->have_pos || strcmp(r->gen, sp.gen) != 0) {
+        if ((rc = learn_position(r, &sp)) != 0)
+            return rc;
+    }
+    if ((rc = ship(r, &sp)) != 0)
+        return rc;
+    int64_t now = unix_ms();
+    if (!r->have_snapshot ||
+        (r->o.snapshot_interval_ms > 0 && now - r->last_snapshot_ms >= r->o.snapshot_interval_ms)) {
+        if ((rc = snapshot(r)) != 0)
+            return rc;
+    }
+    if (r->o.retention_ms > 0 && now - r->last_retention_ms >= r->o.retention_check_ms) {
+        if (r->last_retention_ms == 0)
+            r->last_retention_ms = now; /* first pass one interval after start */
+        else if ((rc = retain(r)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static uint64_t jitter(uint64_t ms)
+{
+    uint32_t x = 0;
+    if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != sizeof(x))
+        x = (uint32_t)ls_now_ms();
+    return ms / 2 + x % (ms / 2 + 1);
+}
+
+static void *replica_main(void *arg)
+{
+    ls_replica *r = arg;
+    while (!r->src->stopping) {
+        ls_spool_pos sp;
+        ls_source_pos(r->src, &sp);
+        int rc = ls_replica_step(r);
+        if (rc) {
+            r->have_pos = 0;
+            r->failures++;
+            uint64_t back = BACKOFF_MIN_MS << (r->failures < 8 ? r->failures : 8);
+            if (back > BACKOFF_MAX_MS)
+                back = BACKOFF_MAX_MS;
+            back = jitter(back);
+            ls_log(r->ctx, LS_LOG_ERROR, "replica sync failed db=%s replica=%s retry_ms=%llu "
+                   "error=\"%s\"", r->src->path, r->name, (unsigned long long)back,
+                   ls_errmsg(r->ctx));
+            ls_source_sleep(r->src, (int64_t)back);
+            continue;
+        }
+        r->failures = 0;
+        /* Wait for new data; sync-interval spaces uploads out. */
+        if (r->o.sync_interval_ms > 0) {
+            uint64_t next = r->last_put_ms + (uint64_t)r->o.sync_interval_ms;
+            uint64_t now = ls_now_ms();
+            if (now < next)
+                ls_source_sleep(r->src, (int64_t)(next - now));
+        }
+        ls_source_wait(r->src, sp.seq, 1000);
+    }
+    return NULL;
+}
+
+int ls_replica_new(ls_ctx *parent, ls_source *src, ls_storage *st, const ls_replica_opts *o,
+                   ls_replica **out)
+{
+    ls_replica *r = calloc(1, sizeof(*r));
+    if (!r) {
+        ls_storage_close(st);
+        return ls_err(parent, LS_ENOMEM, "out of memory");
+    }
+    if (ls_ctx_new(&r->ctx) != 0) {
+        free(r);
+        ls_storage_close(st);
+        return ls_err(parent, LS_ENOMEM, "out of memory");
+    }
+    ls_ctx_set_log(r->ctx, parent->log_fn, parent->log_ud, parent->log_level);
+    r->st = st;
+    r->src = src;
+    if (o)
+        r->o = *o;
+    if (r->o.retention_check_ms <= 0)
+        r->o.retention_check_ms = 3600000;
+    if (r->o.retention_ms > 0 && r->o.retention_check_ms > r->o.retention_ms)
+        r->o.retention_check_ms = r->o.retention_ms;
+    ls_strlcpy(r->name, o && o->name ? o->name : st->type, sizeof(r->name));
+    pthread_mutex_init(&r->mu, NULL);
+    *out = r;
+    return 0;
+}
+
+int ls_replica_start(ls_replica *r)
+{
+    if (pthread_create(&r->th, NULL, replica_main, r) != 0)
+        return ls_err(r->ctx, LS_ERROR, "replica %s: cannot start its thread", r->name);
+    r->started = 1;
+    return 0;
+}
+
+int ls_replica_flush(ls_replica *r)
+{
+    ls_spool_pos sp;
+    ls_source_pos(r->src, &sp);
+    if (!sp.gen[0])
+        return 0;
+    int rc = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (!r->have_pos || strcmp(r->gen, sp.gen) != 0)
+            rc = learn_position(r, &sp);
+        if (!rc)
+            rc = ship(r, &sp);
+        if (!rc && !r->have_snapshot)
+            rc = snapshot(r);
+        if (!rc)
+            return 0;
+        r->have_pos = 0;
+    }
+    return rc;
+}
+
+uint32_t ls_replica_needs_from(ls_replica *r, const char *gen)
+{
+    uint32_t v = 0;
+    pthread_mutex_lock(&r->mu);
+    if (strcmp(r->shipped_gen, gen) == 0)
+        v = r->shipped_index;
+    pthread_mutex_unlock(&r->mu);
+    return v;
+}
+
+void ls_replica_free(ls_replica *r)
+{
+    if (!r)
+        return;
+    if (r->started)
+        pthread_join(r->th, NULL);
+    ls_storage_close(r->st);
+    pthread_mutex_destroy(&r->mu);
+    ls_ctx_free(r->ctx);
+    free(r);
+}

@@ -1,0 +1,62 @@
+/*
+ * replica.h - one replica of one database: ships the spool's committed WAL
+ * as segments, takes snapshots, applies retention, and retries failures. Each
+ * replica runs in its own thread so a slow or absent one never holds back the
+ * others or the application.
+ */
+#ifndef LS_REPLICA_H
+#define LS_REPLICA_H
+
+#include "ship.h"
+#include "storage.h"
+
+#include <pthread.h>
+
+typedef struct ls_replica_opts {
+    const char *name;               /* replica name, for logs */
+    int64_t sync_interval_ms;       /* least time between two segment uploads (0: none) */
+    int64_t snapshot_interval_ms;   /* new snapshot this often (0: only when needed) */
+    int64_t retention_ms;           /* keep snapshots younger than this (<= 0: keep all) */
+    int64_t retention_check_ms;     /* how often retention runs */
+} ls_replica_opts;
+
+typedef struct ls_replica {
+    ls_ctx *ctx;                    /* this thread's errors and the shared log sink */
+    ls_storage *st;                 /* the backend (owned) */
+    ls_source *src;                 /* the database side (shared, not owned) */
+    ls_replica_opts o;
+    char name[64];
+    /* Position: what the replica durably holds. */
+    int have_pos;                   /* position known (else learn it from a listing) */
+    char gen[LS_GEN_LEN + 1];
+    uint32_t index;
+    uint64_t offset;
+    int have_snapshot;              /* the replica has a snapshot of `gen` */
+    int64_t last_snapshot_ms;       /* unix ms of the newest snapshot in `gen` */
+    int64_t last_retention_ms;      /* unix ms of the last retention pass */
+    uint64_t last_put_ms;           /* monotonic ms of the last segment upload */
+    int failures;                   /* consecutive failures (for backoff) */
+    /* Published for the owner (guarded by mu). */
+    pthread_mutex_t mu;
+    uint32_t shipped_index;         /* every index below this is on the replica */
+    char shipped_gen[LS_GEN_LEN + 1];
+    uint64_t segments, bytes, snapshots; /* statistics */
+    pthread_t th;
+    int started;
+} ls_replica;
+
+/* Create a replica worker over an opened backend (ownership of st moves in). */
+int ls_replica_new(ls_ctx *parent, ls_source *src, ls_storage *st, const ls_replica_opts *o,
+                   ls_replica **out);
+/* Start its thread. */
+int ls_replica_start(ls_replica *r);
+/* Ship everything the spool holds now (used at shutdown); returns 0 or the last error. */
+int ls_replica_flush(ls_replica *r);
+/* Join the thread (after ls_source_stop) and free. NULL is a no-op. */
+void ls_replica_free(ls_replica *r);
+/* One pass of the worker loop: ship, snapshot if due, retention if due. */
+int ls_replica_step(ls_replica *r);
+/* Lowest index this replica still needs from the spool, or UINT32_MAX if unknown gen. */
+uint32_t ls_replica_needs_from(ls_replica *r, const char *gen);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * shadow.h - the local spool of committed WAL frames in the meta directory.
+ *
+ * Layout of the meta directory (default "<db dir>/.<db name>-litesafe/"):
+ *   generation                          current generation name + "\n"
+ *   generations/<gen>/wal/<index>.wal   one file per WAL index (%08x)
+ *
+ * A spool file is a byte-exact prefix of one incarnation of the database's
+ * -wal file: its 32-byte header, then committed frames only, so a byte offset
+ * in the spool is the same offset in the real WAL and in the replica's
+ * segment names. It ends on a commit frame once recovered (a torn tail from a
+ * crash is cut back by ls_shadow_open). The spool is what replicas ship from:
+ * frames stay here until every replica has them, so a slow or absent replica
+ * never holds the application's WAL.
+ */
+#ifndef LS_SHADOW_H
+#define LS_SHADOW_H
+
+#include "layout.h"
+#include "wal.h"
+
+#include <limits.h>
+#include <stdint.h>
+
+typedef struct ls_shadow {
+    char dir[PATH_MAX];        /* meta directory */
+    char gen[LS_GEN_LEN + 1];  /* current generation, "" if none */
+    uint32_t index;            /* current WAL index */
+    int fd;                    /* spool file of the current index (-1: none yet) */
+    uint64_t size;             /* bytes in it: header + committed frames (0: no header yet) */
+    ls_wal_hdr hdr;            /* its header, valid when size >= 32 */
+    uint32_t ck[2];            /* running checksum after its last frame */
+    uint32_t dbsize;           /* database size in pages after its last commit (0: none) */
+    uint64_t frames;           /* frames in it */
+    int dirty;                 /* appended since the last fsync */
+} ls_shadow;
+
+/*
+ * Open the meta directory (created if missing, mode of the db's directory).
+ * Recovers the current generation and index if present: the newest spool file
+ * is scanned and cut back to its last commit frame. sh->gen is "" when there
+ * is no usable generation.
+ */
+int ls_shadow_open(ls_ctx *ctx, const char *dir, ls_shadow *sh);
+void ls_shadow_close(ls_shadow *sh);
+
+/* Start a new generation at index 0 with an empty spool; older generations are removed. */
+int ls_shadow_new_gen(ls_ctx *ctx, ls_shadow *sh);
+/* Close the current index and start index+1 (spool empty until a header is appended). */
+int ls_shadow_next_index(ls_ctx *ctx, ls_shadow *sh);
+/* Write the header of the current (empty) index. */
+int ls_shadow_put_hdr(ls_ctx *ctx, ls_shadow *sh, const uint8_t hdr[LS_WAL_HDRSIZE]);
+/*
+ * Write verified frames at byte `off` of the current index (off >= size).
+ * They are not part of the spool until ls_shadow_commit() moves its end past
+ * them; until then they may be overwritten (a transaction still in progress).
+ */
+int ls_shadow_write(ls_ctx *ctx, ls_shadow *sh, uint64_t off, const uint8_t *buf, size_t n);
+/* Move the end of the spool to `size` (a commit boundary); `ck` is the running
+ * checksum there and `dbsize` the commit's database size. */
+void ls_shadow_commit(ls_shadow *sh, uint64_t size, const uint32_t ck[2], uint32_t dbsize);
+/* fsync the current spool file if anything was appended. */
+int ls_shadow_sync(ls_ctx *ctx, ls_shadow *sh);
+/* Path of the spool file of `index` in the current generation. */
+void ls_shadow_path(const ls_shadow *sh, uint32_t index, char *out, size_t n);
+/* Path of the spool file of `index` of generation `gen` under meta directory `dir`. */
+void ls_spool_file(const char *dir, const char *gen, uint32_t index, char *out, size_t n);
+/* Remove spool files of the current generation with an index below `keep_from`. */
+void ls_shadow_gc(ls_shadow *sh, uint32_t keep_from);
+
+#endif

@@ -1,0 +1,606 @@
+/*
+ * ship.c - following a live database's WAL into the spool.
+ *
+ * WHY NO COMMITTED FRAME CAN BE LOST
+ *
+ * SQLite overwrites committed WAL frames only when it restarts the WAL, and a
+ * writer restarts it only if every frame was checkpointed (nBackfill ==
+ * mxFrame) and no reader holds a read mark on slots 1..4. A reader that began
+ * while the WAL was fully checkpointed sits on slot 0 instead; such a reader
+ * blocks all checkpointing (the checkpointer needs slot 0 exclusively), so
+ * once a new frame is committed the WAL cannot restart until that reader ends.
+ *
+ * litesafe therefore always holds a read transaction, and moves it forward
+ * hand over hand: after copying the committed frames, it begins a new read
+ * transaction on the second connection before ending the old one. Each new
+ * read transaction either lands on slot 1..4 (no restart possible while held)
+ * or on slot 0, which SQLite only grants when everything up to mxFrame is
+ * checkpointed -- and since the previous read mark kept checkpoints at or
+ * below what was already copied, that mxFrame was copied. A restart is thus
+ * only possible at a point where the spool holds every committed frame, and
+ * litesafe sees it as a new header with salt-1 incremented: the current index
+ * is complete and index+1 begins. The first read transaction is begun under
+ * the write lock after copying, for the same reason.
+ *
+ * Holding a read mark stops the application's checkpoints from restarting the
+ * WAL, so litesafe restarts it itself, briefly, when it has grown:
+ *
+ * THE CHECKPOINT CYCLE (ls_source_checkpoint)
+ *   0. PASSIVE checkpoint, no lock held: the bulk of the frames is copied back
+ *      to the database while the application keeps writing.
+ *   1. BEGIN IMMEDIATE (short busy timeout; if the application is writing,
+ *      give up and try at the next sync).
+ *   2. Copy the frames committed since the last sync; fsync the spool.
+ *   3. End our read transaction.
+ *   4. PASSIVE checkpoint again: only the frames committed since step 0.
+ *   5. Begin a read transaction: everything being checkpointed, it lands on
+ *      slot 0, which lets the next writer restart the WAL.
+ *   6. ROLLBACK: the application's writers go on.
+ * Writers wait only for steps 2-5 (a few new frames and two fsyncs); no
+ * RESTART or TRUNCATE checkpoint ever waits on the application's readers.
+ * The application's own PASSIVE checkpoints keep working (they stop at our
+ * read mark, which is at most one sync behind); its RESTART/TRUNCATE
+ * checkpoints cannot finish the restart while our read mark is on slots 1..4
+ * and return SQLITE_BUSY after its busy timeout, their copying done.
+ *
+ * CONTINUITY AT START-UP (ls_source_open)
+ * Under the write lock: the spool continues if the live WAL has the same
+ * header and the frame at the end of the spool carries the same cumulative
+ * checksum (which covers every byte before it). Otherwise, or without a
+ * usable spool, a new generation starts (the replicas then take a snapshot):
+ * the WAL was restarted, truncated or rewritten while litesafe was away.
+ */
+#include "ship.h"
+
+#include "db.h"
+#include "fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define COPY_BUF (1u << 20)
+#define DEFAULT_BUSY_MS 50
+
+/* ---- read transactions ---- */
+
+static int begin_read(ls_source *s, sqlite3 *db)
+{
+    int rc = ls_db_exec(s->ctx, db, s->path, "BEGIN; SELECT count(*) FROM sqlite_master");
+    if (rc == 0 && sqlite3_txn_state(db, "main") != SQLITE_TXN_READ)
+        rc = ls_err(s->ctx, LS_ERROR, "%s: read transaction did not start", s->path);
+    return rc;
+}
+
+static void end_read(sqlite3 *db)
+{
+    if (sqlite3_get_autocommit(db) == 0)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Begin a read transaction on the other reader, then end the current one. */
+static int advance_lock(ls_source *s)
+{
+    int next = s->cur < 0 ? 0 : 1 - s->cur;
+    int rc = begin_read(s, s->rd[next]);
+    if (rc)
+        return rc;
+    if (s->cur >= 0)
+        end_read(s->rd[s->cur]);
+    s->cur = next;
+    return 0;
+}
+
+static void release_lock(ls_source *s)
+{
+    if (s->cur >= 0)
+        end_read(s->rd[s->cur]);
+    s->cur = -1;
+}
+
+/* ---- reading the live WAL ---- */
+
+/* Open the -wal if it exists now; reopen it if the file was replaced. */
+static void open_wal(ls_source *s)
+{
+    struct stat a, b;
+    if (s->wal_fd >= 0 && (stat(s->wal_path, &a) != 0 || fstat(s->wal_fd, &b) != 0 ||
+                           a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
+        close(s->wal_fd);
+        s->wal_fd = -1;
+    }
+    if (s->wal_fd < 0)
+        s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC);
+}
+
+/* Read the live WAL header; *valid is 0 when the file is missing, short or invalid. */
+static int read_hdr(ls_source *s, uint8_t buf[LS_WAL_HDRSIZE], ls_wal_hdr *hdr, int *valid)
+{
+    size_t got = 0;
+    *valid = 0;
+    open_wal(s);
+    if (s->wal_fd < 0)
+        return 0;
+    int rc = ls_pread_full(s->ctx, s->wal_fd, buf, LS_WAL_HDRSIZE, 0, &got, s->wal_path);
+    if (rc)
+        return rc;
+    *valid = got == LS_WAL_HDRSIZE && ls_wal_hdr_decode(buf, hdr) == 0;
+    return 0;
+}
+
+/*
+ * The last frame SQLite considers committed, from the wal-index, when it
+ * describes the WAL the spool follows; 0 means "no limit known".
+ */
+static uint32_t shm_limit(ls_source *s)
+{
+    int fd = open(s->shm_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ls_shm_info si;
+    int rc = LS_EBUSY;
+    for (int i = 0; i < 3 && rc == LS_EBUSY; i++)
+        rc = ls_shm_read(s->ctx, fd, &si);
+    close(fd);
+    ls_err_clear(s->ctx);
+    if (rc)
+        return 0;
+    uint8_t salts[8];
+    ls_put32be(salts, s->sh.hdr.salt1);
+    ls_put32be(salts + 4, s->sh.hdr.salt2);
+    if (memcmp(salts, si.salt, 8) != 0 || si.mx_frame == 0)
+        return 0;
+    return si.mx_frame;
+}
+
+/*
+ * Copy the frames committed after the spool's end (same WAL header assumed).
+ * Frames are verified against the running checksum and written to the spool
+ * as they are read; the spool's end moves at each commit frame.
+ */
+static int copy_frames(ls_source *s, int *grew)
+{
+    ls_shadow *sh = &s->sh;
+    const size_t szFrame = LS_WAL_FRAME_HDRSIZE + sh->hdr.page_size;
+    const size_t nPer = s->buf_cap / szFrame;
+    uint32_t limit = shm_limit(s);
+    uint32_t ck[2] = {sh->ck[0], sh->ck[1]};
+    uint64_t off = sh->size;
+    uint64_t iFrame = sh->frames + 1;
+    int rc;
+
+    for (;;) {
+        size_t got = 0, k;
+        if ((rc = ls_pread_full(s->ctx, s->wal_fd, s->buf, nPer * szFrame, (off_t)off, &got,
+                                s->wal_path)) != 0)
+            return rc;
+        size_t n = got / szFrame;
+        uint64_t commit_end = 0;
+        uint32_t commit_ck[2] = {0, 0}, dbsize = 0;
+        for (k = 0; k < n; k++, iFrame++) {
+            const uint8_t *f = s->buf + k * szFrame;
+            if ((limit && iFrame > limit) || !ls_wal_frame_check(&sh->hdr, f, ck))
+                break;
+            uint32_t commit = ls_get32be(f + 4);
+            if (commit) {
+                commit_end = off + (k + 1) * szFrame;
+                commit_ck[0] = ck[0];
+                commit_ck[1] = ck[1];
+                dbsize = commit;
+            }
+        }
+        if (k > 0 && (rc = ls_shadow_write(s->ctx, sh, off, s->buf, k * szFrame)) != 0)
+            return rc;
+        if (commit_end) {
+            s->commits_copied++;
+            s->bytes_copied += commit_end - sh->size;
+            ls_shadow_commit(sh, commit_end, commit_ck, dbsize);
+            *grew = 1;
+        }
+        off += k * szFrame;
+        if (k < nPer)
+            return 0;
+    }
+}
+
+/* Start the spool's current (empty) index with the live header and copy. */
+static int start_index(ls_source *s, const uint8_t hbuf[LS_WAL_HDRSIZE], int *grew)
+{
+    int rc = ls_shadow_put_hdr(s->ctx, &s->sh, hbuf);
+    if (rc)
+        return rc;
+    *grew = 1;
+    return copy_frames(s, grew);
+}
+
+/*
+ * Bring the spool up to date with the live WAL. Sets *lost when continuity
+ * cannot be proven (the caller starts a new generation).
+ */
+static int catch_up(ls_source *s, int *grew, int *lost, const char **why)
+{
+    uint8_t hbuf[LS_WAL_HDRSIZE];
+    ls_wal_hdr hdr;
+    int valid, rc;
+    ls_shadow *sh = &s->sh;
+
+    *lost = 0;
+    if ((rc = read_hdr(s, hbuf, &hdr, &valid)) != 0)
+        return rc;
+    if (sh->size == 0) /* the index waits for its header */
+        return valid ? start_index(s, hbuf, grew) : 0;
+    if (!valid) {
+        /* Truncated (or deleted) after a complete checkpoint: the index is done. */
+        if ((rc = ls_shadow_next_index(s->ctx, sh)) != 0)
+            return rc;
+        *grew = 1;
+        return 0;
+    }
+    if (hdr.salt1 == sh->hdr.salt1 && hdr.salt2 == sh->hdr.salt2 &&
+        hdr.ckpt_seq == sh->hdr.ckpt_seq) {
+        struct stat st;
+        if (fstat(s->wal_fd, &st) == 0 && (uint64_t)st.st_size < sh->size) {
+            *lost = 1;
+            *why = "WAL shorter than the spool (truncated by another process)";
+            return 0;
+        }
+        return copy_frames(s, grew);
+    }
+    /* A new header: SQLite restarted the WAL (salt-1 + 1). */
+    if (hdr.salt1 != sh->hdr.salt1 + 1) {
+        *lost = 1;
+        *why = "WAL replaced by another process (unexpected salt)";
+        return 0;
+    }
+    if ((rc = ls_shadow_next_index(s->ctx, sh)) != 0)
+        return rc;
+    ls_log(s->ctx, LS_LOG_DEBUG, "wal restarted db=%s index=%08x", s->path, sh->index);
+    return start_index(s, hbuf, grew);
+}
+
+/* Under the write lock: a new generation starting from the live WAL as it is. */
+static int new_generation(ls_source *s, const char *why, int *grew)
+{
+    uint8_t hbuf[LS_WAL_HDRSIZE];
+    ls_wal_hdr hdr;
+    int valid, rc;
+
+    if ((rc = ls_shadow_new_gen(s->ctx, &s->sh)) != 0)
+        return rc;
+    ls_log(s->ctx, LS_LOG_INFO, "new generation db=%s generation=%s reason=\"%s\"", s->path,
+           s->sh.gen, why);
+    *grew = 1;
+    if ((rc = read_hdr(s, hbuf, &hdr, &valid)) != 0)
+        return rc;
+    return valid ? start_index(s, hbuf, grew) : 0;
+}
+
+/* Does the live WAL continue the recovered spool? */
+static int spool_continues(ls_source *s, const char **why)
+{
+    uint8_t hbuf[LS_WAL_HDRSIZE], fh[LS_WAL_FRAME_HDRSIZE];
+    ls_wal_hdr hdr;
+    int valid;
+    ls_shadow *sh = &s->sh;
+
+    if (!sh->gen[0]) {
+        *why = "no generation yet";
+        return 0;
+    }
+    if (read_hdr(s, hbuf, &hdr, &valid) != 0)
+        return 0;
+    if (sh->size == 0) {
+        *why = "WAL written while litesafe was stopped";
+        return !valid;
+    }
+    if (!valid || hdr.salt1 != sh->hdr.salt1 || hdr.salt2 != sh->hdr.salt2) {
+        *why = "WAL checkpointed or restarted while litesafe was stopped";
+        return 0;
+    }
+    if (sh->frames == 0)
+        return 1;
+    size_t got = 0;
+    uint64_t off = ls_wal_frame_offset(sh->hdr.page_size, sh->frames);
+    if (ls_pread_full(s->ctx, s->wal_fd, fh, sizeof(fh), (off_t)off, &got, s->wal_path) != 0 ||
+        got < sizeof(fh) || ls_get32be(fh + 16) != sh->ck[0] || ls_get32be(fh + 20) != sh->ck[1]) {
+        *why = "WAL overwritten while litesafe was stopped";
+        return 0;
+    }
+    return 1;
+}
+
+/* Take the write lock, waiting up to ms. 0, or LS_EBUSY when the application holds it. */
+static int write_lock(ls_source *s, int ms)
+{
+    sqlite3_busy_timeout(s->w, ms);
+    return ls_db_exec(s->ctx, s->w, s->path, "BEGIN IMMEDIATE");
+}
+
+static void write_unlock(ls_source *s)
+{
+    sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_source **out)
+{
+    ls_source *s = NULL;
+    ls_db_hdr dh;
+    int rc, grew = 0, locked = 0;
+    const char *why = NULL;
+
+    *out = NULL;
+    if ((rc = ls_db_probe(ctx, db, &dh)) != 0)
+        return rc;
+    if (!dh.wal)
+        return ls_err(ctx, LS_ENOTWAL,
+                      "%s: database is not in WAL mode (litesafe does not change it; run "
+                      "PRAGMA journal_mode=WAL)",
+                      db);
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return ls_err(ctx, LS_ENOMEM, "out of memory");
+    s->ctx = ctx;
+    s->cur = -1;
+    s->wal_fd = -1;
+    s->sh.fd = -1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if ((rc = ls_abspath(ctx, db, s->path, sizeof(s->path))) != 0)
+        goto fail;
+    snprintf(s->wal_path, sizeof(s->wal_path), "%s-wal", s->path);
+    snprintf(s->shm_path, sizeof(s->shm_path), "%s-shm", s->path);
+    if (opts)
+        s->o = *opts;
+    if (s->o.min_ckpt_pages <= 0)
+        s->o.min_ckpt_pages = 1000;
+    if (s->o.max_ckpt_pages <= 0)
+        s->o.max_ckpt_pages = 10000;
+    if (s->o.ckpt_interval_ms < 0)
+        s->o.ckpt_interval_ms = 60000;
+    if (s->o.busy_ms <= 0)
+        s->o.busy_ms = DEFAULT_BUSY_MS;
+    s->page_size = dh.page_size;
+    s->buf_cap = COPY_BUF;
+    if (s->buf_cap < 4 * (LS_WAL_FRAME_HDRSIZE + s->page_size))
+        s->buf_cap = 4 * (LS_WAL_FRAME_HDRSIZE + s->page_size);
+    s->buf = malloc(s->buf_cap);
+    if (!s->buf) {
+        rc = ls_err(ctx, LS_ENOMEM, "out of memory");
+        goto fail;
+    }
+
+    /* Connections: two readers, the write-lock holder, the checkpointer. */
+    sqlite3 **conns[] = {&s->rd[0], &s->rd[1], &s->w, &s->ck};
+    for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
+        if ((rc = ls_db_open(ctx, s->path, 0, 5000, conns[i])) != 0)
+            goto fail;
+        sqlite3_exec(*conns[i], "PRAGMA cache_size=-256", NULL, NULL, NULL);
+    }
+    sqlite3_exec(s->ck, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+
+    char meta[PATH_MAX];
+    if (s->o.meta_dir) {
+        ls_strlcpy(meta, s->o.meta_dir, sizeof(meta));
+    } else {
+        char dir[PATH_MAX], base[PATH_MAX];
+        ls_path_split(s->path, dir, sizeof(dir), base, sizeof(base));
+        snprintf(meta, sizeof(meta), "%.*s/.%.*s-litesafe", PATH_MAX / 2, dir, PATH_MAX / 4, base);
+    }
+    if ((rc = ls_shadow_open(ctx, meta, &s->sh)) != 0)
+        goto fail;
+
+    /* Continuity is decided, and the first read lock taken, under the write lock. */
+    if ((rc = write_lock(s, 10000)) != 0)
+        goto fail;
+    locked = 1;
+    if (spool_continues(s, &why)) {
+        int lost = 0;
+        rc = catch_up(s, &grew, &lost, &why);
+        if (!rc && lost)
+            rc = new_generation(s, why, &grew);
+    } else {
+        rc = new_generation(s, why, &grew);
+    }
+    if (!rc)
+        rc = ls_shadow_sync(ctx, &s->sh);
+    if (!rc)
+        rc = advance_lock(s);
+    write_unlock(s);
+    locked = 0;
+    if (rc)
+        goto fail;
+    s->last_ckpt_ms = ls_now_ms();
+    ls_log(ctx, LS_LOG_INFO, "source open db=%s generation=%s index=%08x offset=%llu", s->path,
+           s->sh.gen, s->sh.index, (unsigned long long)s->sh.size);
+    *out = s;
+    return 0;
+
+fail:
+    if (locked)
+        write_unlock(s);
+    ls_source_close(s);
+    return rc;
+}
+
+/* Copy, handle a lost continuity, move the lock; caller holds mu. */
+static int sync_locked(ls_source *s, int *grew)
+{
+    int lost = 0, rc;
+    const char *why = NULL;
+    if ((rc = catch_up(s, grew, &lost, &why)) != 0)
+        return rc;
+    if (lost) {
+        /* Take the write lock so the new generation starts from a still WAL. */
+        if ((rc = write_lock(s, 5000)) != 0)
+            return rc;
+        rc = new_generation(s, why, grew);
+        if (!rc)
+            rc = ls_shadow_sync(s->ctx, &s->sh);
+        if (!rc)
+            rc = advance_lock(s);
+        write_unlock(s);
+        return rc;
+    }
+    if (*grew)
+        rc = advance_lock(s);
+    return rc;
+}
+
+static void notify(ls_source *s)
+{
+    s->seq++;
+    pthread_cond_broadcast(&s->cv);
+}
+
+int ls_source_sync(ls_source *s, int *grew)
+{
+    int rc, g = 0;
+    pthread_mutex_lock(&s->mu);
+    rc = sync_locked(s, &g);
+    if (g)
+        notify(s);
+    pthread_mutex_unlock(&s->mu);
+    if (grew)
+        *grew = g;
+    if (rc)
+        return rc;
+    /* A checkpoint cycle when the WAL index is big enough or old enough. */
+    uint64_t frames = s->sh.frames;
+    int due = (int64_t)frames >= s->o.min_ckpt_pages ||
+              (frames > 0 && s->o.ckpt_interval_ms > 0 &&
+               ls_now_ms() - s->last_ckpt_ms >= (uint64_t)s->o.ckpt_interval_ms);
+    if (due) {
+        int busy = 0;
+        rc = ls_source_checkpoint(s, &busy);
+    }
+    return rc;
+}
+
+int ls_source_checkpoint(ls_source *s, int *busy)
+{
+    int rc, nLog = -1, nCkpt = -1, g = 0;
+    uint64_t t0 = ls_now_ms();
+
+    *busy = 0;
+    /* 0. The bulk, without any lock. */
+    sqlite3_wal_checkpoint_v2(s->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    /* 1. Hold off writers briefly; the application may be mid-transaction. */
+    int wait = (int64_t)s->sh.frames >= s->o.max_ckpt_pages ? s->o.busy_ms * 4 : s->o.busy_ms;
+    if (write_lock(s, wait) != 0) {
+        ls_err_clear(s->ctx);
+        *busy = 1;
+        return 0;
+    }
+    pthread_mutex_lock(&s->mu);
+    /* 2. Everything committed is in the spool, durably. */
+    rc = sync_locked(s, &g);
+    if (!rc)
+        rc = ls_shadow_sync(s->ctx, &s->sh);
+    if (!rc) {
+        /* 3-5. Step off our read mark, checkpoint the rest, re-enter on slot 0. */
+        release_lock(s);
+        int crc = sqlite3_wal_checkpoint_v2(s->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, &nLog, &nCkpt);
+        if (crc != SQLITE_OK && crc != SQLITE_BUSY)
+            ls_log(s->ctx, LS_LOG_WARN, "checkpoint failed db=%s error=\"%s\"", s->path,
+                   sqlite3_errmsg(s->ck));
+        rc = advance_lock(s);
+    }
+    if (g)
+        notify(s);
+    pthread_mutex_unlock(&s->mu);
+    /* 6. */
+    write_unlock(s);
+    s->last_ckpt_ms = ls_now_ms();
+    s->checkpoints++;
+    ls_log(s->ctx, LS_LOG_DEBUG, "checkpoint db=%s wal_frames=%d checkpointed=%d ms=%llu",
+           s->path, nLog, nCkpt, (unsigned long long)(ls_now_ms() - t0));
+    if (nLog >= 0 && nCkpt < nLog)
+        *busy = 1;
+    return rc;
+}
+
+void ls_source_pos(ls_source *s, ls_spool_pos *out)
+{
+    pthread_mutex_lock(&s->mu);
+    memcpy(out->gen, s->sh.gen, sizeof(out->gen));
+    out->index = s->sh.index;
+    out->size = s->sh.size;
+    out->salt1 = s->sh.hdr.salt1;
+    out->salt2 = s->sh.hdr.salt2;
+    out->seq = s->seq;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static struct timespec deadline_in(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    return ts;
+}
+
+void ls_source_wait(ls_source *s, uint64_t seq, int64_t ms)
+{
+    struct timespec ts = deadline_in(ms);
+    pthread_mutex_lock(&s->mu);
+    while (s->seq == seq && !s->stopping)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ls_source_sleep(ls_source *s, int64_t ms)
+{
+    struct timespec ts = deadline_in(ms);
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ls_source_gc(ls_source *s, uint32_t keep_from)
+{
+    pthread_mutex_lock(&s->mu);
+    if (keep_from > s->sh.index)
+        keep_from = s->sh.index;
+    ls_shadow_gc(&s->sh, keep_from);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ls_source_stop(ls_source *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ls_source_close(ls_source *s)
+{
+    if (!s)
+        return;
+    if (s->sh.fd >= 0)
+        ls_shadow_sync(s->ctx, &s->sh);
+    release_lock(s);
+    for (int i = 0; i < 2; i++)
+        sqlite3_close(s->rd[i]);
+    sqlite3_close(s->w);
+    sqlite3_close(s->ck);
+    if (s->wal_fd >= 0)
+        close(s->wal_fd);
+    ls_shadow_close(&s->sh);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->buf);
+    free(s);
+}

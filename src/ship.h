@@ -1,0 +1,84 @@
+/*
+ * ship.h - the source side of replication: follow a live database's WAL and
+ * copy every committed transaction into the spool (shadow.h), keep the WAL
+ * bounded with short checkpoint cycles, and decide when continuity is lost
+ * and a new generation must start. The procedures are described in ship.c.
+ */
+#ifndef LS_SHIP_H
+#define LS_SHIP_H
+
+#include "shadow.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+typedef struct ls_source_opts {
+    const char *meta_dir;          /* spool directory; NULL: "<dir>/.<name>-litesafe" */
+    int64_t min_ckpt_pages;        /* checkpoint cycle when the WAL index holds this many frames */
+    int64_t max_ckpt_pages;        /* past this, retry the cycle at every sync */
+    int64_t ckpt_interval_ms;      /* or when this long passed and there are frames */
+    int busy_ms;                   /* how long a cycle may wait for the write lock */
+} ls_source_opts;
+
+typedef struct ls_source {
+    ls_ctx *ctx;                   /* errors and logs of the source thread */
+    char path[PATH_MAX];           /* database */
+    char wal_path[PATH_MAX + 8];   /* its -wal */
+    char shm_path[PATH_MAX + 8];   /* its -shm */
+    ls_source_opts o;              /* options, defaults filled */
+    sqlite3 *rd[2];                /* readers, used hand over hand */
+    int cur;                       /* which reader holds the read transaction (-1: none) */
+    sqlite3 *w;                    /* takes the write lock in a checkpoint cycle */
+    sqlite3 *ck;                   /* runs the checkpoints */
+    int wal_fd;                    /* the -wal file (-1 while it does not exist) */
+    uint32_t page_size;            /* database page size */
+    ls_shadow sh;                  /* the spool; guarded by mu for readers in other threads */
+    uint8_t *buf;                  /* frame copy buffer */
+    size_t buf_cap;
+    uint64_t last_ckpt_ms;         /* when the last checkpoint cycle ran */
+    pthread_mutex_t mu;            /* guards sh's gen/index/size for replica threads */
+    pthread_cond_t cv;             /* broadcast when the spool grows or changes generation */
+    uint64_t seq;                  /* incremented at every such change */
+    int stopping;                  /* set at shutdown, wakes waiters */
+    uint64_t commits_copied;       /* statistics */
+    uint64_t bytes_copied;
+    uint64_t checkpoints;
+} ls_source;
+
+/* A consistent view of the spool's end for a replica thread. */
+typedef struct ls_spool_pos {
+    char gen[LS_GEN_LEN + 1];
+    uint32_t index;
+    uint64_t size;                 /* committed bytes in the current index */
+    uint32_t salt1, salt2;         /* its WAL header's salts (size >= 32) */
+    uint64_t seq;                  /* ls_source.seq when read */
+} ls_spool_pos;
+
+/*
+ * Open the source: the database must exist and be in WAL mode (LS_ENOTWAL
+ * otherwise: litesafe never changes the journal mode). Recovers the spool and
+ * proves continuity with the live WAL, or starts a new generation.
+ */
+int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_source **out);
+/*
+ * Copy newly committed frames into the spool and move the read lock forward.
+ * *grew is set when the spool changed. Runs a checkpoint cycle when due.
+ */
+int ls_source_sync(ls_source *s, int *grew);
+/* Run a checkpoint cycle now (see ship.c); `busy` reports a cycle that could not run. */
+int ls_source_checkpoint(ls_source *s, int *busy);
+/* Remove spool indexes below keep_from (every replica has them). */
+void ls_source_gc(ls_source *s, uint32_t keep_from);
+/* Final sync, release every lock, close. NULL is a no-op. */
+void ls_source_close(ls_source *s);
+
+/* Snapshot of the spool position (thread-safe). */
+void ls_source_pos(ls_source *s, ls_spool_pos *out);
+/* Wait until seq changes, `ms` passes or the source stops (thread-safe). */
+void ls_source_wait(ls_source *s, uint64_t seq, int64_t ms);
+/* Sleep `ms`, returning early only when the source stops (thread-safe). */
+void ls_source_sleep(ls_source *s, int64_t ms);
+/* Wake every waiter and make them see `stopping`. */
+void ls_source_stop(ls_source *s);
+
+#endif
