@@ -1,4 +1,222 @@
-/* prune.c - placeholder: not written yet. */
-#include "internal.h"
+/*
+ * prune.c - retention over the timestamped backups in one directory.
+ *
+ * A backup is a regular file whose name is exactly
+ *     <name>-YYYYMMDDTHHMMSSZ.db
+ * (the format of ls_backup_path: a non-empty <name>, a valid UTC date and
+ * time). Nothing else is ever touched: not temp files, not directories, not
+ * symbolic links, not "-wal"/"-shm" siblings, not names that almost match.
+ *
+ * Rules, per <name> (a directory may hold backups of several databases):
+ *   - order by the time in the file name, newest first (never by mtime, which
+ *     a copy or a restore from tape changes); a time in the future is newest;
+ *   - `keep` N: the N newest survive;
+ *   - `keep_within_s` D: backups younger than D seconds (relative to `now`)
+ *     survive; with both rules, surviving either one is enough;
+ *   - the newest backup of each name always survives, whatever the rules say.
+ * Deletion is unlink() per file and one fsync of the directory at the end.
+ */
+#include "fsutil.h"
 
-int ls_prune(ls_ctx *ctx, const char *dir, const ls_prune_opts *opts, ls_prune_result *res) { return ls_err(ctx, LS_ERROR, "not implemented"); }
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* "-YYYYMMDDTHHMMSSZ.db" */
+#define STAMP_SUFFIX_LEN 20
+
+/* One backup found in the directory. */
+typedef struct bk_entry {
+    char *fname;   /* file name inside the directory (owned) */
+    size_t stem;   /* length of <name>, the part before "-YYYY..." */
+    int64_t t;     /* time from the file name, unix seconds (UTC) */
+    uint64_t size; /* file size in bytes */
+} bk_entry;
+
+/* Parse `n` decimal digits; -1 if any is not a digit. */
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/*
+ * 1 if `fname` is "<name>-YYYYMMDDTHHMMSSZ.db" with a non-empty name and a
+ * real UTC date and time (no 30 February, no hour 24); sets *stem and *t.
+ */
+static int parse_backup_name(const char *fname, size_t *stem, int64_t *t)
+{
+    size_t len = strlen(fname);
+    if (len < STAMP_SUFFIX_LEN + 1)
+        return 0;
+    const char *s = fname + len - STAMP_SUFFIX_LEN;
+    if (s[0] != '-' || s[9] != 'T' || s[16] != 'Z' || strcmp(s + 17, ".db") != 0)
+        return 0;
+    struct tm tm = {0}, back;
+    int Y = digits(s + 1, 4), M = digits(s + 5, 2), D = digits(s + 7, 2);
+    int h = digits(s + 10, 2), m = digits(s + 12, 2), sec = digits(s + 14, 2);
+    if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > 31 || h < 0 || h > 23 || m < 0 || m > 59 ||
+        sec < 0 || sec > 59)
+        return 0;
+    tm.tm_year = Y - 1900;
+    tm.tm_mon = M - 1;
+    tm.tm_mday = D;
+    tm.tm_hour = h;
+    tm.tm_min = m;
+    tm.tm_sec = sec;
+    time_t tt = timegm(&tm);
+    /* timegm normalises 31 April into 1 May: a round trip catches it. */
+    if (tt == (time_t)-1 || !gmtime_r(&tt, &back) || back.tm_mday != D || back.tm_mon != M - 1)
+        return 0;
+    *stem = len - STAMP_SUFFIX_LEN;
+    *t = (int64_t)tt;
+    return 1;
+}
+
+/* By name, then newest first. */
+static int entry_cmp(const void *a, const void *b)
+{
+    const bk_entry *x = a, *y = b;
+    size_t n = x->stem < y->stem ? x->stem : y->stem;
+    int c = memcmp(x->fname, y->fname, n);
+    if (c)
+        return c;
+    if (x->stem != y->stem)
+        return x->stem < y->stem ? -1 : 1;
+    if (x->t != y->t)
+        return x->t > y->t ? -1 : 1;
+    return strcmp(x->fname, y->fname);
+}
+
+/*
+ * ls_prune, in steps:
+ *   1. check the rules (at least one; `keep` 0 is allowed from the library and
+ *      keeps only the newest) and open DIR (LS_ENOENT when missing);
+ *   2. collect the regular files whose names match the pattern;
+ *   3. sort them by name and time, rank each within its name;
+ *   4. decide and delete (unless dry_run), reporting each to opts->each;
+ *      a file that vanished meanwhile is skipped, any other unlink failure
+ *      stops the run;
+ *   5. fsync the directory once when anything was deleted, even after a
+ *      failure in step 4, so the deletions that happened are durable.
+ * In a dry run, `deleted` and `bytes_freed` say what a real run would do.
+ */
+int ls_prune(ls_ctx *ctx, const char *dir, const ls_prune_opts *opts, ls_prune_result *res)
+{
+    DIR *d = NULL;
+    bk_entry *v = NULL;
+    size_t n = 0, cap = 0;
+    char path[PATH_MAX * 2];
+    int rc = 0, any_deleted = 0;
+
+    memset(res, 0, sizeof(*res));
+    ls_err_clear(ctx);
+
+    /* 1. Rules and directory. */
+    if (!opts || (opts->keep < 0 && opts->keep_within_s < 0))
+        return ls_err(ctx, LS_EUSAGE, "prune needs a retention rule (keep or keep-within)");
+    const int64_t now = opts->now ? opts->now : ls_unix_now();
+    if ((rc = ls_abspath(ctx, dir, res->dir, sizeof(res->dir))) != 0)
+        return rc;
+    d = opendir(res->dir);
+    if (!d)
+        return ls_err_errno(ctx, errno, "open directory %s", res->dir);
+
+    /* 2. Collect. */
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            if (errno) {
+                rc = ls_err_errno(ctx, errno, "read directory %s", res->dir);
+                goto cleanup;
+            }
+            break;
+        }
+        size_t stem;
+        int64_t t;
+        struct stat st;
+        if (!parse_backup_name(e->d_name, &stem, &t))
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            bk_entry *nv = realloc(v, ncap * sizeof(*v));
+            if (!nv) {
+                rc = ls_err(ctx, LS_ENOMEM, "out of memory");
+                goto cleanup;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        v[n].fname = strdup(e->d_name);
+        if (!v[n].fname) {
+            rc = ls_err(ctx, LS_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+        v[n].stem = stem;
+        v[n].t = t;
+        v[n].size = (uint64_t)st.st_size;
+        n++;
+    }
+    res->examined = n;
+
+    /* 3. Sort; rank restarts at 0 with each name. */
+    if (n > 1)
+        qsort(v, n, sizeof(*v), entry_cmp);
+    int64_t rank = 0;
+    for (size_t i = 0; i < n; i++, rank++) {
+        if (i > 0 && (v[i].stem != v[i - 1].stem || memcmp(v[i].fname, v[i - 1].fname, v[i].stem)))
+            rank = 0;
+
+        /* 4. Decide, then delete. */
+        int keep = rank == 0 || (opts->keep > 0 && rank < opts->keep) ||
+                   (opts->keep_within_s >= 0 && now - v[i].t < opts->keep_within_s);
+        snprintf(path, sizeof(path), "%s/%s", strcmp(res->dir, "/") ? res->dir : "", v[i].fname);
+        if (!keep && !opts->dry_run) {
+            if (unlinkat(dirfd(d), v[i].fname, 0) != 0) {
+                if (errno == ENOENT) { /* removed by someone else meanwhile */
+                    ls_log(ctx, LS_LOG_INFO, "prune vanished path=%s", path);
+                    continue;
+                }
+                rc = ls_err_errno(ctx, errno, "delete %s", path);
+                goto cleanup;
+            }
+            any_deleted = 1;
+            ls_log(ctx, LS_LOG_INFO, "prune deleted path=%s bytes=%llu", path,
+                   (unsigned long long)v[i].size);
+        }
+        if (keep) {
+            res->kept++;
+        } else {
+            res->deleted++;
+            res->bytes_freed += v[i].size;
+        }
+        if (opts->each)
+            opts->each(opts->each_ud, path, v[i].t, !keep);
+    }
+
+cleanup:
+    /* 5. One directory fsync makes every unlink above durable. */
+    if (any_deleted && fsync(dirfd(d)) != 0 && errno != EINVAL && errno != EROFS && !rc)
+        rc = ls_err_errno(ctx, errno, "fsync directory %s", res->dir);
+    for (size_t i = 0; i < n; i++)
+        free(v[i].fname);
+    free(v);
+    if (d)
+        closedir(d);
+    return rc;
+}
