@@ -1,24 +1,29 @@
 /*
- * cmd_restore.c - `litesafe restore`: from a backup file now, from a replica
- * later.
+ * cmd_restore.c - `litesafe restore`: from a backup file, or from a replica.
  *
  *   restore BACKUP -o PATH        copy BACKUP to PATH (must not exist)
  *   restore BACKUP --replace DB   swap BACKUP in as DB (old one kept as
  *                                 DB.pre-restore, refused while DB is open)
- *   restore [-o PATH] [-replica NAME] [-generation G] [-index N | -timestamp T]
- *           [-parallelism N] [-if-db-not-exists] [-if-replica-exists] DB|URL
- *                                 Litestream's replica restore (not yet)
+ *   restore [-o PATH] [-config PATH] [-replica NAME] [-generation G]
+ *           [-index N | -timestamp T] [-parallelism N] [-if-db-not-exists]
+ *           [-if-replica-exists] DB|URL
+ *                                 Litestream's replica restore (restore.c)
  *
- * Which one: --replace, or a positional argument that is an existing SQLite
- * file, means a file restore; anything else is a replica restore. The option
- * table already holds Litestream's flags, so its command lines parse; they
- * are gathered in restore_args for the replica path to use.
+ * Which one: a replica URL, a replica-only option, or a database listed in
+ * the default configuration means a replica restore; --replace, or an
+ * existing SQLite file otherwise, means a file restore.
  */
 #include "cli.h"
+#include "replicas.h"
+#include "replicate.h"
+#include "restore.h"
+#include "url.h"
 
 #include "db.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The synopsis for --help; USAGE (one line) for error messages. */
 static const char USAGE[] = "restore BACKUP (-o PATH | --replace DB) | restore [options] DB|URL";
@@ -28,7 +33,7 @@ static const char SYNOPSIS[] = "restore BACKUP (-o PATH | --replace DB)\n"
                             "                        [-parallelism N] [-if-db-not-exists] "
                             "[-if-replica-exists] DB|URL";
 
-/* Everything the command line can say; the replica fields are unused so far. */
+/* Everything the command line can say. */
 typedef struct restore_args {
     const char *source;      /* positional: backup file, database path or replica URL */
     const char *output;      /* -o: where to write */
@@ -41,7 +46,23 @@ typedef struct restore_args {
     long long parallelism;   /* -parallelism: concurrent downloads (0: default) */
     int if_db_not_exists;    /* -if-db-not-exists: succeed when the output exists */
     int if_replica_exists;   /* -if-replica-exists: succeed when there is no replica */
+    int no_expand;           /* -no-expand-env */
 } restore_args;
+
+/* 1 if the default configuration exists and lists `a->source` as a database. */
+static int configured_db(cli_env *env, const restore_args *a)
+{
+    ls_config *cfg = NULL;
+    int found = 0;
+    if (access(ls_config_default_path(), R_OK) != 0)
+        return 0;
+    if (ls_config_load(env->ctx, ls_config_default_path(), !a->no_expand, &cfg) == 0 &&
+        ls_config_apply_defaults(env->ctx, cfg) == 0)
+        found = ls_config_find_db(cfg, a->source) != NULL;
+    ls_config_free(cfg);
+    ls_err_clear(env->ctx);
+    return found;
+}
 
 /* 1 if any replica-only option was given (returns its name in *name). */
 static int replica_option_given(const restore_args *a, const char **name)
@@ -90,13 +111,102 @@ static int restore_from_file(cli_env *env, const restore_args *a)
     return 0;
 }
 
-/* restore DB|URL from a replica: the place where replication will plug in. */
-static int restore_from_replica(cli_env *env, const restore_args *a, const char *why)
+/* The replica (of those selected) whose newest generation is the most recent. */
+static int pick_replica(cli_env *env, cli_target *t, size_t *pick)
 {
-    if (why && *why)
-        return cli_fail(env, LS_ERROR,
-                        "%s; as a replica restore: no replica support yet", why);
-    return cli_fail(env, LS_ERROR, "%s: no replica support yet", a->source);
+    int64_t best = -1;
+    int rc = 0;
+    *pick = 0;
+    if (t->n == 1)
+        return 0;
+    for (size_t i = 0; i < t->n; i++) {
+        ls_storage *st = NULL;
+        ls_catalog cat;
+        if ((rc = cli_target_catalog(env, t, i, NULL, &st, &cat)) != 0) {
+            /* An unreachable replica is skipped if another one can serve. */
+            ls_err_clear(env->ctx);
+            continue;
+        }
+        for (size_t g = 0; g < cat.n; g++)
+            if (cat.gens[g].nsnap && cat.gens[g].end_ms > best) {
+                best = cat.gens[g].end_ms;
+                *pick = i;
+            }
+        ls_catalog_free(&cat);
+        ls_storage_close(st);
+    }
+    return 0;
+}
+
+/* restore DB|URL from a replica (Litestream's restore). */
+static int restore_from_replica(cli_env *env, const restore_args *a)
+{
+    ls_restore_opts o = {a->generation, -1, -1, -1, (int)a->parallelism, 0};
+    ls_restore_result res;
+    cli_target t;
+    ls_storage *st = NULL;
+    size_t pick = 0;
+    int rc;
+
+    if (a->index && a->timestamp)
+        return cli_fail(env, LS_EUSAGE, "cannot specify both -index and -timestamp");
+    if (a->index) {
+        char *end = NULL;
+        unsigned long long v = strtoull(a->index, &end, 16);
+        if (!*a->index || *end || v > 0x7fffffffULL)
+            return cli_fail(env, LS_EUSAGE, "-index: '%s' is not a hex WAL index", a->index);
+        o.index = (int64_t)v;
+    }
+    if (a->timestamp && cli_parse_rfc3339(a->timestamp, &o.timestamp_ms) != 0)
+        return cli_fail(env, LS_EUSAGE, "-timestamp: '%s' is not an RFC 3339 time", a->timestamp);
+    if (a->parallelism < 0 || a->parallelism > 64)
+        return cli_fail(env, LS_EUSAGE, "-parallelism: must be between 1 and 64");
+    if ((rc = cli_target_open(env, a->config, a->no_expand, a->replica, a->source, &t)) >= 0)
+        return rc;
+    const char *out = a->output ? a->output : t.is_url ? NULL : t.db->path;
+    if (!out) {
+        cli_target_free(&t);
+        return cli_fail(env, LS_EUSAGE, "-o PATH is required when restoring from a URL");
+    }
+    if (access(out, F_OK) == 0) {
+        cli_target_free(&t);
+        if (a->if_db_not_exists) {
+            cli_note(env, "%s exists; nothing restored (-if-db-not-exists)", out);
+            return 0;
+        }
+        return cli_fail(env, LS_EEXIST, "%s: output exists (restore never overwrites)", out);
+    }
+    pick_replica(env, &t, &pick);
+    if ((rc = ls_replica_storage_open(env->ctx, t.reps[pick], &st)) == 0)
+        rc = ls_restore_replica(env->ctx, st, out, &o, &res);
+    ls_storage_close(st);
+    if (rc == LS_ENOENT && a->if_replica_exists) {
+        cli_note(env, "%s; nothing restored (-if-replica-exists)", ls_errmsg(env->ctx));
+        cli_target_free(&t);
+        return 0;
+    }
+    if (rc) {
+        cli_target_free(&t);
+        return cli_fail_lib(env, rc);
+    }
+    char pos[LS_LAYOUT_POS_MAX];
+    ls_layout_pos_str(pos, sizeof(pos), res.generation, res.index, res.offset);
+    out_begin(env);
+    out_str(env, "command", "restore");
+    out_str(env, "replica", t.reps[pick]->name);
+    out_str(env, "destination", res.destination);
+    out_str(env, "generation", res.generation);
+    out_uint(env, "snapshot_index", res.snapshot_index);
+    out_str(env, "position", pos);
+    out_uint(env, "page_size", res.page_size);
+    out_uint(env, "page_count", res.page_count);
+    out_uint(env, "wal_segments", res.segments);
+    out_uint(env, "wal_pages", res.wal_pages);
+    out_uint(env, "bytes_downloaded", res.bytes_downloaded);
+    out_uint(env, "elapsed_ms", res.elapsed_ms);
+    out_end(env);
+    cli_target_free(&t);
+    return 0;
 }
 
 int cmd_restore(cli_env *env, int argc, char **argv)
@@ -118,6 +228,7 @@ int cmd_restore(cli_env *env, int argc, char **argv)
         {"if-replica-exists", 0, OPT_FLAG, &a.if_replica_exists, NULL,
          "succeed without restoring when there is no replica (replica restore)"},
         {"config", 0, OPT_STR, &a.config, "PATH", "configuration file (replica restore)"},
+        {"no-expand-env", 0, OPT_FLAG, &a.no_expand, NULL, "do not expand $VAR in the config"},
         {NULL, 0, 0, NULL, NULL, NULL},
     };
     char *pos[1];
@@ -134,14 +245,21 @@ int cmd_restore(cli_env *env, int argc, char **argv)
     if (a.output && a.replace)
         return cli_fail(env, LS_EUSAGE, "give -o PATH or --replace DB, not both");
 
-    /* File or replica? --replace, or an existing SQLite file, means a file. */
+    /*
+     * File or replica? A URL, a replica-only option, or a database listed in
+     * the configuration means a replica restore; --replace, or an existing
+     * SQLite file otherwise, a file restore.
+     */
+    const char *opt;
     if (a.replace)
         return restore_from_file(env, &a);
-    if (!strstr(a.source, "://")) {
-        ls_db_hdr hdr;
-        if (ls_db_probe(env->ctx, a.source, &hdr) == 0)
-            return restore_from_file(env, &a);
-        return restore_from_replica(env, &a, ls_errmsg(env->ctx));
-    }
-    return restore_from_replica(env, &a, NULL);
+    if (ls_url_is_url(a.source) || replica_option_given(&a, &opt))
+        return restore_from_replica(env, &a);
+    if (configured_db(env, &a))
+        return restore_from_replica(env, &a);
+    ls_db_hdr hdr;
+    if (ls_db_probe(env->ctx, a.source, &hdr) == 0)
+        return restore_from_file(env, &a);
+    return cli_fail(env, LS_ENOENT, "%s: not a backup file, and not a database in %s",
+                    a.source, ls_config_default_path());
 }

@@ -28,6 +28,11 @@ static const cli_cmd commands[] = {
     {"verify", NULL, cmd_verify, "integrity check and optional SHA-256 check of a file"},
     {"prune", NULL, cmd_prune, "retention for timestamped backups in a directory"},
     {"restore", NULL, cmd_restore, "restore a backup file to a new path or into place"},
+    {"replicate", NULL, cmd_replicate, "replicate databases continuously to replicas"},
+    {"generations", NULL, cmd_generations, "list the generations of a database's replicas"},
+    {"snapshots", NULL, cmd_snapshots, "list the snapshots of a database's replicas"},
+    {"wal", NULL, cmd_wal, "list the WAL segments of a database's replicas"},
+    {"databases", NULL, cmd_databases, "list the databases in the configuration"},
     {"version", NULL, cmd_version, "print the version"},
     {NULL, NULL, NULL, NULL},
 };

@@ -1,0 +1,68 @@
+/*
+ * cmd_databases.c - `litesafe databases`: the databases of the configuration
+ * and their replicas (Litestream's columns: path replicas).
+ */
+#include "cli.h"
+#include "config.h"
+#include "table.h"
+
+#include <string.h>
+
+int cmd_databases(cli_env *env, int argc, char **argv)
+{
+    const char *config = NULL;
+    int no_expand = 0;
+    const cli_opt opts[] = {
+        {"config", 0, OPT_STR, &config, "PATH", "configuration file"},
+        {"no-expand-env", 0, OPT_FLAG, &no_expand, NULL, "do not expand $VAR in the config"},
+        {NULL, 0, 0, NULL, NULL, NULL},
+    };
+    char *pos[1];
+    int npos, rc;
+    ls_config *cfg = NULL;
+    if ((rc = cli_parse(env, "databases [-config PATH]", "List the configured databases.", opts,
+                        argc, argv, pos, 0, &npos)) >= 0)
+        return rc;
+    rc = ls_config_load(env->ctx, config ? config : ls_config_default_path(), !no_expand, &cfg);
+    if (!rc)
+        rc = ls_config_apply_defaults(env->ctx, cfg);
+    if (rc) {
+        ls_config_free(cfg);
+        return cli_fail_lib(env, rc);
+    }
+    cli_table tab;
+    const char *hdr[] = {"path", "replicas"};
+    cli_table_init(&tab, 2, hdr);
+    if (env->json) {
+        out_begin(env);
+        out_str(env, "command", "databases");
+        out_arr_begin(env, "databases");
+    }
+    for (size_t i = 0; i < cfg->n_dbs; i++) {
+        const ls_db_cfg *d = &cfg->dbs[i];
+        char names[1024] = "";
+        for (size_t j = 0; j < d->n_replicas; j++) {
+            if (j)
+                strncat(names, ",", sizeof(names) - strlen(names) - 1);
+            strncat(names, d->replicas[j].name, sizeof(names) - strlen(names) - 1);
+        }
+        if (env->json) {
+            out_item_begin(env);
+            out_str(env, "path", d->path);
+            out_str(env, "replicas", names);
+            out_item_end(env);
+        } else {
+            const char *row[] = {d->path, names};
+            cli_table_add(&tab, row);
+        }
+    }
+    if (env->json) {
+        out_arr_end(env);
+        out_end(env);
+        cli_table_free(&tab);
+    } else {
+        cli_table_print(&tab);
+    }
+    ls_config_free(cfg);
+    return 0;
+}

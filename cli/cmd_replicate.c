@@ -1,0 +1,157 @@
+/*
+ * cmd_replicate.c - `litesafe replicate`: continuous replication.
+ *
+ *   litesafe replicate [-config PATH] [-no-expand-env] [-exec CMD]
+ *   litesafe replicate [-exec CMD] DB URL [URL...]
+ *
+ * Runs in the foreground until SIGINT/SIGTERM, then ships what is committed
+ * and exits 0. With -exec, the command runs as a child once the databases are
+ * open (so it never writes before replication has started), signals are
+ * forwarded to it, and litesafe exits with its status after a final sync.
+ */
+#include "cli.h"
+
+#include "config.h"
+#include "replicate.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char USAGE[] = "replicate [-config PATH] [-no-expand-env] [-exec CMD] [DB URL...]";
+
+static int log_level_parse(const char *s)
+{
+    if (!s || !strcasecmp(s, "info"))
+        return LS_LOG_INFO;
+    if (!strcasecmp(s, "debug"))
+        return LS_LOG_DEBUG;
+    if (!strcasecmp(s, "warn") || !strcasecmp(s, "warning"))
+        return LS_LOG_WARN;
+    if (!strcasecmp(s, "error"))
+        return LS_LOG_ERROR;
+    return -1;
+}
+
+typedef struct run_arg {
+    ls_engine *e;
+    volatile sig_atomic_t stop;
+    int rc;
+} run_arg;
+
+static void *engine_thread(void *p)
+{
+    run_arg *a = p;
+    a->rc = ls_engine_run(a->e, &a->stop);
+    return NULL;
+}
+
+static pid_t spawn(cli_env *env, const char *cmd)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGPIPE, SIG_DFL);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0)
+        cli_fail(env, LS_ERROR, "-exec: fork: %s", strerror(errno));
+    return pid;
+}
+
+int cmd_replicate(cli_env *env, int argc, char **argv)
+{
+    const char *config = NULL, *exec_cmd = NULL, *log_level = NULL;
+    int no_expand = 0;
+    const cli_opt opts[] = {
+        {"config", 0, OPT_STR, &config, "PATH", "configuration file (default $LITESAFE_CONFIG "
+                                                  "or /etc/litesafe.yml)"},
+        {"no-expand-env", 0, OPT_FLAG, &no_expand, NULL, "do not expand $VAR in the config"},
+        {"exec", 0, OPT_STR, &exec_cmd, "CMD", "run CMD as a child; exit with its status"},
+        {"log-level", 0, OPT_STR, &log_level, "LEVEL", "debug|info|warn|error (default info)"},
+        {NULL, 0, 0, NULL, NULL, NULL},
+    };
+    char *pos[64];
+    int npos, rc;
+    ls_config *cfg = NULL;
+    ls_engine *e = NULL;
+
+    if ((rc = cli_parse(env, USAGE,
+                        "Replicate databases continuously to file, s3, sftp or abs replicas, in the "
+                        "Litestream 0.3\nlayout. Runs until SIGINT/SIGTERM.",
+                        opts, argc, argv, pos, 64, &npos)) >= 0)
+        return rc;
+    if (npos == 1)
+        return cli_fail(env, LS_EUSAGE, "must specify at least one replica URL for %s", pos[0]);
+    if (npos > 1 && config)
+        return cli_fail(env, LS_EUSAGE, "cannot specify a replica URL and -config together");
+    if (npos > 1)
+        rc = ls_config_from_urls(env->ctx, pos[0], (const char *const *)pos + 1,
+                                 (size_t)npos - 1, &cfg);
+    else
+        rc = ls_config_load(env->ctx, config ? config : ls_config_default_path(), !no_expand,
+                            &cfg);
+    if (rc)
+        return cli_fail_lib(env, rc);
+    if ((rc = ls_config_apply_defaults(env->ctx, cfg)) != 0) {
+        ls_config_free(cfg);
+        return cli_fail_lib(env, rc);
+    }
+    if (!exec_cmd && cfg->exec)
+        exec_cmd = cfg->exec;
+    int level = log_level_parse(log_level ? log_level : cfg->log_level);
+    if (level < 0) {
+        ls_config_free(cfg);
+        return cli_fail(env, LS_EUSAGE, "invalid log level '%s'",
+                        log_level ? log_level : cfg->log_level);
+    }
+    ls_ctx_set_log(env->ctx, cli_log, NULL, level);
+
+    if ((rc = ls_engine_new(env->ctx, cfg, &e)) != 0) {
+        ls_config_free(cfg);
+        return cli_fail_lib(env, rc);
+    }
+    for (size_t i = 0; i < cfg->n_dbs; i++)
+        for (size_t j = 0; j < cfg->dbs[i].n_replicas; j++)
+            ls_log(env->ctx, LS_LOG_INFO, "replicating db=%s replica=%s type=%s", cfg->dbs[i].path,
+                   cfg->dbs[i].replicas[j].name, cfg->dbs[i].replicas[j].type);
+
+    run_arg ra = {e, 0, 0};
+    pthread_t th;
+    if (pthread_create(&th, NULL, engine_thread, &ra) != 0) {
+        ls_engine_free(e);
+        ls_config_free(cfg);
+        return cli_fail(env, LS_ERROR, "cannot start the replication thread");
+    }
+    pid_t child = exec_cmd ? spawn(env, exec_cmd) : 0;
+    int status = 0, child_done = child <= 0, forwarded = 0;
+    while (!child_done || (!exec_cmd && !cli_stop)) {
+        if (cli_stop && child > 0 && !forwarded) {
+            kill(child, SIGTERM);
+            forwarded = 1;
+        }
+        if (child > 0 && !child_done && waitpid(child, &status, WNOHANG) == child)
+            child_done = 1;
+        if (!exec_cmd && cli_stop)
+            break;
+        usleep(50000);
+    }
+    ra.stop = 1;
+    pthread_join(th, NULL);
+    ls_engine_free(e);
+    ls_config_free(cfg);
+    if (ra.rc)
+        return cli_fail_lib(env, ra.rc);
+    if (exec_cmd) {
+        if (child < 0)
+            return EXIT_RUNTIME;
+        if (WIFEXITED(status))
+            return WEXITSTATUS(status);
+        return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    }
+    return 0;
+}
