@@ -109,6 +109,7 @@ int cmd_generations(cli_env *env, int argc, char **argv);
 int cmd_snapshots(cli_env *env, int argc, char **argv);
 int cmd_wal(cli_env *env, int argc, char **argv);
 int cmd_databases(cli_env *env, int argc, char **argv);
+int cmd_validate(cli_env *env, int argc, char **argv);
 
 /* Shared printers, so backup and snapshot print a backup result alike. */
 void print_backup_result(cli_env *env, const ls_backup_result *r);

@@ -141,7 +141,7 @@ static int pick_replica(cli_env *env, cli_target *t, size_t *pick)
 /* restore DB|URL from a replica (Litestream's restore). */
 static int restore_from_replica(cli_env *env, const restore_args *a)
 {
-    ls_restore_opts o = {a->generation, -1, -1, -1, (int)a->parallelism, 0};
+    ls_restore_opts o = {a->generation, -1, -1, -1, 0, (int)a->parallelism, 0};
     ls_restore_result res;
     cli_target t;
     ls_storage *st = NULL;

@@ -33,6 +33,7 @@ static const cli_cmd commands[] = {
     {"snapshots", NULL, cmd_snapshots, "list the snapshots of a database's replicas"},
     {"wal", NULL, cmd_wal, "list the WAL segments of a database's replicas"},
     {"databases", NULL, cmd_databases, "list the databases in the configuration"},
+    {"validate", NULL, cmd_validate, "restore a replica at the live position and compare"},
     {"version", NULL, cmd_version, "print the version"},
     {NULL, NULL, NULL, NULL},
 };

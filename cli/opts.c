@@ -50,6 +50,14 @@ int cli_parse(cli_env *env, const char *usage, const char *about, const cli_opt 
 {
     int only_pos = 0;
     *npos = 0;
+    /* --json and --quiet first, so that an error about anything else honours them. */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--json") || !strcmp(a, "-json"))
+            env->json = 1;
+        else if (!strcmp(a, "--quiet") || !strcmp(a, "-quiet") || !strcmp(a, "-q"))
+            env->quiet = 1;
+    }
     for (int i = 1; i < argc; i++) {
         char *a = argv[i];
         if (only_pos || a[0] != '-' || a[1] == '\0') {

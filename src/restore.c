@@ -204,7 +204,8 @@ static const ls_cat_obj *choose_snapshot(const ls_cat_gen *g, const ls_restore_o
             continue;
         if (o->timestamp_ms >= 0 && s->mtime_ms > o->timestamp_ms)
             continue;
-        if (o->offset >= 0 && o->index >= 0 && s->index == o->index)
+        if (o->offset >= 0 && o->index >= 0 && s->index == o->index &&
+            !(o->pinned_ms > 0 && s->mtime_ms <= o->pinned_ms))
             continue; /* a snapshot may hold frames past an exact offset in its own index */
         if (!best || s->index > best->index ||
             (s->index == best->index && s->mtime_ms >= best->mtime_ms))
@@ -360,7 +361,7 @@ static void rm_temp_dir(const char *dir, rs_index *ixs, size_t nix)
 int ls_restore_replica(ls_ctx *ctx, ls_storage *st, const char *out, const ls_restore_opts *opts,
                        ls_restore_result *res)
 {
-    ls_restore_opts o = {NULL, -1, -1, -1, 8, 0};
+    ls_restore_opts o = {NULL, -1, -1, -1, 0, 8, 0};
     ls_catalog cat = {0};
     rs_state s = {0};
     rs_index *ixs = NULL;

@@ -12,6 +12,9 @@ typedef struct ls_restore_opts {
     int64_t index;              /* restore through the end of this WAL index (-1: latest) */
     int64_t timestamp_ms;       /* restore as of this time, unix ms (-1: latest) */
     int64_t offset;             /* with index: stop at this byte offset of it (-1: its end) */
+    int64_t pinned_ms;          /* with offset: a snapshot of that same index may be used if
+                                   uploaded before this time (its state is then at or before
+                                   the offset); 0: never */
     int parallelism;            /* concurrent downloads (0: 8) */
     int skip_integrity;         /* do not run integrity_check (validate compares bytes) */
 } ls_restore_opts;

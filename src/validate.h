@@ -1,0 +1,32 @@
+/*
+ * validate.h - restore a replica at the live database's current position and
+ * compare the two byte for byte (Litestream 0.2's `validate`, which 0.3
+ * dropped). The procedure is described in validate.c.
+ */
+#ifndef LS_VALIDATE_H
+#define LS_VALIDATE_H
+
+#include "layout.h"
+#include "storage.h"
+
+typedef struct ls_validate_result {
+    char generation[LS_GEN_LEN + 1]; /* generation compared */
+    uint32_t index;                  /* WAL index of the position */
+    uint64_t offset;                 /* byte offset of the position */
+    uint64_t live_pages;             /* pages in the live database at the position */
+    uint64_t replica_pages;          /* pages the replica restored to */
+    uint64_t first_diff_page;        /* first page that differs, 0 if none */
+    int ok;                          /* identical */
+    uint64_t elapsed_ms;
+} ls_validate_result;
+
+/*
+ * Compare replica `st` with the live database `db` (its meta directory
+ * `meta_dir`, or the default next to it). Returns 0 when the comparison ran
+ * (res->ok says whether they match); LS_EBUSY when the replica did not reach
+ * the live position within timeout_ms; other codes when it could not run.
+ */
+int ls_validate(ls_ctx *ctx, const char *db, const char *meta_dir, ls_storage *st, int timeout_ms,
+                ls_validate_result *res);
+
+#endif
