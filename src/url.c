@@ -1,0 +1,493 @@
+/*
+ * url.c - replica URL parsing (the forms and the invariants of the result are
+ * in url.h).
+ *
+ * The steps, in order:
+ *   1. A URL starts with "word://" (ls_url_is_url). A string without that
+ *      and without a "word:" prefix is a bare path: a file replica. "file:/x"
+ *      is neither, and refused rather than guessed at.
+ *   2. The fragment ("#...") and the query ("?...") are cut off and ignored.
+ *   3. The authority runs to the first '/': [USERINFO@]HOST[:PORT]. The
+ *      userinfo ends at the last '@' and is USER[:PASSWORD], both
+ *      percent-decoded; HOST may be an [IPv6] literal; PORT is 1..65535.
+ *   4. The path is percent-decoded and cleaned lexically (Go's path.Clean).
+ *      Every scheme but file drops the leading '/'.
+ *   5. The scheme's row in `schemes` says which parts it may have, and its
+ *      finishing function derives the rest (bucket, region, endpoint).
+ *
+ * S3 hosts (Litestream's s3.ParseHost): "[BUCKET.]PATTERN[:PORT]" where '*'
+ * in a pattern is one DNS label, the region. The first matching row of
+ * `s3_providers` gives the endpoint (the pattern with '*' replaced by the
+ * region), path-style addressing and the region. Any other host is an AWS
+ * bucket name, addressed virtual-host style; a port makes no sense there and
+ * is refused (Litestream drops it silently).
+ */
+#include "url.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Which optional parts a scheme accepts. */
+enum { U_USER = 1, U_PASSWORD = 2, U_PORT = 4 };
+
+typedef struct scheme_def {
+    const char *name;                                     /* lowercase scheme */
+    unsigned allow;                                       /* U_* parts it may have */
+    int (*finish)(ls_ctx *ctx, const char *s, ls_url *u); /* checks and derived fields */
+} scheme_def;
+
+/* S3-compatible providers recognised from the host. */
+typedef struct s3_provider {
+    const char *pattern;    /* host after "BUCKET."; '*' is the region label */
+    const char *scheme;     /* of the endpoint */
+    const char *region;     /* fixed region when the pattern has no '*', or NULL */
+} s3_provider;
+
+static const s3_provider s3_providers[] = {
+    {"localhost", "http", "us-east-1"},
+    {"s3.*.backblazeb2.com", "https", NULL},
+    {"s3.filebase.com", "https", NULL},
+    {"*.digitaloceanspaces.com", "https", NULL},
+    {"s3.*.scw.cloud", "https", NULL},
+    {"*.linodeobjects.com", "https", NULL},
+};
+
+int ls_url_is_url(const char *s)
+{
+    size_t i = 0;
+    if (!s)
+        return 0;
+    while (isalnum((unsigned char)s[i]) || s[i] == '_')
+        i++;
+    return i > 0 && strncmp(s + i, "://", 3) == 0;
+}
+
+void ls_url_free(ls_url *u)
+{
+    if (!u)
+        return;
+    free(u->scheme);
+    free(u->user);
+    free(u->password);
+    free(u->host);
+    free(u->bucket);
+    free(u->path);
+    free(u->region);
+    free(u->endpoint);
+    memset(u, 0, sizeof(*u));
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* Value of a hex digit, -1 for anything else. */
+static int hexval(int c)
+{
+    return !isxdigit(c) ? -1 : isdigit(c) ? c - '0' : tolower(c) - 'a' + 10;
+}
+
+/*
+ * Percent-decode s[0..n) into a new string at *out. Returns 0, LS_EUSAGE for
+ * a malformed escape or an escaped NUL, LS_ENOMEM.
+ */
+static int pct_decode(ls_ctx *ctx, const char *url, const char *what, const char *s, size_t n,
+                      char **out)
+{
+    char *d = malloc(n + 1);
+    size_t w = 0;
+    if (!d)
+        return LS_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            d[w++] = s[i];
+            continue;
+        }
+        int hi = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
+        int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            free(d);
+            return ls_err(ctx, LS_EUSAGE, "replica URL %s: bad %%-escape in the %s", url, what);
+        }
+        d[w++] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    d[w] = '\0';
+    *out = d;
+    return 0;
+}
+
+/* Go's path.Clean, in place (see url.h). */
+void ls_url_path_clean(char *p)
+{
+    size_t n = strlen(p), r = 0, w = 0, floor_w;
+    int rooted = p[0] == '/';
+    if (rooted)
+        r = w = 1;
+    floor_w = w; /* backtracking never goes below this */
+    while (r < n) {
+        if (p[r] == '/') {
+            r++;
+            continue;
+        }
+        size_t e = r;
+        while (e < n && p[e] != '/')
+            e++;
+        size_t len = e - r;
+        if (len == 1 && p[r] == '.') {
+            /* nothing */
+        } else if (len == 2 && p[r] == '.' && p[r + 1] == '.') {
+            if (w > floor_w) {
+                w--;
+                while (w > floor_w && p[w] != '/')
+                    w--;
+            } else if (!rooted) {
+                if (w > 0)
+                    p[w++] = '/';
+                p[w++] = '.';
+                p[w++] = '.';
+                floor_w = w;
+            }
+        } else {
+            if (w > (size_t)rooted)
+                p[w++] = '/';
+            memmove(p + w, p + r, len);
+            w += len;
+        }
+        r = e;
+    }
+    p[w] = '\0';
+}
+
+/* Replace *dst by a copy of src (NULL stays NULL). */
+static int set_str(char **dst, const char *src)
+{
+    free(*dst);
+    *dst = src ? strdup(src) : NULL;
+    return (src && !*dst) ? LS_ENOMEM : 0;
+}
+
+/*
+ * Match `host` against "[BUCKET.]PATTERN" where '*' in the pattern is one
+ * non-empty label. On a match returns 1 and sets bucket (may be empty) and
+ * the region span; else 0.
+ */
+static int host_match(const char *host, const char *pattern, size_t *bucket_len,
+                      const char **region, size_t *region_len)
+{
+    size_t hn = strlen(host);
+    const char *star = strchr(pattern, '*');
+    size_t pre_n = star ? (size_t)(star - pattern) : strlen(pattern);
+    const char *suf = star ? star + 1 : "";
+    size_t suf_n = strlen(suf);
+    size_t end; /* host[0..end) is what precedes the suffix */
+
+    if (hn < suf_n || strcmp(host + hn - suf_n, suf) != 0)
+        return 0;
+    end = hn - suf_n;
+    *region = NULL;
+    *region_len = 0;
+    if (star) {
+        size_t rs = end;
+        while (rs > 0 && host[rs - 1] != '.')
+            rs--;
+        if (rs == end)
+            return 0; /* empty region label */
+        *region = host + rs;
+        *region_len = end - rs;
+        end = rs;
+    }
+    /* host[0..end) must be "[BUCKET.]PREFIX" */
+    if (end < pre_n || strncmp(host + end - pre_n, pattern, pre_n) != 0)
+        return 0;
+    end -= pre_n;
+    if (end == 0) {
+        *bucket_len = 0;
+        return 1;
+    }
+    if (end < 2 || host[end - 1] != '.')
+        return 0;
+    *bucket_len = end - 1;
+    return 1;
+}
+
+/* s3: bucket, region, endpoint and addressing style from the host. */
+static int finish_s3(ls_ctx *ctx, const char *s, ls_url *u)
+{
+    const char *region = NULL;
+    size_t blen = 0, rlen = 0;
+    const s3_provider *pv = NULL;
+
+    if (!*u->host)
+        return ls_err(ctx, LS_EUSAGE, "replica URL %s: empty bucket (expected s3://BUCKET/PATH)",
+                      s);
+    for (size_t i = 0; i < sizeof(s3_providers) / sizeof(s3_providers[0]); i++) {
+        if (host_match(u->host, s3_providers[i].pattern, &blen, &region, &rlen)) {
+            pv = &s3_providers[i];
+            break;
+        }
+    }
+    if (!pv) {
+        if (u->port)
+            return ls_err(ctx, LS_EUSAGE,
+                          "replica URL %s: a port needs a provider host (BUCKET.localhost:PORT) "
+                          "or an endpoint setting; AWS bucket names take none",
+                          s);
+        u->force_path_style = 0;
+        return set_str(&u->bucket, u->host);
+    }
+    if (blen == 0)
+        return ls_err(ctx, LS_EUSAGE, "replica URL %s: empty bucket (expected s3://BUCKET.%s/...)",
+                      s, pv->pattern);
+    if (!(u->bucket = dup_n(u->host, blen)))
+        return LS_ENOMEM;
+    if (region)
+        u->region = dup_n(region, rlen);
+    else if (pv->region)
+        u->region = strdup(pv->region);
+    if ((region || pv->region) && !u->region)
+        return LS_ENOMEM;
+
+    /* endpoint: SCHEME://PATTERN with '*' replaced by the region, then :PORT */
+    const char *star = strchr(pv->pattern, '*');
+    int pre = star ? (int)(star - pv->pattern) : (int)strlen(pv->pattern);
+    size_t cap = strlen(pv->scheme) + 3 + strlen(pv->pattern) + rlen + 8;
+    if (!(u->endpoint = malloc(cap)))
+        return LS_ENOMEM;
+    int n = snprintf(u->endpoint, cap, "%s://%.*s%.*s%s", pv->scheme, pre, pv->pattern, (int)rlen,
+                     region ? region : "", star ? star + 1 : "");
+    if (u->port)
+        snprintf(u->endpoint + n, cap - (size_t)n, ":%d", u->port);
+    u->force_path_style = 1;
+    return 0;
+}
+
+/* gcs and abs: the host is the bucket (container). */
+static int finish_bucket(ls_ctx *ctx, const char *s, ls_url *u)
+{
+    if (!u->host || !*u->host)
+        return ls_err(ctx, LS_EUSAGE, "replica URL %s: empty %s", s,
+                      strcmp(u->scheme, "abs") == 0 ? "container" : "bucket");
+    return set_str(&u->bucket, u->host);
+}
+
+/* file: no host (or "localhost"), an absolute path. */
+static int finish_file(ls_ctx *ctx, const char *s, ls_url *u)
+{
+    if (u->host && *u->host && strcmp(u->host, "localhost") != 0)
+        return ls_err(ctx, LS_EUSAGE,
+                      "replica URL %s: a file URL has no host (expected file:///ABSOLUTE/PATH)", s);
+    free(u->host);
+    u->host = NULL;
+    if (strcmp(u->path, "/") == 0 || !*u->path)
+        return ls_err(ctx, LS_EUSAGE, "replica URL %s: empty path (expected file:///ABSOLUTE/PATH)",
+                      s);
+    return 0;
+}
+
+/* sftp: a host is required; user, password and port are optional. */
+static int finish_sftp(ls_ctx *ctx, const char *s, ls_url *u)
+{
+    if (!u->host || !*u->host)
+        return ls_err(ctx, LS_EUSAGE, "replica URL %s: empty host (expected sftp://USER@HOST/PATH)",
+                      s);
+    return 0;
+}
+
+static const scheme_def schemes[] = {
+    {"file", 0, finish_file},
+    {"s3", U_PORT, finish_s3},
+    {"gcs", 0, finish_bucket},
+    {"abs", U_USER, finish_bucket},
+    {"sftp", U_USER | U_PASSWORD | U_PORT, finish_sftp},
+};
+
+/* Parse "HOST[:PORT]" or "[V6]:PORT" in a[0..n) into u->host / u->port. */
+static int parse_hostport(ls_ctx *ctx, const char *s, const char *a, size_t n, ls_url *u)
+{
+    const char *colon = NULL;
+    size_t hs = 0, he = n;
+    if (n > 0 && a[0] == '[') {
+        const char *rb = memchr(a, ']', n);
+        if (!rb)
+            return ls_err(ctx, LS_EUSAGE, "replica URL %s: missing ']' in the host", s);
+        hs = 1;
+        he = (size_t)(rb - a);
+        if (he + 1 < n) {
+            if (a[he + 1] != ':')
+                return ls_err(ctx, LS_EUSAGE, "replica URL %s: bad host", s);
+            colon = rb + 1;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (a[i] == ':') {
+                if (colon)
+                    return ls_err(ctx, LS_EUSAGE,
+                                  "replica URL %s: bad host (an IPv6 address needs [brackets])", s);
+                colon = a + i;
+            }
+        }
+        if (colon)
+            he = (size_t)(colon - a);
+    }
+    if (colon) {
+        const char *p = colon + 1, *end = a + n;
+        long port = 0;
+        if (p == end)
+            return ls_err(ctx, LS_EUSAGE, "replica URL %s: bad port (empty)", s);
+        for (; p < end; p++) {
+            if (!isdigit((unsigned char)*p) || port > 65535)
+                return ls_err(ctx, LS_EUSAGE, "replica URL %s: bad port \"%.*s\"", s,
+                              (int)(end - colon - 1), colon + 1);
+            port = port * 10 + (*p - '0');
+        }
+        if (port < 1 || port > 65535)
+            return ls_err(ctx, LS_EUSAGE, "replica URL %s: bad port \"%.*s\" (1..65535)", s,
+                          (int)(end - colon - 1), colon + 1);
+        u->port = (int)port;
+    }
+    u->host = dup_n(a + hs, he - hs);
+    return u->host ? 0 : LS_ENOMEM;
+}
+
+/*
+ * The URL as messages show it: a password in the user info becomes "xxxxx"
+ * (messages end up in logs). Truncated to fit `out`.
+ */
+static void redact(const char *s, char *out, size_t n)
+{
+    const char *auth = strstr(s, "://"), *end, *at = NULL, *colon;
+    if (!auth) {
+        ls_strlcpy(out, s, n);
+        return;
+    }
+    auth += 3;
+    end = auth + strcspn(auth, "/?#");
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon) {
+        ls_strlcpy(out, s, n);
+        return;
+    }
+    snprintf(out, n, "%.*sxxxxx%s", (int)(colon + 1 - s), s, at);
+}
+
+/*
+ * Parse a replica URL; see url.h. Steps as in the header comment of this
+ * file. Messages show the URL with its password redacted.
+ */
+int ls_url_parse(ls_ctx *ctx, const char *url, ls_url *out)
+{
+    char s[512]; /* the URL for messages */
+    int rc = 0;
+    const scheme_def *sd = NULL;
+    const char *p, *auth, *auth_end, *path_end, *at = NULL;
+    size_t sn = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (!url || !*url)
+        return ls_err(ctx, LS_EUSAGE, "replica URL: empty");
+    redact(url, s, sizeof(s));
+
+    /* 1. URL, or bare path */
+    if (!ls_url_is_url(url)) {
+        while (isalnum((unsigned char)url[sn]) || url[sn] == '_')
+            sn++;
+        if (sn > 0 && url[sn] == ':')
+            return ls_err(ctx, LS_EUSAGE, "replica URL %s: malformed (expected SCHEME://...)", s);
+        out->scheme = strdup("file");
+        out->path = strdup(url);
+        rc = (out->scheme && out->path) ? 0 : LS_ENOMEM;
+        goto cleanup;
+    }
+    while (url[sn] != ':')
+        sn++;
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+        if (strlen(schemes[i].name) == sn && strncasecmp(url, schemes[i].name, sn) == 0) {
+            sd = &schemes[i];
+            break;
+        }
+    }
+    if (!sd) {
+        rc = ls_err(ctx, LS_EUSAGE,
+                    "replica URL %s: unknown scheme \"%.*s\" (expected file, s3, gcs, abs or sftp)",
+                    s, (int)sn, url);
+        goto cleanup;
+    }
+    if (!(out->scheme = strdup(sd->name))) {
+        rc = LS_ENOMEM;
+        goto cleanup;
+    }
+
+    /* 2. cut the fragment, then the query */
+    auth = url + sn + 3;
+    path_end = auth + strcspn(auth, "#");
+    {
+        const char *q = memchr(auth, '?', (size_t)(path_end - auth));
+        if (q)
+            path_end = q;
+    }
+
+    /* 3. authority: [userinfo@]host[:port] */
+    auth_end = memchr(auth, '/', (size_t)(path_end - auth));
+    if (!auth_end)
+        auth_end = path_end;
+    for (p = auth; p < auth_end; p++)
+        if (*p == '@')
+            at = p;
+    if (at) {
+        const char *colon = memchr(auth, ':', (size_t)(at - auth));
+        const char *uend = colon ? colon : at;
+        if (!(sd->allow & U_USER)) {
+            rc = ls_err(ctx, LS_EUSAGE,
+                        "replica URL %s: a %s URL takes no user info (put credentials in the "
+                        "config or the environment)",
+                        s, sd->name);
+            goto cleanup;
+        }
+        if (colon && !(sd->allow & U_PASSWORD)) {
+            rc = ls_err(ctx, LS_EUSAGE,
+                        "replica URL %s: a %s URL takes no password (put it in the config or the "
+                        "environment)",
+                        s, sd->name);
+            goto cleanup;
+        }
+        if ((rc = pct_decode(ctx, s, "user", auth, (size_t)(uend - auth), &out->user)) != 0)
+            goto cleanup;
+        if (colon &&
+            (rc = pct_decode(ctx, s, "password", colon + 1, (size_t)(at - colon - 1),
+                             &out->password)) != 0)
+            goto cleanup;
+        auth = at + 1;
+    }
+    if ((rc = parse_hostport(ctx, s, auth, (size_t)(auth_end - auth), out)) != 0)
+        goto cleanup;
+    if (out->port && !(sd->allow & U_PORT)) {
+        rc = ls_err(ctx, LS_EUSAGE, "replica URL %s: a %s URL takes no port", s, sd->name);
+        goto cleanup;
+    }
+
+    /* 4. path */
+    if ((rc = pct_decode(ctx, s, "path", auth_end, (size_t)(path_end - auth_end), &out->path)) != 0)
+        goto cleanup;
+    ls_url_path_clean(out->path);
+    if (strcmp(sd->name, "file") != 0 && out->path[0] == '/')
+        memmove(out->path, out->path + 1, strlen(out->path));
+
+    /* 5. per scheme */
+    rc = sd->finish(ctx, s, out);
+
+cleanup:
+    return rc;
+}

@@ -1,0 +1,294 @@
+/*
+ * test_url.c - replica URL parsing: every form Litestream 0.3 accepts (file,
+ * s3 with each provider host rule, gcs, abs, sftp), path cleaning, percent
+ * decoding, the "is it a URL" test, and the malformed URLs that must be
+ * refused with a clear message.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "url.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static ls_ctx *ctx;
+
+static int setup(void **state)
+{
+    (void)state;
+    return ls_ctx_new(&ctx);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ls_ctx_free(ctx);
+    return 0;
+}
+
+/* assert_string_equal that also accepts NULL == NULL */
+static void eq(const char *got, const char *want)
+{
+    if (!want) {
+        assert_null(got);
+        return;
+    }
+    assert_non_null(got);
+    assert_string_equal(got, want);
+}
+
+static void parse_ok(const char *s, ls_url *u)
+{
+    int rc = ls_url_parse(ctx, s, u);
+    if (rc != 0)
+        fail_msg("%s: %s", s, ls_errmsg(ctx));
+}
+
+/* Parse must fail with LS_EUSAGE and a message containing `frag`. */
+static void parse_bad(const char *s, const char *frag)
+{
+    ls_url u;
+    ls_err_clear(ctx);
+    int rc = ls_url_parse(ctx, s, &u);
+    ls_url_free(&u);
+    if (rc != LS_EUSAGE)
+        fail_msg("%s: expected LS_EUSAGE, got %d", s, rc);
+    if (!strstr(ls_errmsg(ctx), frag))
+        fail_msg("%s: message \"%s\" lacks \"%s\"", s, ls_errmsg(ctx), frag);
+}
+
+static void test_is_url(void **state)
+{
+    (void)state;
+    assert_true(ls_url_is_url("s3://bucket/x"));
+    assert_true(ls_url_is_url("file:///x"));
+    assert_true(ls_url_is_url("my_scheme1://x"));
+    assert_false(ls_url_is_url("file:/x"));
+    assert_false(ls_url_is_url("/var/lib/db"));
+    assert_false(ls_url_is_url("://x"));
+    assert_false(ls_url_is_url("s-3://x"));
+    assert_false(ls_url_is_url(""));
+    assert_false(ls_url_is_url(NULL));
+}
+
+static void test_file(void **state)
+{
+    (void)state;
+    ls_url u;
+    parse_ok("file:///var/lib/backups/db", &u);
+    eq(u.scheme, "file");
+    eq(u.path, "/var/lib/backups/db");
+    eq(u.host, NULL);
+    eq(u.bucket, NULL);
+    assert_int_equal(u.port, 0);
+    ls_url_free(&u);
+
+    /* cleaned; query and fragment ignored; localhost allowed; %-decoded */
+    parse_ok("file://localhost//a/./b/../c/?x=1#frag", &u);
+    eq(u.path, "/a/c");
+    ls_url_free(&u);
+    parse_ok("file:///a%20b/c", &u);
+    eq(u.path, "/a b/c");
+    ls_url_free(&u);
+    parse_ok("FILE:///x", &u);
+    eq(u.scheme, "file");
+    ls_url_free(&u);
+
+    /* a bare path is a file replica, kept as given */
+    parse_ok("backups/db", &u);
+    eq(u.scheme, "file");
+    eq(u.path, "backups/db");
+    ls_url_free(&u);
+    parse_ok("/abs/dir", &u);
+    eq(u.path, "/abs/dir");
+    ls_url_free(&u);
+}
+
+static void test_s3_aws(void **state)
+{
+    (void)state;
+    ls_url u;
+    parse_ok("s3://mybucket/db/path/", &u);
+    eq(u.scheme, "s3");
+    eq(u.bucket, "mybucket");
+    eq(u.host, "mybucket");
+    eq(u.path, "db/path");
+    eq(u.region, NULL);
+    eq(u.endpoint, NULL);
+    assert_int_equal(u.force_path_style, 0);
+    ls_url_free(&u);
+
+    /* no path: the bucket root */
+    parse_ok("s3://mybucket", &u);
+    eq(u.path, "");
+    ls_url_free(&u);
+    parse_ok("s3://my.dotted.bucket/?versionId=3", &u);
+    eq(u.bucket, "my.dotted.bucket");
+    eq(u.path, "");
+    ls_url_free(&u);
+}
+
+static void test_s3_providers(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *bucket, *region, *endpoint;
+    } cases[] = {
+        {"s3://mybkt.localhost:9000/p", "mybkt", "us-east-1", "http://localhost:9000"},
+        {"s3://mybkt.localhost/p", "mybkt", "us-east-1", "http://localhost"},
+        {"s3://mybkt.s3.us-west-000.backblazeb2.com/p", "mybkt", "us-west-000",
+         "https://s3.us-west-000.backblazeb2.com"},
+        {"s3://mybkt.s3.filebase.com/p", "mybkt", NULL, "https://s3.filebase.com"},
+        {"s3://mybkt.nyc3.digitaloceanspaces.com/p", "mybkt", "nyc3",
+         "https://nyc3.digitaloceanspaces.com"},
+        {"s3://mybkt.s3.fr-par.scw.cloud/p", "mybkt", "fr-par", "https://s3.fr-par.scw.cloud"},
+        {"s3://mybkt.us-east-1.linodeobjects.com/p", "mybkt", "us-east-1",
+         "https://us-east-1.linodeobjects.com"},
+        {"s3://a.b.nyc3.digitaloceanspaces.com:8443/p", "a.b", "nyc3",
+         "https://nyc3.digitaloceanspaces.com:8443"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ls_url u;
+        parse_ok(cases[i].url, &u);
+        eq(u.bucket, cases[i].bucket);
+        eq(u.region, cases[i].region);
+        eq(u.endpoint, cases[i].endpoint);
+        eq(u.path, "p");
+        assert_int_equal(u.force_path_style, 1);
+        ls_url_free(&u);
+    }
+    /* look-alikes are AWS bucket names */
+    ls_url u;
+    parse_ok("s3://notlocalhost/p", &u);
+    eq(u.bucket, "notlocalhost");
+    eq(u.endpoint, NULL);
+    ls_url_free(&u);
+    parse_ok("s3://x.s3.filebase.com.evil/p", &u);
+    eq(u.bucket, "x.s3.filebase.com.evil");
+    assert_int_equal(u.force_path_style, 0);
+    ls_url_free(&u);
+}
+
+static void test_gcs_abs(void **state)
+{
+    (void)state;
+    ls_url u;
+    parse_ok("gcs://gbucket/some/prefix", &u);
+    eq(u.scheme, "gcs");
+    eq(u.bucket, "gbucket");
+    eq(u.path, "some/prefix");
+    ls_url_free(&u);
+
+    parse_ok("abs://myaccount@mycontainer/db", &u);
+    eq(u.scheme, "abs");
+    eq(u.user, "myaccount");
+    eq(u.bucket, "mycontainer");
+    eq(u.path, "db");
+    ls_url_free(&u);
+
+    /* the account may come from the config instead */
+    parse_ok("abs://mycontainer/db", &u);
+    eq(u.user, NULL);
+    eq(u.bucket, "mycontainer");
+    ls_url_free(&u);
+}
+
+static void test_sftp(void **state)
+{
+    (void)state;
+    ls_url u;
+    parse_ok("sftp://alice:s%40cr%3Aet@backup.example.com:2222/home/alice/db", &u);
+    eq(u.scheme, "sftp");
+    eq(u.user, "alice");
+    eq(u.password, "s@cr:et");
+    eq(u.host, "backup.example.com");
+    assert_int_equal(u.port, 2222);
+    eq(u.path, "home/alice/db");
+    ls_url_free(&u);
+
+    parse_ok("sftp://bob@10.0.0.1/backups", &u);
+    eq(u.user, "bob");
+    eq(u.password, NULL);
+    eq(u.host, "10.0.0.1");
+    assert_int_equal(u.port, 0);
+    ls_url_free(&u);
+
+    /* IPv6 literal; the last '@' ends the user info */
+    parse_ok("sftp://me@corp@[::1]:22/x", &u);
+    eq(u.user, "me@corp");
+    eq(u.host, "::1");
+    assert_int_equal(u.port, 22);
+    ls_url_free(&u);
+}
+
+static void test_path_clean(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"/", "/"},          {"//a//b/", "/a/b"}, {"/a/./b", "/a/b"}, {"/a/../..", "/"},
+        {"/../a", "/a"},     {"a/b/../c", "a/c"}, {"a/..", ""},       {"../a", "../a"},
+        {"a/../../b", "../b"}, {"", ""},          {"./", ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[64];
+        strcpy(buf, cases[i].in);
+        ls_url_path_clean(buf);
+        if (strcmp(buf, cases[i].out) != 0)
+            fail_msg("clean(%s) = %s, want %s", cases[i].in, buf, cases[i].out);
+    }
+}
+
+static void test_bad(void **state)
+{
+    (void)state;
+    parse_bad("", "empty");
+    parse_bad("http://example.com/x", "unknown scheme \"http\"");
+    parse_bad("file:/x", "malformed");
+    parse_bad("s3:bucket/x", "malformed");
+    parse_bad("file://", "empty path");
+    parse_bad("file:///", "empty path");
+    parse_bad("file://host/x", "no host");
+    parse_bad("s3:///x", "");
+    parse_bad("s3://localhost:9000/x", "empty bucket");
+    parse_bad("s3://s3.filebase.com/x", "empty bucket");
+    parse_bad("s3://bucket:9000/x", "port");
+    parse_bad("s3://user@bucket/x", "no user info");
+    parse_bad("s3://b.localhost:0/x", "bad port");
+    parse_bad("s3://b.localhost:65536/x", "bad port");
+    parse_bad("s3://b.localhost:99999999999/x", "bad port");
+    parse_bad("s3://b.localhost:/x", "bad port");
+    parse_bad("sftp://u@h:22a/x", "bad port");
+    parse_bad("sftp://u@h:-1/x", "bad port");
+    parse_bad("sftp://u@/x", "empty host");
+    parse_bad("sftp://u@[::1/x", "']'");
+    parse_bad("sftp://u@a:b:c/x", "IPv6");
+    parse_bad("sftp://u%zz@h/x", "bad %-escape in the user");
+    parse_bad("sftp://u:p%4@h/x", "bad %-escape in the password");
+    parse_bad("sftp://u:p%00@h/x", "bad %-escape");
+    parse_bad("gcs:///x", "empty bucket");
+    parse_bad("gcs://b:80/x", "no port");
+    parse_bad("abs://acct@/x", "empty container");
+    parse_bad("abs://acct:key@c/x", "no password");
+
+    /* messages never show a password */
+    parse_bad("sftp://u:s3cret@h:99999/x", "replica URL sftp://u:xxxxx@h:99999/x: bad port");
+    assert_null(strstr(ls_errmsg(ctx), "s3cret"));
+    parse_bad("sftp://u:s3cret@h/x%zz", "sftp://u:xxxxx@h/x%zz: bad %-escape in the path");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_is_url),     cmocka_unit_test(test_file),
+        cmocka_unit_test(test_s3_aws),     cmocka_unit_test(test_s3_providers),
+        cmocka_unit_test(test_gcs_abs),    cmocka_unit_test(test_sftp),
+        cmocka_unit_test(test_path_clean), cmocka_unit_test(test_bad),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
