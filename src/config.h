@@ -4,8 +4,13 @@
  * ${VAR} expansion, durations in Go syntax plus d/w.
  *
  * Values not given in the file are -1 (numbers/durations/flags) or NULL
- * (strings) after parsing; ls_config_apply_defaults() fills Litestream's
- * defaults where litesafe keeps them (see config.c for the table).
+ * (strings; an empty string counts as not given) after parsing;
+ * ls_config_apply_defaults() fills Litestream's defaults where litesafe keeps
+ * them (see config.c for the table), resolves replica URLs into the fields
+ * below and validates. After it, every replica has a type and a name, every
+ * field the URL implies is set, and every flag and duration is >= 0.
+ *
+ * Everything is malloc'd and owned by the ls_config; ls_config_free() frees it.
  */
 #ifndef LS_CONFIG_H
 #define LS_CONFIG_H
@@ -19,15 +24,17 @@
 typedef struct ls_replica_cfg {
     char *name;                      /* name; default: the type */
     char *type;                      /* file|s3|gcs|abs|sftp; default from url, else file */
-    char *url;                       /* replica URL (exclusive with path/bucket/host) */
-    char *path;                      /* file: directory; others: prefix in the bucket/host */
+    char *url;                       /* replica URL as written (exclusive with path/bucket/host) */
+    char *path;                      /* file: absolute directory; others: key prefix or remote
+                                        directory (from a URL: no leading '/'; from path:
+                                        as written, like Litestream) */
     /* s3 / gcs */
     char *bucket, *region, *endpoint;
     int force_path_style;            /* -1 unset */
     int skip_verify;                 /* -1 unset */
     char *ca_file;                   /* litesafe: CA bundle for TLS */
     char *access_key_id, *secret_access_key, *session_token;
-    /* sftp */
+    /* sftp; host is "HOST[:PORT]" (port 22 if none) */
     char *host, *user, *password, *key_path;
     char *known_hosts, *host_key;    /* litesafe: host key verification */
     /* abs */
@@ -43,7 +50,7 @@ typedef struct ls_replica_cfg {
     size_t n_age_identities;
     char **age_recipients;
     size_t n_age_recipients;
-    int line;                        /* line in the config file, for messages */
+    int line, col;                   /* position in the config file (1-based; 0: none) */
 } ls_replica_cfg;
 
 /* One database (dbs[]). */
@@ -54,9 +61,9 @@ typedef struct ls_db_cfg {
     int64_t checkpoint_interval_ms;  /* 1m */
     int64_t min_checkpoint_page_count; /* 1000 */
     int64_t max_checkpoint_page_count; /* 10000 */
-    ls_replica_cfg *replicas;
+    ls_replica_cfg *replicas;        /* replicas[0..n_replicas) */
     size_t n_replicas;
-    int line;
+    int line, col;                   /* position in the config file (1-based; 0: none) */
 } ls_db_cfg;
 
 typedef struct ls_config {
@@ -64,25 +71,62 @@ typedef struct ls_config {
     char *addr;                      /* metrics address (accepted, reported unsupported) */
     char *exec;                      /* command to run as a child */
     char *access_key_id, *secret_access_key; /* defaults for every replica */
-    char *log_level;                 /* debug|info|warn|error */
+    char *log_level;                 /* debug|info|warn|error ("warning" becomes "warn") */
     char *log_type;                  /* text|json */
     int log_stderr;                  /* -1 unset */
-    ls_db_cfg *dbs;
+    ls_db_cfg *dbs;                  /* dbs[0..n_dbs) */
     size_t n_dbs;
+    int defaults_applied;            /* set by ls_config_apply_defaults (which runs once) */
 } ls_config;
 
-/* Load a YAML file (expand_env: apply $VAR expansion to the text first). */
+/*
+ * Load a YAML file (expand_env: apply $VAR expansion to the text first) and
+ * parse it as ls_config_parse does. A missing file is LS_ENOENT ("open PATH:
+ * ..."); the caller decides whether a missing default path matters.
+ */
 int ls_config_load(ls_ctx *ctx, const char *path, int expand_env, ls_config **out);
-/* Parse YAML text; `name` is used in messages ("<file>:<line>:<col>: ..."). */
+/*
+ * Parse YAML text; `name` is used in messages ("<name>:<line>:<col>: ...").
+ * Returns 0, LS_EUSAGE (syntax, unknown key, wrong type or value) or
+ * LS_ENOMEM. An empty document parses to a config with no dbs.
+ */
 int ls_config_parse(ls_ctx *ctx, const char *text, size_t n, const char *name, int expand_env,
                     ls_config **out);
-/* Fill defaults, derive types/names from URLs, validate (duplicate names, url+path...). */
+/*
+ * The config of `replicate DB URL [URL...]`: one db, one replica per URL
+ * (a bare path is a file replica), source "<args>". Not yet defaulted.
+ */
+int ls_config_from_urls(ls_ctx *ctx, const char *db_path, const char *const *urls, size_t n,
+                        ls_config **out);
+/*
+ * Fill defaults, derive types/names from URLs, validate (duplicate names,
+ * url+path...). Reads the environment for credentials. Returns 0, LS_EUSAGE
+ * ("<name>:<line>:<col>: ..." when the position is known) or LS_ENOMEM.
+ * Runs once: later calls return 0 and change nothing. After a failure the
+ * config is half-filled and only fit for ls_config_free().
+ */
 int ls_config_apply_defaults(ls_ctx *ctx, ls_config *cfg);
+/* Free everything; NULL is a no-op. */
 void ls_config_free(ls_config *cfg);
+
+/*
+ * The database `path` names (~ expanded, made absolute the way db paths in
+ * the config are), or NULL. Call after ls_config_apply_defaults.
+ */
+ls_db_cfg *ls_config_find_db(const ls_config *cfg, const char *path);
+/* The replica called `name` in `db`, or NULL. */
+ls_replica_cfg *ls_db_cfg_find_replica(const ls_db_cfg *db, const char *name);
+/*
+ * A path as the config resolves a db path: "~" and "~/..." expanded from
+ * $HOME, made absolute against the working directory, the directory resolved
+ * with realpath() when it exists (the file itself need not). *out is malloc'd.
+ * Returns 0, LS_EUSAGE (empty path, "/", "~" without a home) or LS_ENOMEM.
+ */
+int ls_config_abs_path(ls_ctx *ctx, const char *path, char **out);
 
 /* $VAR / ${VAR} expansion (unset variables become empty); *out is malloc'd. */
 int ls_config_expand_env(const char *in, char **out);
-/* Default config path: $LITESAFE_CONFIG, else /etc/litesafe.yml. */
+/* Default config path: $LITESAFE_CONFIG, else /etc/litesafe.yml. Borrowed. */
 const char *ls_config_default_path(void);
 
 #endif

@@ -1,0 +1,1352 @@
+/*
+ * config.c - the replication config: YAML read with libyaml's document API
+ * into an ls_config through key tables, then defaults and validation.
+ *
+ * Tables. Each mapping level (top, logging, dbs[], replicas[], age) has a
+ * table of rows {key, kind, offset of the field}. One walker parses every
+ * level from its table, and ls_config_free() frees from the same tables, so
+ * a key added to a table is parsed, type-checked and freed.
+ *
+ * Stricter than Litestream 0.3 (yaml.v2, non-strict, ignores all of these):
+ *   - an unknown key is an error, naming the known key within edit distance 2
+ *     ("did you mean") or the level where the key belongs;
+ *   - a duplicate key is an error;
+ *   - a value of the wrong shape (a list where a string goes) or that does
+ *     not parse (a duration, a number, a boolean, an enumerated word) is an
+ *     error;
+ *   - YAML merge keys ("<<") are not supported and so are unknown keys.
+ * Every parse error reads "<file>:<line>:<col>: <problem>", at the key.
+ *
+ * Value rules:
+ *   - null, ~ and empty values mean "not given", as does "" for a string.
+ *   - Booleans: YAML 1.1 true/false/yes/no/on/off in any case.
+ *   - Durations: Go syntax plus d and w (ls_duration_parse). A bare number is
+ *     refused except 0, as Go's time.ParseDuration does: "sync-interval: 10"
+ *     could mean seconds or milliseconds, so it must say "10s". (The CLI's
+ *     duration options take bare seconds; a config file stays Go-compatible.)
+ *   - Numbers: decimal integers.
+ *
+ * Environment expansion (ls_config_expand_env) is Go's os.ExpandEnv over the
+ * whole text before parsing, comments included: $NAME and ${NAME}; an unset
+ * variable becomes empty; there is no escape, so "$$" is the (normally unset)
+ * variable "$" and becomes empty, as in Litestream; a '$' followed by no name
+ * stays. Positions in messages are positions in the expanded text.
+ *
+ * Defaults and validation (ls_config_apply_defaults) are described above that
+ * function, credentials precedence included.
+ */
+#include "config.h"
+
+#include "url.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#define LS_CONFIG_DEFAULT_PATH "/etc/litesafe.yml"
+#define LS_CONFIG_MAX_SIZE (16u << 20) /* refuse config files above 16 MiB */
+
+/* ---------------------------------------------------------------------- */
+/* Key tables                                                              */
+
+typedef enum {
+    K_STR,  /* char *: a scalar */
+    K_ENUM, /* char *: one of `choices` (any case), stored as the choice */
+    K_BOOL, /* int: 0 or 1 */
+    K_DUR,  /* int64_t: milliseconds */
+    K_INT,  /* int64_t: a decimal integer >= `min` */
+    K_LIST, /* char ** and a size_t count at off_n: a list of scalars */
+    K_MAP,  /* a nested mapping whose fields live in the same struct (`sub`) */
+    K_SEQ   /* an array and a size_t count at off_n: a list of mappings (`sub`) */
+} key_kind;
+
+typedef struct key_table key_table;
+
+/* One key of one mapping level. */
+typedef struct key_def {
+    const char *key;            /* as written in YAML */
+    key_kind kind;              /* how the value is read */
+    size_t off;                 /* offset of the field in the level's struct */
+    size_t off_n;               /* K_LIST, K_SEQ: offset of the size_t count */
+    const key_table *sub;       /* K_MAP, K_SEQ: the nested level */
+    const char *const *choices; /* K_ENUM: accepted words, NULL-terminated */
+    int64_t min;                /* K_INT: smallest accepted value */
+} key_def;
+
+/* One mapping level. */
+struct key_table {
+    const char *what;           /* the level in messages: "unknown key ... in <what>" */
+    const char *hint;           /* where its keys go: "a replica key (under replicas:)" */
+    const key_def *keys;        /* rows */
+    size_t n;                   /* number of rows (at most 64: duplicate check mask) */
+    size_t size;                /* K_SEQ element size */
+    void (*init)(void *elem, int line, int col); /* K_SEQ element: set "not given" */
+};
+
+#define ROW_STR(T, k, f) {.key = k, .kind = K_STR, .off = offsetof(T, f)}
+#define ROW_ENUM(T, k, f, c) {.key = k, .kind = K_ENUM, .off = offsetof(T, f), .choices = c}
+#define ROW_BOOL(T, k, f) {.key = k, .kind = K_BOOL, .off = offsetof(T, f)}
+#define ROW_DUR(T, k, f) {.key = k, .kind = K_DUR, .off = offsetof(T, f)}
+#define ROW_INT(T, k, f, m) {.key = k, .kind = K_INT, .off = offsetof(T, f), .min = m}
+#define ROW_LIST(T, k, f, fn)                                                                      \
+    {.key = k, .kind = K_LIST, .off = offsetof(T, f), .off_n = offsetof(T, fn)}
+#define ROW_MAP(k, t) {.key = k, .kind = K_MAP, .sub = &t}
+#define ROW_SEQ(T, k, f, fn, t)                                                                    \
+    {.key = k, .kind = K_SEQ, .off = offsetof(T, f), .off_n = offsetof(T, fn), .sub = &t}
+#define NROWS(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *const replica_types[] = {"file", "s3", "gcs", "abs", "sftp", NULL};
+static const char *const log_levels[] = {"debug", "info", "warn", "warning", "error", NULL};
+static const char *const log_types[] = {"text", "json", NULL};
+
+static void replica_init(void *elem, int line, int col)
+{
+    ls_replica_cfg *r = elem;
+    r->force_path_style = -1;
+    r->skip_verify = -1;
+    r->retention_ms = -1;
+    r->retention_check_interval_ms = -1;
+    r->snapshot_interval_ms = -1;
+    r->sync_interval_ms = -1;
+    r->validation_interval_ms = -1;
+    r->line = line;
+    r->col = col;
+}
+
+static void db_init(void *elem, int line, int col)
+{
+    ls_db_cfg *d = elem;
+    d->monitor_interval_ms = -1;
+    d->checkpoint_interval_ms = -1;
+    d->min_checkpoint_page_count = -1;
+    d->max_checkpoint_page_count = -1;
+    d->line = line;
+    d->col = col;
+}
+
+/* dbs[].replicas[].age */
+static const key_def age_keys[] = {
+    ROW_LIST(ls_replica_cfg, "identities", age_identities, n_age_identities),
+    ROW_LIST(ls_replica_cfg, "recipients", age_recipients, n_age_recipients),
+};
+static const key_table age_table = {"age", "an age key (under age:)", age_keys, NROWS(age_keys),
+                                     0, NULL};
+
+/* dbs[].replicas[] */
+static const key_def replica_keys[] = {
+    ROW_ENUM(ls_replica_cfg, "type", type, replica_types),
+    ROW_STR(ls_replica_cfg, "name", name),
+    ROW_STR(ls_replica_cfg, "url", url),
+    ROW_STR(ls_replica_cfg, "path", path),
+    ROW_STR(ls_replica_cfg, "bucket", bucket),
+    ROW_STR(ls_replica_cfg, "region", region),
+    ROW_STR(ls_replica_cfg, "endpoint", endpoint),
+    ROW_BOOL(ls_replica_cfg, "force-path-style", force_path_style),
+    ROW_BOOL(ls_replica_cfg, "skip-verify", skip_verify),
+    ROW_DUR(ls_replica_cfg, "retention", retention_ms),
+    ROW_DUR(ls_replica_cfg, "retention-check-interval", retention_check_interval_ms),
+    ROW_DUR(ls_replica_cfg, "snapshot-interval", snapshot_interval_ms),
+    ROW_DUR(ls_replica_cfg, "sync-interval", sync_interval_ms),
+    ROW_DUR(ls_replica_cfg, "validation-interval", validation_interval_ms),
+    ROW_MAP("age", age_table),
+    ROW_STR(ls_replica_cfg, "access-key-id", access_key_id),
+    ROW_STR(ls_replica_cfg, "secret-access-key", secret_access_key),
+    ROW_STR(ls_replica_cfg, "session-token", session_token),
+    ROW_STR(ls_replica_cfg, "ca-file", ca_file),
+    ROW_STR(ls_replica_cfg, "host", host),
+    ROW_STR(ls_replica_cfg, "user", user),
+    ROW_STR(ls_replica_cfg, "password", password),
+    ROW_STR(ls_replica_cfg, "key-path", key_path),
+    ROW_STR(ls_replica_cfg, "known-hosts", known_hosts),
+    ROW_STR(ls_replica_cfg, "host-key", host_key),
+    ROW_STR(ls_replica_cfg, "account-name", account_name),
+    ROW_STR(ls_replica_cfg, "account-key", account_key),
+};
+static const key_table replica_table = {"replica",        "a replica key (under replicas:)",
+                                        replica_keys,     NROWS(replica_keys),
+                                        sizeof(ls_replica_cfg), replica_init};
+
+/* dbs[] */
+static const key_def db_keys[] = {
+    ROW_STR(ls_db_cfg, "path", path),
+    ROW_STR(ls_db_cfg, "meta-path", meta_path),
+    ROW_DUR(ls_db_cfg, "monitor-interval", monitor_interval_ms),
+    ROW_DUR(ls_db_cfg, "checkpoint-interval", checkpoint_interval_ms),
+    ROW_INT(ls_db_cfg, "min-checkpoint-page-count", min_checkpoint_page_count, 1),
+    ROW_INT(ls_db_cfg, "max-checkpoint-page-count", max_checkpoint_page_count, 0),
+    ROW_SEQ(ls_db_cfg, "replicas", replicas, n_replicas, replica_table),
+};
+static const key_table db_table = {"db", "a db key (under dbs:)", db_keys, NROWS(db_keys),
+                                   sizeof(ls_db_cfg), db_init};
+
+/* logging */
+static const key_def logging_keys[] = {
+    ROW_ENUM(ls_config, "level", log_level, log_levels),
+    ROW_ENUM(ls_config, "type", log_type, log_types),
+    ROW_BOOL(ls_config, "stderr", log_stderr),
+};
+static const key_table logging_table = {"logging", "a logging key (under logging:)",
+                                        logging_keys, NROWS(logging_keys), 0, NULL};
+
+/* the top level */
+static const key_def top_keys[] = {
+    ROW_SEQ(ls_config, "dbs", dbs, n_dbs, db_table),
+    ROW_STR(ls_config, "addr", addr),
+    ROW_STR(ls_config, "exec", exec),
+    ROW_STR(ls_config, "access-key-id", access_key_id),
+    ROW_STR(ls_config, "secret-access-key", secret_access_key),
+    ROW_MAP("logging", logging_table),
+};
+static const key_table top_table = {"the top level", "a top-level key", top_keys, NROWS(top_keys),
+                                    0, NULL};
+
+/* walk_map's duplicate-key mask has one bit per row */
+_Static_assert(NROWS(replica_keys) <= 64 && NROWS(db_keys) <= 64 && NROWS(top_keys) <= 64 &&
+                   NROWS(logging_keys) <= 64 && NROWS(age_keys) <= 64,
+               "a key table has more than 64 rows");
+
+/* Every level, in the order "belongs to" hints look for an unknown key. */
+static const key_table *const all_tables[] = {&db_table, &replica_table, &top_table,
+                                              &logging_table, &age_table};
+
+#define FIELD(base, off, type) ((type *)(void *)((char *)(base) + (off)))
+
+/* ---------------------------------------------------------------------- */
+/* Messages                                                                */
+
+/*
+ * Record `code` with "<name>:<line>:<col>: " in front of the message and
+ * return it; line 0 leaves the position out, col 0 the column.
+ */
+static int pos_err(ls_ctx *ctx, int code, const char *name, size_t line, size_t col,
+                   const char *fmt, ...) LS_PRINTF(6, 7);
+static int pos_err(ls_ctx *ctx, int code, const char *name, size_t line, size_t col,
+                   const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (!name)
+        name = "<config>";
+    if (line && col)
+        return ls_err(ctx, code, "%s:%zu:%zu: %s", name, line, col, msg);
+    if (line)
+        return ls_err(ctx, code, "%s:%zu: %s", name, line, msg);
+    return ls_err(ctx, code, "%s: %s", name, msg);
+}
+
+/* Levenshtein distance of a and b, or a large number for long strings. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b), prev[65], cur[65];
+    if (na > 64 || nb > 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= nb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, (nb + 1) * sizeof(size_t));
+    }
+    return prev[nb];
+}
+
+static const key_def *find_key(const key_table *t, const char *key)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->keys[i].key, key) == 0)
+            return &t->keys[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The walker                                                              */
+
+typedef struct walker {
+    ls_ctx *ctx;                /* where errors go */
+    const char *name;           /* file name for messages */
+    yaml_document_t *doc;       /* the loaded document (node lookups) */
+} walker;
+
+static const char *node_kind(const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_SEQUENCE_NODE: return "a list";
+    case YAML_MAPPING_NODE: return "a mapping";
+    default: return "a scalar";
+    }
+}
+
+/* 1 if n is a null: an empty scalar, or a plain ~ / null. */
+static int node_is_null(const yaml_node_t *n)
+{
+    if (!n || n->type != YAML_SCALAR_NODE)
+        return 0;
+    const char *v = (const char *)n->data.scalar.value;
+    if (n->data.scalar.length == 0)
+        return 1;
+    if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    return strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 ||
+           strcmp(v, "NULL") == 0;
+}
+
+#define AT(n) (n)->start_mark.line + 1, (n)->start_mark.column + 1
+
+/* Boolean words of YAML 1.1. Returns 0/1, or -1 when s is not one. */
+static int parse_bool(const char *s)
+{
+    static const char *const yes[] = {"true", "yes", "on", NULL};
+    static const char *const no[] = {"false", "no", "off", NULL};
+    for (int i = 0; yes[i]; i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(s, no[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* A config duration: ls_duration_parse, but a bare number must be 0. */
+static int parse_config_duration(const char *s, int64_t *ms)
+{
+    char *end = NULL;
+    (void)strtod(s, &end);
+    if (end != s && *end == '\0')
+        return strspn(s, "0.") == strlen(s) && strchr(s, '0') ? (*ms = 0, 0) : LS_EUSAGE;
+    return ls_duration_parse(s, ms);
+}
+
+static int walk_map(walker *w, yaml_node_t *node, const key_table *t, void *base);
+
+/*
+ * The value of `key` must be a scalar (or null): *out is its text, or NULL
+ * for null. A scalar with a NUL byte in it is refused.
+ */
+static int want_scalar(walker *w, yaml_node_t *key, yaml_node_t *v, const char *expect,
+                       const char **out)
+{
+    *out = NULL;
+    if (v->type != YAML_SCALAR_NODE)
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: expected %s, got %s",
+                       (const char *)key->data.scalar.value, expect, node_kind(v));
+    if (node_is_null(v))
+        return 0;
+    if (strlen((const char *)v->data.scalar.value) != v->data.scalar.length)
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: the value contains a NUL byte",
+                       (const char *)key->data.scalar.value);
+    *out = (const char *)v->data.scalar.value;
+    return 0;
+}
+
+/* Read a list of scalars into a char ** array and its count. */
+static int set_list(walker *w, yaml_node_t *key, yaml_node_t *v, const key_def *kd, void *base)
+{
+    const char *k = (const char *)key->data.scalar.value;
+    if (node_is_null(v))
+        return 0;
+    if (v->type != YAML_SEQUENCE_NODE)
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: expected a list, got %s", k,
+                       node_kind(v));
+    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    char **arr = calloc(n ? n : 1, sizeof(char *));
+    if (!arr)
+        return LS_ENOMEM;
+    *FIELD(base, kd->off, char **) = arr;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *it = yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
+        if (!it || it->type != YAML_SCALAR_NODE || node_is_null(it))
+            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(it ? it : key),
+                           "%s: item %zu: expected a string, got %s", k, i + 1,
+                           it && it->type != YAML_SCALAR_NODE ? node_kind(it) : "nothing");
+        if (strlen((const char *)it->data.scalar.value) != it->data.scalar.length)
+            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(it), "%s: item %zu contains a NUL byte",
+                           k, i + 1);
+        if (!(arr[i] = strdup((const char *)it->data.scalar.value)))
+            return LS_ENOMEM;
+        *FIELD(base, kd->off_n, size_t) = i + 1;
+    }
+    return 0;
+}
+
+/* Read a list of mappings into a new array of kd->sub->size elements. */
+static int set_seq(walker *w, yaml_node_t *key, yaml_node_t *v, const key_def *kd, void *base)
+{
+    const char *k = (const char *)key->data.scalar.value;
+    const key_table *t = kd->sub;
+    if (node_is_null(v))
+        return 0;
+    if (v->type != YAML_SEQUENCE_NODE)
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: expected a list, got %s", k,
+                       node_kind(v));
+    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    char *arr = calloc(n ? n : 1, t->size);
+    if (!arr)
+        return LS_ENOMEM;
+    *FIELD(base, kd->off, void *) = arr;
+    *FIELD(base, kd->off_n, size_t) = n;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *it = yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
+        t->init(arr + i * t->size, (int)it->start_mark.line + 1, (int)it->start_mark.column + 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *it = yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
+        if (it->type != YAML_MAPPING_NODE)
+            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(it),
+                           "%s: item %zu: expected a mapping (a %s), got %s", k, i + 1, t->what,
+                           node_is_null(it) ? "nothing" : node_kind(it));
+        int rc = walk_map(w, it, t, arr + i * t->size);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Read the value of one known key into its field. */
+static int set_value(walker *w, yaml_node_t *key, yaml_node_t *v, const key_def *kd, void *base)
+{
+    const char *k = (const char *)key->data.scalar.value;
+    const char *s = NULL;
+    int rc;
+
+    switch (kd->kind) {
+    case K_LIST:
+        return set_list(w, key, v, kd, base);
+    case K_SEQ:
+        return set_seq(w, key, v, kd, base);
+    case K_MAP:
+        if (node_is_null(v))
+            return 0;
+        if (v->type != YAML_MAPPING_NODE)
+            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: expected a mapping, got %s",
+                           k, node_kind(v));
+        return walk_map(w, v, kd->sub, base);
+    default:
+        break;
+    }
+
+    static const char *const expect[] = {
+        [K_STR] = "a string", [K_ENUM] = "a word", [K_BOOL] = "a boolean",
+        [K_DUR] = "a duration", [K_INT] = "a number",
+    };
+    if ((rc = want_scalar(w, key, v, expect[kd->kind], &s)) != 0 || !s)
+        return rc;
+
+    switch (kd->kind) {
+    case K_STR: {
+        char **dst = FIELD(base, kd->off, char *);
+        free(*dst);
+        return (*dst = strdup(s)) ? 0 : LS_ENOMEM;
+    }
+    case K_ENUM: {
+        char **dst = FIELD(base, kd->off, char *);
+        char list[256] = "";
+        for (int i = 0; kd->choices[i]; i++) {
+            if (strcasecmp(s, kd->choices[i]) == 0) {
+                free(*dst);
+                return (*dst = strdup(kd->choices[i])) ? 0 : LS_ENOMEM;
+            }
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof(list) - l, "%s%s", i ? ", " : "", kd->choices[i]);
+        }
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: \"%s\" is not one of %s", k, s,
+                       list);
+    }
+    case K_BOOL: {
+        int b = parse_bool(s);
+        if (b < 0)
+            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key),
+                           "%s: expected a boolean (true/false, yes/no, on/off), got \"%s\"", k, s);
+        *FIELD(base, kd->off, int) = b;
+        return 0;
+    }
+    case K_DUR: {
+        int64_t ms = 0;
+        if (parse_config_duration(s, &ms) != 0)
+            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key),
+                           "%s: expected a duration with a unit (e.g. 500ms, 10s, 1h30m, 7d), "
+                           "got \"%s\"",
+                           k, s);
+        *FIELD(base, kd->off, int64_t) = ms;
+        return 0;
+    }
+    case K_INT: {
+        char *end = NULL;
+        errno = 0;
+        long long n = strtoll(s, &end, 10);
+        if (end == s || *end != '\0' || errno)
+            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: expected a number, got \"%s\"",
+                           k, s);
+        if (n < kd->min)
+            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s must be %s 0, got %lld", k,
+                           kd->min > 0 ? ">" : ">=", n);
+        *FIELD(base, kd->off, int64_t) = n;
+        return 0;
+    }
+    default:
+        return ls_err(w->ctx, LS_ERROR, "config: bad key table");
+    }
+}
+
+/*
+ * An unknown key: the message names the level and, when it can, the key
+ * meant: the same key at another level ("it is a replica key"), else a
+ * known key of this level within edit distance 2.
+ */
+static int unknown_key(walker *w, yaml_node_t *key, const key_table *t)
+{
+    const char *k = (const char *)key->data.scalar.value;
+    const key_def *best = NULL;
+    size_t best_d = 3;
+
+    for (size_t i = 0; i < NROWS(all_tables); i++) {
+        if (all_tables[i] != t && find_key(all_tables[i], k))
+            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key),
+                           "unknown key \"%s\" in %s: it is %s", k, t->what, all_tables[i]->hint);
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        size_t d = edit_distance(k, t->keys[i].key);
+        if (d < best_d) {
+            best_d = d;
+            best = &t->keys[i];
+        }
+    }
+    if (best)
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key),
+                       "unknown key \"%s\" in %s (did you mean \"%s\"?)", k, t->what, best->key);
+    return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "unknown key \"%s\" in %s", k, t->what);
+}
+
+/* Read one mapping level into `base` by table `t`. */
+static int walk_map(walker *w, yaml_node_t *node, const key_table *t, void *base)
+{
+    uint64_t seen = 0;
+    if (node->type != YAML_MAPPING_NODE)
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(node), "%s: expected a mapping, got %s",
+                       t->what, node_kind(node));
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *key = yaml_document_get_node(w->doc, p->key);
+        yaml_node_t *val = yaml_document_get_node(w->doc, p->value);
+        if (key->type != YAML_SCALAR_NODE || node_is_null(key))
+            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: a key must be a word, got %s",
+                           t->what, key->type == YAML_SCALAR_NODE ? "nothing" : node_kind(key));
+        const key_def *kd = find_key(t, (const char *)key->data.scalar.value);
+        if (!kd)
+            return unknown_key(w, key, t);
+        uint64_t bit = (uint64_t)1 << (kd - t->keys);
+        if (seen & bit)
+            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "duplicate key \"%s\" in %s",
+                           kd->key, t->what);
+        seen |= bit;
+        int rc = set_value(w, key, val, kd, base);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Free every field `t` describes in `base` (not base itself). */
+static void free_fields(const key_table *t, void *base)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const key_def *kd = &t->keys[i];
+        switch (kd->kind) {
+        case K_STR:
+        case K_ENUM:
+            free(*FIELD(base, kd->off, char *));
+            break;
+        case K_LIST: {
+            char **arr = *FIELD(base, kd->off, char **);
+            size_t n = *FIELD(base, kd->off_n, size_t);
+            for (size_t j = 0; j < n; j++)
+                free(arr[j]);
+            free(arr);
+            break;
+        }
+        case K_MAP:
+            free_fields(kd->sub, base);
+            break;
+        case K_SEQ: {
+            char *arr = *FIELD(base, kd->off, char *);
+            size_t n = *FIELD(base, kd->off_n, size_t);
+            for (size_t j = 0; j < n; j++)
+                free_fields(kd->sub, arr + j * kd->sub->size);
+            free(arr);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+}
+
+void ls_config_free(ls_config *cfg)
+{
+    if (!cfg)
+        return;
+    free_fields(&top_table, cfg);
+    free(cfg->source);
+    free(cfg);
+}
+
+static ls_config *config_new(const char *source)
+{
+    ls_config *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg)
+        return NULL;
+    cfg->log_stderr = -1;
+    if (!(cfg->source = strdup(source))) {
+        free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Environment expansion                                                   */
+
+/* Go's shell special variables: $1, $$, ${#} ... */
+static int is_special_var(int c)
+{
+    return c && strchr("*#$@!?-0123456789", c) != NULL;
+}
+
+/* Append n bytes to a growing buffer. */
+static int buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t nc = (*cap ? *cap : 64);
+        while (nc < *len + n + 1)
+            nc *= 2;
+        char *nb = realloc(*b, nc);
+        if (!nb)
+            return LS_ENOMEM;
+        *b = nb;
+        *cap = nc;
+    }
+    memcpy(*b + *len, s, n);
+    *len += n;
+    (*b)[*len] = '\0';
+    return 0;
+}
+
+/*
+ * os.ExpandEnv: for each '$' that is not the last character, read a name:
+ *   ${X} where X is one special character; else ${...} up to the first '}'
+ *   ("${}" and an unclosed "${" are bad syntax and vanish); else one special
+ *   character; else a run of [A-Za-z0-9_]. A name is replaced by its value
+ *   ("" if unset); no name (e.g. "$/") leaves the '$' in place.
+ */
+int ls_config_expand_env(const char *in, char **out)
+{
+    char *b = NULL, *name = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+
+    *out = NULL;
+    if ((rc = buf_add(&b, &len, &cap, "", 0)) != 0)
+        goto cleanup;
+    for (size_t i = 0; in[i];) {
+        if (in[i] != '$' || in[i + 1] == '\0') {
+            size_t run = strcspn(in + i + 1, "$") + 1;
+            if ((rc = buf_add(&b, &len, &cap, in + i, run)) != 0)
+                goto cleanup;
+            i += run;
+            continue;
+        }
+        const char *s = in + i + 1;
+        size_t nstart = 0, nlen = 0, w = 0; /* name = s[nstart..nstart+nlen), w consumed */
+        if (s[0] == '{') {
+            if (is_special_var(s[1]) && s[2] == '}') {
+                nstart = 1, nlen = 1, w = 3;
+            } else {
+                const char *close = strchr(s + 1, '}');
+                if (!close)
+                    w = 1;                  /* "${" unclosed: eat it */
+                else if (close == s + 1)
+                    w = 2;                  /* "${}": eat it */
+                else
+                    nstart = 1, nlen = (size_t)(close - s - 1), w = nlen + 2;
+            }
+        } else if (is_special_var(s[0])) {
+            nlen = 1, w = 1;
+        } else {
+            while (isalnum((unsigned char)s[nlen]) || s[nlen] == '_')
+                nlen++;
+            w = nlen;
+        }
+        if (nlen > 0) {
+            if (!(name = malloc(nlen + 1))) {
+                rc = LS_ENOMEM;
+                goto cleanup;
+            }
+            memcpy(name, s + nstart, nlen);
+            name[nlen] = '\0';
+            const char *v = getenv(name);
+            free(name);
+            name = NULL;
+            if (v && (rc = buf_add(&b, &len, &cap, v, strlen(v))) != 0)
+                goto cleanup;
+        } else if (w == 0 && (rc = buf_add(&b, &len, &cap, "$", 1)) != 0) {
+            goto cleanup;
+        }
+        i += 1 + w;
+    }
+    *out = b;
+    b = NULL;
+cleanup:
+    free(b);
+    return rc;
+}
+
+const char *ls_config_default_path(void)
+{
+    const char *p = getenv("LITESAFE_CONFIG");
+    return (p && *p) ? p : LS_CONFIG_DEFAULT_PATH;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Parse and load                                                          */
+
+/* "<name>:<line>:<col>: <problem> (<context>)" from a failed libyaml parser. */
+static int yaml_error(ls_ctx *ctx, const char *name, const yaml_parser_t *ps, const char *text)
+{
+    size_t line = ps->problem_mark.line + 1, col = ps->problem_mark.column + 1;
+    if (ps->error == YAML_MEMORY_ERROR)
+        return ls_err(ctx, LS_ENOMEM, "%s: out of memory parsing YAML", name);
+    if (ps->error == YAML_READER_ERROR) {
+        /* the reader reports a byte offset only */
+        line = 1, col = 1;
+        for (size_t i = 0; i < ps->problem_offset && text[i]; i++) {
+            if (text[i] == '\n')
+                line++, col = 1;
+            else
+                col++;
+        }
+    }
+    if (ps->context)
+        return pos_err(ctx, LS_EUSAGE, name, line, col, "%s (%s at line %zu)",
+                       ps->problem ? ps->problem : "invalid YAML", ps->context,
+                       ps->context_mark.line + 1);
+    return pos_err(ctx, LS_EUSAGE, name, line, col, "%s",
+                   ps->problem ? ps->problem : "invalid YAML");
+}
+
+int ls_config_parse(ls_ctx *ctx, const char *text, size_t n, const char *name, int expand_env,
+                    ls_config **out)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc, extra;
+    int parser_ok = 0, doc_ok = 0, rc = 0;
+    char *buf = NULL;
+    ls_config *cfg = NULL;
+
+    *out = NULL;
+    if (!name)
+        name = "<config>";
+    if (n && memchr(text, '\0', n))
+        return pos_err(ctx, LS_EUSAGE, name, 0, 0, "the file contains a NUL byte");
+    if (expand_env) {
+        char *raw = malloc(n + 1);
+        if (!raw)
+            return LS_ENOMEM;
+        memcpy(raw, text, n);
+        raw[n] = '\0';
+        rc = ls_config_expand_env(raw, &buf);
+        free(raw);
+        if (rc)
+            return rc;
+    } else {
+        if (!(buf = malloc(n + 1)))
+            return LS_ENOMEM;
+        memcpy(buf, text, n);
+        buf[n] = '\0';
+    }
+    if (!(cfg = config_new(name))) {
+        rc = LS_ENOMEM;
+        goto cleanup;
+    }
+
+    /* 1. the first document */
+    if (!yaml_parser_initialize(&parser)) {
+        rc = LS_ENOMEM;
+        goto cleanup;
+    }
+    parser_ok = 1;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, strlen(buf));
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = yaml_error(ctx, name, &parser, buf);
+        goto cleanup;
+    }
+    doc_ok = 1;
+
+    /* 2. its root must be a mapping; an empty file is a config without dbs */
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root && !node_is_null(root)) {
+        walker w = {ctx, name, &doc};
+        if (root->type != YAML_MAPPING_NODE) {
+            rc = pos_err(ctx, LS_EUSAGE, name, AT(root), "the top level must be a mapping, got %s",
+                         node_kind(root));
+            goto cleanup;
+        }
+        if ((rc = walk_map(&w, root, &top_table, cfg)) != 0)
+            goto cleanup;
+    }
+
+    /* 3. nothing may follow it */
+    if (!yaml_parser_load(&parser, &extra)) {
+        rc = yaml_error(ctx, name, &parser, buf);
+        goto cleanup;
+    }
+    root = yaml_document_get_root_node(&extra);
+    if (root)
+        rc = pos_err(ctx, LS_EUSAGE, name, extra.start_mark.line + 1, extra.start_mark.column + 1,
+                     "a second YAML document: a config file holds one");
+    yaml_document_delete(&extra);
+    if (rc)
+        goto cleanup;
+
+    *out = cfg;
+    cfg = NULL;
+cleanup:
+    if (doc_ok)
+        yaml_document_delete(&doc);
+    if (parser_ok)
+        yaml_parser_delete(&parser);
+    ls_config_free(cfg);
+    free(buf);
+    return rc;
+}
+
+int ls_config_load(ls_ctx *ctx, const char *path, int expand_env, ls_config **out)
+{
+    FILE *f = NULL;
+    char *text = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+
+    *out = NULL;
+    if (!(f = fopen(path, "rb"))) {
+        rc = ls_err_errno(ctx, errno, "open %s", path);
+        goto cleanup;
+    }
+    for (;;) {
+        if (n == cap) {
+            if (cap >= LS_CONFIG_MAX_SIZE) {
+                rc = ls_err(ctx, LS_EUSAGE, "%s: larger than %u bytes: not a config file", path,
+                            LS_CONFIG_MAX_SIZE);
+                goto cleanup;
+            }
+            cap = cap ? cap * 2 : 4096;
+            char *nt = realloc(text, cap);
+            if (!nt) {
+                rc = LS_ENOMEM;
+                goto cleanup;
+            }
+            text = nt;
+        }
+        size_t got = fread(text + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                rc = ls_err_errno(ctx, errno ? errno : EIO, "read %s", path);
+                goto cleanup;
+            }
+            break;
+        }
+    }
+    rc = ls_config_parse(ctx, text ? text : "", n, path, expand_env, out);
+cleanup:
+    if (f)
+        fclose(f);
+    free(text);
+    return rc;
+}
+
+int ls_config_from_urls(ls_ctx *ctx, const char *db_path, const char *const *urls, size_t n,
+                        ls_config **out)
+{
+    ls_config *cfg = NULL;
+    ls_db_cfg *db;
+    int rc = LS_ENOMEM;
+
+    *out = NULL;
+    if (n == 0)
+        return ls_err(ctx, LS_EUSAGE, "must specify at least one replica URL for %s", db_path);
+    if (!(cfg = config_new("<args>")) || !(cfg->dbs = calloc(1, sizeof(ls_db_cfg))))
+        goto cleanup;
+    cfg->n_dbs = 1;
+    db = &cfg->dbs[0];
+    db_init(db, 0, 0);
+    if (!(db->path = strdup(db_path)) || !(db->replicas = calloc(n, sizeof(ls_replica_cfg))))
+        goto cleanup;
+    db->n_replicas = n;
+    for (size_t i = 0; i < n; i++)
+        replica_init(&db->replicas[i], 0, 0);
+    for (size_t i = 0; i < n; i++)
+        if (!(db->replicas[i].url = strdup(urls[i])))
+            goto cleanup;
+    *out = cfg;
+    cfg = NULL;
+    rc = 0;
+cleanup:
+    ls_config_free(cfg);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Paths                                                                   */
+
+/* "~" or "~/..." with $HOME (or the password database) in front, else a copy. */
+static int expand_home(ls_ctx *ctx, const char *path, char **out)
+{
+    const char *home;
+    *out = NULL;
+    if (path[0] != '~' || (path[1] != '\0' && path[1] != '/'))
+        return (*out = strdup(path)) ? 0 : LS_ENOMEM;
+    home = getenv("HOME");
+    if (!home || !*home) {
+        struct passwd *pw = getpwuid(getuid());
+        home = pw ? pw->pw_dir : NULL;
+    }
+    if (!home || !*home)
+        return ls_err(ctx, LS_EUSAGE, "cannot expand %s: no home directory", path);
+    size_t n = strlen(home) + strlen(path) + 1;
+    if (!(*out = malloc(n)))
+        return LS_ENOMEM;
+    snprintf(*out, n, "%s%s", home, path + 1);
+    return 0;
+}
+
+int ls_config_abs_path(ls_ctx *ctx, const char *path, char **out)
+{
+    char *p = NULL, *abs = NULL, *real = NULL;
+    int rc = 0;
+
+    *out = NULL;
+    if (!path || !*path)
+        return ls_err(ctx, LS_EUSAGE, "empty path");
+    if ((rc = expand_home(ctx, path, &p)) != 0)
+        goto cleanup;
+
+    /* 1. absolute against the working directory, cleaned */
+    if (p[0] != '/') {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof(cwd))) {
+            rc = ls_err_errno(ctx, errno, "getcwd");
+            goto cleanup;
+        }
+        size_t n = strlen(cwd) + strlen(p) + 2;
+        if (!(abs = malloc(n))) {
+            rc = LS_ENOMEM;
+            goto cleanup;
+        }
+        snprintf(abs, n, "%s/%s", cwd, p);
+    } else if (!(abs = strdup(p))) {
+        rc = LS_ENOMEM;
+        goto cleanup;
+    }
+    ls_url_path_clean(abs);
+    if (strcmp(abs, "/") == 0) {
+        rc = ls_err(ctx, LS_EUSAGE, "%s: not a file path", path);
+        goto cleanup;
+    }
+
+    /* 2. the directory through realpath() when it exists */
+    char *slash = strrchr(abs, '/');
+    *slash = '\0';
+    real = realpath(slash == abs ? "/" : abs, NULL);
+    *slash = '/';
+    if (real) {
+        size_t n = strlen(real) + strlen(slash) + 1;
+        char *joined = malloc(n);
+        if (!joined) {
+            rc = LS_ENOMEM;
+            goto cleanup;
+        }
+        snprintf(joined, n, "%s%s", strcmp(real, "/") == 0 ? "" : real, slash);
+        free(abs);
+        abs = joined;
+    }
+    *out = abs;
+    abs = NULL;
+cleanup:
+    free(p);
+    free(abs);
+    free(real);
+    return rc;
+}
+
+ls_db_cfg *ls_config_find_db(const ls_config *cfg, const char *path)
+{
+    char *abs = NULL;
+    ls_db_cfg *found = NULL;
+    if (!cfg || ls_config_abs_path(NULL, path, &abs) != 0)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_dbs && !found; i++)
+        if (cfg->dbs[i].path && strcmp(cfg->dbs[i].path, abs) == 0)
+            found = &cfg->dbs[i];
+    free(abs);
+    return found;
+}
+
+ls_replica_cfg *ls_db_cfg_find_replica(const ls_db_cfg *db, const char *name)
+{
+    for (size_t i = 0; db && name && i < db->n_replicas; i++)
+        if (db->replicas[i].name && strcmp(db->replicas[i].name, name) == 0)
+            return &db->replicas[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Defaults and validation                                                 */
+
+/* Litestream 0.3's defaults, except sync-interval (see apply_defaults). */
+#define DEF_MONITOR_MS 1000
+#define DEF_CHECKPOINT_MS 60000
+#define DEF_MIN_CKPT_PAGES 1000
+#define DEF_MAX_CKPT_PAGES 10000
+#define DEF_RETENTION_MS (24 * 3600 * 1000LL)
+#define DEF_RETENTION_CHECK_MS (3600 * 1000LL)
+#define DEF_SNAPSHOT_MS 0
+#define DEF_SYNC_MS 0
+#define DEF_VALIDATION_MS 0
+
+/* Environment credentials for s3, in precedence order. */
+static const struct {
+    const char *key_id, *secret;    /* variables for access-key-id, secret-access-key */
+    const char *token;              /* session token that goes with a key id from here */
+} cred_env[] = {
+    {"LITESAFE_ACCESS_KEY_ID", "LITESAFE_SECRET_ACCESS_KEY", "LITESAFE_SESSION_TOKEN"},
+    {"LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"},
+    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"},
+};
+static const char *const abs_key_env[] = {"LITESAFE_AZURE_ACCOUNT_KEY",
+                                          "LITESTREAM_AZURE_ACCOUNT_KEY"};
+
+static const char *env_nonempty(const char *name)
+{
+    const char *v = getenv(name);
+    return (v && *v) ? v : NULL;
+}
+
+/* *dst = copy of src when *dst is unset and src is given. */
+static int fill(char **dst, const char *src)
+{
+    if (*dst || !src)
+        return 0;
+    return (*dst = strdup(src)) ? 0 : LS_ENOMEM;
+}
+
+/* Take *src into *dst (freeing what was there). */
+static void take(char **dst, char **src)
+{
+    free(*dst);
+    *dst = *src;
+    *src = NULL;
+}
+
+/* An error about replica `r` of `db`, at its position. */
+#define RERR(ctx, cfg, r, ...)                                                                     \
+    pos_err(ctx, LS_EUSAGE, (cfg)->source, (size_t)(r)->line, (size_t)(r)->col, __VA_ARGS__)
+
+/*
+ * Put "<source>:<line>:<col>: [<what>: ]" in front of the message a callee
+ * recorded with code rc, and return rc.
+ */
+static int prefix_pos(ls_ctx *ctx, int rc, const char *source, int line, int col,
+                      const char *what)
+{
+    char msg[sizeof(ctx->msg)];
+    ls_strlcpy(msg, ls_errmsg(ctx), sizeof(msg));
+    return pos_err(ctx, rc, source, (size_t)line, (size_t)col, "%s%s%s", what ? what : "",
+                   what ? ": " : "", msg);
+}
+
+/*
+ * Fill the replica fields its URL implies, where the config leaves them
+ * unset (Litestream: "only apply URL parts to fields not overridden"); the
+ * URL may not be combined with path, bucket or host.
+ */
+static int replica_from_url(ls_ctx *ctx, const ls_config *cfg, ls_replica_cfg *r)
+{
+    ls_url u;
+    int rc = 0;
+
+    if (r->path)
+        return RERR(ctx, cfg, r, "replica: url and path cannot both be set");
+    if (r->bucket)
+        return RERR(ctx, cfg, r, "replica: url and bucket cannot both be set");
+    if (r->host)
+        return RERR(ctx, cfg, r, "replica: url and host cannot both be set");
+    if ((rc = ls_url_parse(ctx, r->url, &u)) != 0) {
+        if (rc == LS_EUSAGE)
+            rc = prefix_pos(ctx, rc, cfg->source, r->line, r->col, NULL);
+        goto cleanup;
+    }
+    if (r->type && strcmp(r->type, u.scheme) != 0) {
+        rc = RERR(ctx, cfg, r, "replica: type \"%s\" does not match the url scheme \"%s\"", r->type,
+                  u.scheme);
+        goto cleanup;
+    }
+    take(&r->type, &u.scheme);
+    take(&r->path, &u.path);
+    if (strcmp(r->type, "s3") == 0) {
+        /* an endpoint in the config means path style, as in Litestream */
+        if (r->force_path_style < 0)
+            r->force_path_style = (r->endpoint || u.force_path_style) ? 1 : 0;
+        take(&r->bucket, &u.bucket);
+        if (!r->region)
+            take(&r->region, &u.region);
+        if (!r->endpoint)
+            take(&r->endpoint, &u.endpoint);
+    } else if (strcmp(r->type, "gcs") == 0 || strcmp(r->type, "abs") == 0) {
+        take(&r->bucket, &u.bucket);
+        if (!r->account_name && strcmp(r->type, "abs") == 0)
+            take(&r->account_name, &u.user);
+    } else if (strcmp(r->type, "sftp") == 0) {
+        if (u.port) {
+            size_t n = strlen(u.host) + 16;
+            if (!(r->host = malloc(n))) {
+                rc = LS_ENOMEM;
+                goto cleanup;
+            }
+            snprintf(r->host, n, strchr(u.host, ':') ? "[%s]:%d" : "%s:%d", u.host, u.port);
+        } else {
+            take(&r->host, &u.host);
+        }
+        if (!r->user)
+            take(&r->user, &u.user);
+        if (!r->password)
+            take(&r->password, &u.password);
+    }
+cleanup:
+    ls_url_free(&u);
+    return rc;
+}
+
+/*
+ * Credentials, first found wins:
+ *   1. the replica's own access-key-id / secret-access-key / session-token;
+ *   2. the top-level access-key-id / secret-access-key, copied into every
+ *      replica that lacks them (as Litestream does), each field on its own;
+ *   3. s3 only, the environment, by family in this order: LITESAFE_*,
+ *      LITESTREAM_*, AWS_*. Without an access key id so far, the first family
+ *      with one gives the key id, and the secret and session token of the
+ *      same family (LITESAFE_SESSION_TOKEN; AWS_SESSION_TOKEN for LITESTREAM_
+ *      and AWS_, as Litestream copies its variables into AWS_*): a key, its
+ *      secret and its token belong together. With a key id from the file and
+ *      no secret, the secret is the first family's SECRET_ACCESS_KEY.
+ *   account-key (abs): the replica's key, LITESAFE_AZURE_ACCOUNT_KEY,
+ *   LITESTREAM_AZURE_ACCOUNT_KEY.
+ * Empty variables count as unset.
+ */
+static int replica_credentials(const ls_config *cfg, ls_replica_cfg *r)
+{
+    int rc;
+    if ((rc = fill(&r->access_key_id, cfg->access_key_id)) != 0 ||
+        (rc = fill(&r->secret_access_key, cfg->secret_access_key)) != 0)
+        return rc;
+    if (strcmp(r->type, "s3") == 0) {
+        for (size_t i = 0; i < NROWS(cred_env); i++) {
+            const char *key = env_nonempty(cred_env[i].key_id);
+            if (!r->access_key_id && key) {
+                if ((rc = fill(&r->access_key_id, key)) != 0 ||
+                    (rc = fill(&r->secret_access_key, env_nonempty(cred_env[i].secret))) != 0 ||
+                    (rc = fill(&r->session_token, env_nonempty(cred_env[i].token))) != 0)
+                    return rc;
+                break;
+            }
+            if (r->access_key_id &&
+                (rc = fill(&r->secret_access_key, env_nonempty(cred_env[i].secret))) != 0)
+                return rc;
+        }
+    }
+    if (strcmp(r->type, "abs") == 0)
+        for (size_t i = 0; i < NROWS(abs_key_env); i++)
+            if ((rc = fill(&r->account_key, env_nonempty(abs_key_env[i]))) != 0)
+                return rc;
+    return 0;
+}
+
+/*
+ * One replica: 1. path must not be a URL; 2. the URL's parts; 3. the type
+ * (file without URL or type); 4. what the type requires; 5. the name and
+ * its uniqueness in the db; 6. credentials; 7. timings and flags.
+ */
+static int replica_defaults(ls_ctx *ctx, const ls_config *cfg, ls_db_cfg *db, size_t idx)
+{
+    ls_replica_cfg *r = &db->replicas[idx];
+    int rc;
+
+    /* 1 */
+    if (r->path && ls_url_is_url(r->path))
+        return RERR(ctx, cfg, r, "replica path \"%s\" is a URL: use the url key instead", r->path);
+    /* 2, 3 */
+    if (r->url && (rc = replica_from_url(ctx, cfg, r)) != 0)
+        return rc;
+    if (!r->type && !(r->type = strdup("file")))
+        return LS_ENOMEM;
+    /* 4 */
+    if (strcmp(r->type, "file") == 0) {
+        char *abs = NULL;
+        if (!r->path)
+            return RERR(ctx, cfg, r, "file replica: path required");
+        if ((rc = ls_config_abs_path(ctx, r->path, &abs)) != 0)
+            return rc == LS_EUSAGE ? prefix_pos(ctx, rc, cfg->source, r->line, r->col,
+                                                "file replica path")
+                                   : rc;
+        take(&r->path, &abs);
+    } else if (strcmp(r->type, "sftp") == 0) {
+        if (!r->host)
+            return RERR(ctx, cfg, r, "sftp replica: host required");
+        if (!r->user)
+            return RERR(ctx, cfg, r, "sftp replica: user required");
+    } else if (!r->bucket) {
+        return RERR(ctx, cfg, r, "%s replica: bucket required", r->type);
+    }
+    if (!r->path && !(r->path = strdup("")))
+        return LS_ENOMEM;
+    /* 5 */
+    if (!r->name && !(r->name = strdup(r->type)))
+        return LS_ENOMEM;
+    for (size_t i = 0; i < idx; i++)
+        if (strcmp(db->replicas[i].name, r->name) == 0)
+            return RERR(ctx, cfg, r, "duplicate replica name \"%s\" (also at line %d)", r->name,
+                        db->replicas[i].line);
+    /* 6 */
+    if ((rc = replica_credentials(cfg, r)) != 0)
+        return rc;
+    /* 7 */
+    if (r->force_path_style < 0)
+        r->force_path_style = r->endpoint ? 1 : 0;
+    if (r->skip_verify < 0)
+        r->skip_verify = 0;
+    if (r->retention_ms < 0)
+        r->retention_ms = DEF_RETENTION_MS;
+    if (r->retention_check_interval_ms < 0)
+        r->retention_check_interval_ms = DEF_RETENTION_CHECK_MS;
+    if (r->retention_ms > 0 && r->retention_check_interval_ms > r->retention_ms)
+        r->retention_check_interval_ms = r->retention_ms;
+    if (r->snapshot_interval_ms < 0)
+        r->snapshot_interval_ms = DEF_SNAPSHOT_MS;
+    if (r->sync_interval_ms < 0)
+        r->sync_interval_ms = DEF_SYNC_MS;
+    if (r->validation_interval_ms < 0)
+        r->validation_interval_ms = DEF_VALIDATION_MS;
+    return 0;
+}
+
+/* meta-path default: "<dir>/.<base>-litesafe" next to the database. */
+static int default_meta_path(const char *db_path, char **out)
+{
+    const char *slash = strrchr(db_path, '/');
+    size_t n = strlen(db_path) + sizeof("/.-litesafe");
+    if (!(*out = malloc(n)))
+        return LS_ENOMEM;
+    snprintf(*out, n, "%.*s/.%s-litesafe", (int)(slash - db_path), db_path, slash + 1);
+    return 0;
+}
+
+/*
+ * Fill defaults and validate, in this order:
+ *   1. At least one db (Litestream logs an error and keeps running with
+ *      nothing to do; a replicator that replicates nothing is a mistake we
+ *      stop for).
+ *   2. logging: level info ("warning" means warn), type text, stderr off.
+ *   3. Each db: path required, "~" expanded and made absolute
+ *      (ls_config_abs_path); no two dbs with the same path; meta-path
+ *      default "<dir>/.<base>-litesafe" (made absolute when given);
+ *      monitor-interval 1s, checkpoint-interval 1m, min-checkpoint-page-count
+ *      1000, max-checkpoint-page-count 10000 (0 disables it; otherwise it may
+ *      not be below the minimum).
+ *   4. Each replica (replica_defaults): retention 24h,
+ *      retention-check-interval 1h capped at retention, snapshot-interval 0,
+ *      validation-interval 0, and sync-interval 0 where Litestream has 1s:
+ *      litesafe ships each commit as soon as it is seen, so a crash loses at
+ *      most the transaction in flight; set sync-interval to batch uploads.
+ */
+int ls_config_apply_defaults(ls_ctx *ctx, ls_config *cfg)
+{
+    int rc = 0;
+
+    if (cfg->defaults_applied)
+        return 0;
+    /* 1 */
+    if (cfg->n_dbs == 0)
+        return pos_err(ctx, LS_EUSAGE, cfg->source, 0, 0,
+                       "no databases configured (dbs is empty or missing)");
+    /* 2 */
+    if (cfg->log_level && strcmp(cfg->log_level, "warning") == 0) {
+        free(cfg->log_level);
+        cfg->log_level = NULL;
+        if (!(cfg->log_level = strdup("warn")))
+            return LS_ENOMEM;
+    }
+    if ((rc = fill(&cfg->log_level, "info")) != 0 || (rc = fill(&cfg->log_type, "text")) != 0)
+        return rc;
+    if (cfg->log_stderr < 0)
+        cfg->log_stderr = 0;
+
+    /* 3 */
+    for (size_t i = 0; i < cfg->n_dbs; i++) {
+        ls_db_cfg *db = &cfg->dbs[i];
+        char *abs = NULL;
+        if (!db->path)
+            return pos_err(ctx, LS_EUSAGE, cfg->source, (size_t)db->line, (size_t)db->col,
+                           "db: path required");
+        if ((rc = ls_config_abs_path(ctx, db->path, &abs)) != 0)
+            return rc == LS_EUSAGE ? prefix_pos(ctx, rc, cfg->source, db->line, db->col, "db path")
+                                   : rc;
+        take(&db->path, &abs);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->dbs[j].path, db->path) == 0)
+                return pos_err(ctx, LS_EUSAGE, cfg->source, (size_t)db->line, (size_t)db->col,
+                               "db %s is configured twice (also at line %d)", db->path,
+                               cfg->dbs[j].line);
+        if (db->meta_path) {
+            if ((rc = ls_config_abs_path(ctx, db->meta_path, &abs)) != 0)
+                return rc == LS_EUSAGE
+                           ? prefix_pos(ctx, rc, cfg->source, db->line, db->col, "meta-path")
+                           : rc;
+            take(&db->meta_path, &abs);
+        } else if ((rc = default_meta_path(db->path, &db->meta_path)) != 0) {
+            return rc;
+        }
+        if (db->monitor_interval_ms < 0)
+            db->monitor_interval_ms = DEF_MONITOR_MS;
+        if (db->checkpoint_interval_ms < 0)
+            db->checkpoint_interval_ms = DEF_CHECKPOINT_MS;
+        if (db->min_checkpoint_page_count < 0)
+            db->min_checkpoint_page_count = DEF_MIN_CKPT_PAGES;
+        if (db->max_checkpoint_page_count < 0)
+            db->max_checkpoint_page_count = DEF_MAX_CKPT_PAGES;
+        if (db->max_checkpoint_page_count > 0 &&
+            db->max_checkpoint_page_count < db->min_checkpoint_page_count)
+            return pos_err(ctx, LS_EUSAGE, cfg->source, (size_t)db->line, (size_t)db->col,
+                           "db %s: max-checkpoint-page-count (%lld) is below "
+                           "min-checkpoint-page-count (%lld)",
+                           db->path, (long long)db->max_checkpoint_page_count,
+                           (long long)db->min_checkpoint_page_count);
+        /* 4 */
+        for (size_t j = 0; j < db->n_replicas; j++)
+            if ((rc = replica_defaults(ctx, cfg, db, j)) != 0)
+                return rc;
+    }
+    cfg->defaults_applied = 1;
+    return 0;
+}
