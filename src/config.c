@@ -169,8 +169,8 @@ static const key_def replica_keys[] = {
     ROW_STR(ls_replica_cfg, "account-name", account_name),
     ROW_STR(ls_replica_cfg, "account-key", account_key),
 };
-static const key_table replica_table = {"replica",        "a replica key (under replicas:)",
-                                        replica_keys,     NROWS(replica_keys),
+static const key_table replica_table = {"replica", "a replica key (under replicas:)",
+                                        replica_keys, NROWS(replica_keys),
                                         sizeof(ls_replica_cfg), replica_init};
 
 /* dbs[] */
