@@ -22,7 +22,8 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
-#define COALESCE_MS 1
+#define COALESCE_MS 2
+#define PENDING_RECHECK_MS 2
 
 typedef struct engine_db {
     ls_ctx *ctx;                /* the source thread's context */
@@ -104,7 +105,8 @@ static void *db_main(void *arg)
 
     while (!*d->stop) {
         struct pollfd pfd = {in, POLLIN, 0};
-        int n = poll(in >= 0 ? &pfd : NULL, in >= 0 ? 1 : 0, (int)poll_ms);
+        int wait = d->src->pending ? PENDING_RECHECK_MS : (int)poll_ms;
+        int n = poll(in >= 0 ? &pfd : NULL, in >= 0 ? 1 : 0, wait);
         if (*d->stop)
             break;
         int relevant = n == 0; /* the fallback poll always syncs */

@@ -68,29 +68,47 @@
 
 /* ---- read transactions ---- */
 
-static int begin_read(ls_source *s, sqlite3 *db)
+/* Run a prepared statement to its end; 0 or the SQLite error as an LS code. */
+static int step_done(ls_source *s, sqlite3_stmt *st)
 {
-    int rc = ls_db_exec(s->ctx, db, s->path, "BEGIN; SELECT count(*) FROM sqlite_master");
-    if (rc == 0 && sqlite3_txn_state(db, "main") != SQLITE_TXN_READ)
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        ;
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return ls_err(s->ctx, ls_db_code(rc), "%s: %s", s->path,
+                      sqlite3_errmsg(sqlite3_db_handle(st)));
+    return 0;
+}
+
+/* Begin a read transaction on reader i (statements prepared once: this runs per sync). */
+static int begin_read(ls_source *s, int i)
+{
+    int rc = step_done(s, s->q_begin[i]);
+    if (!rc)
+        rc = step_done(s, s->q_read[i]);
+    if (rc == 0 && sqlite3_txn_state(s->rd[i], "main") != SQLITE_TXN_READ)
         rc = ls_err(s->ctx, LS_ERROR, "%s: read transaction did not start", s->path);
+    if (rc && sqlite3_get_autocommit(s->rd[i]) == 0)
+        step_done(s, s->q_end[i]);
     return rc;
 }
 
-static void end_read(sqlite3 *db)
+static void end_read(ls_source *s, int i)
 {
-    if (sqlite3_get_autocommit(db) == 0)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    if (sqlite3_get_autocommit(s->rd[i]) == 0 && step_done(s, s->q_end[i]) != 0)
+        ls_err_clear(s->ctx);
 }
 
 /* Begin a read transaction on the other reader, then end the current one. */
 static int advance_lock(ls_source *s)
 {
     int next = s->cur < 0 ? 0 : 1 - s->cur;
-    int rc = begin_read(s, s->rd[next]);
+    int rc = begin_read(s, next);
     if (rc)
         return rc;
     if (s->cur >= 0)
-        end_read(s->rd[s->cur]);
+        end_read(s, s->cur);
     s->cur = next;
     return 0;
 }
@@ -98,7 +116,7 @@ static int advance_lock(ls_source *s)
 static void release_lock(ls_source *s)
 {
     if (s->cur >= 0)
-        end_read(s->rd[s->cur]);
+        end_read(s, s->cur);
     s->cur = -1;
 }
 
@@ -138,14 +156,14 @@ static int read_hdr(ls_source *s, uint8_t buf[LS_WAL_HDRSIZE], ls_wal_hdr *hdr, 
  */
 static uint32_t shm_limit(ls_source *s)
 {
-    int fd = open(s->shm_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (s->shm_fd < 0)
+        s->shm_fd = open(s->shm_path, O_RDONLY | O_CLOEXEC);
+    if (s->shm_fd < 0)
         return 0;
     ls_shm_info si;
     int rc = LS_EBUSY;
     for (int i = 0; i < 3 && rc == LS_EBUSY; i++)
-        rc = ls_shm_read(s->ctx, fd, &si);
-    close(fd);
+        rc = ls_shm_read(s->ctx, s->shm_fd, &si);
     ls_err_clear(s->ctx);
     if (rc)
         return 0;
@@ -173,6 +191,7 @@ static int copy_frames(ls_source *s, int *grew)
     uint64_t iFrame = sh->frames + 1;
     int rc;
 
+    s->pending = 0;
     for (;;) {
         size_t got = 0, k;
         if ((rc = ls_pread_full(s->ctx, s->wal_fd, s->buf, nPer * szFrame, (off_t)off, &got,
@@ -183,7 +202,13 @@ static int copy_frames(ls_source *s, int *grew)
         uint32_t commit_ck[2] = {0, 0}, dbsize = 0;
         for (k = 0; k < n; k++, iFrame++) {
             const uint8_t *f = s->buf + k * szFrame;
-            if ((limit && iFrame > limit) || !ls_wal_frame_check(&sh->hdr, f, ck))
+            if (limit && iFrame > limit) {
+                /* Valid frames SQLite has not published yet: look again soon. */
+                uint32_t tmp[2] = {ck[0], ck[1]};
+                s->pending = ls_wal_frame_check(&sh->hdr, f, tmp);
+                break;
+            }
+            if (!ls_wal_frame_check(&sh->hdr, f, ck))
                 break;
             uint32_t commit = ls_get32be(f + 4);
             if (commit) {
@@ -346,6 +371,7 @@ int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_s
     s->ctx = ctx;
     s->cur = -1;
     s->wal_fd = -1;
+    s->shm_fd = -1;
     s->sh.fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -381,6 +407,15 @@ int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_s
         sqlite3_exec(*conns[i], "PRAGMA cache_size=-256", NULL, NULL, NULL);
     }
     sqlite3_exec(s->ck, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    for (int i = 0; i < 2; i++) {
+        if (sqlite3_prepare_v2(s->rd[i], "BEGIN", -1, &s->q_begin[i], NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(s->rd[i], "SELECT count(*) FROM sqlite_master", -1, &s->q_read[i],
+                               NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(s->rd[i], "ROLLBACK", -1, &s->q_end[i], NULL) != SQLITE_OK) {
+            rc = ls_err(ctx, LS_ENOTDB, "%s: %s", s->path, sqlite3_errmsg(s->rd[i]));
+            goto fail;
+        }
+    }
 
     char meta[PATH_MAX];
     if (s->o.meta_dir) {
@@ -592,8 +627,14 @@ void ls_source_close(ls_source *s)
     if (s->sh.fd >= 0)
         ls_shadow_sync(s->ctx, &s->sh);
     release_lock(s);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
+        sqlite3_finalize(s->q_begin[i]);
+        sqlite3_finalize(s->q_read[i]);
+        sqlite3_finalize(s->q_end[i]);
         sqlite3_close(s->rd[i]);
+    }
+    if (s->shm_fd >= 0)
+        close(s->shm_fd);
     sqlite3_close(s->w);
     sqlite3_close(s->ck);
     if (s->wal_fd >= 0)

@@ -27,10 +27,15 @@ typedef struct ls_source {
     char shm_path[PATH_MAX + 8];   /* its -shm */
     ls_source_opts o;              /* options, defaults filled */
     sqlite3 *rd[2];                /* readers, used hand over hand */
+    sqlite3_stmt *q_begin[2];      /* "BEGIN" on each reader */
+    sqlite3_stmt *q_read[2];       /* a read that starts the transaction */
+    sqlite3_stmt *q_end[2];        /* "ROLLBACK" */
     int cur;                       /* which reader holds the read transaction (-1: none) */
     sqlite3 *w;                    /* takes the write lock in a checkpoint cycle */
     sqlite3 *ck;                   /* runs the checkpoints */
     int wal_fd;                    /* the -wal file (-1 while it does not exist) */
+    int shm_fd;                    /* the -shm file (-1 while it does not exist) */
+    int pending;                   /* the last sync saw a commit SQLite had not published yet */
     uint32_t page_size;            /* database page size */
     ls_shadow sh;                  /* the spool; guarded by mu for readers in other threads */
     uint8_t *buf;                  /* frame copy buffer */
