@@ -210,3 +210,52 @@ int ls_publish(ls_ctx *ctx, const char *tmp, const char *dest)
     }
     return ls_fsync_parent(ctx, dest);
 }
+
+int ls_replace(ls_ctx *ctx, const char *tmp, const char *dest)
+{
+    if (rename(tmp, dest) != 0)
+        return ls_err_errno(ctx, errno, "rename %s to %s", tmp, dest);
+    return ls_fsync_parent(ctx, dest);
+}
+
+/* One step of ls_mkdir_p: make `dir` exist as a directory. */
+static int mkdir_one(ls_ctx *ctx, const char *dir, mode_t mode)
+{
+    struct stat st;
+    if (mkdir(dir, mode) == 0)
+        return ls_fsync_parent(ctx, dir);
+    int e = errno;
+    if (e != EEXIST)
+        return ls_err_errno(ctx, e, "mkdir %s", dir);
+    if (stat(dir, &st) != 0)
+        return ls_err_errno(ctx, errno, "mkdir %s", dir);
+    if (!S_ISDIR(st.st_mode))
+        return ls_err_errno(ctx, ENOTDIR, "mkdir %s", dir);
+    return 0;
+}
+
+int ls_mkdir_p(ls_ctx *ctx, const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    if (!*path)
+        return ls_err(ctx, LS_EUSAGE, "mkdir: empty path");
+    if (strlen(path) >= sizeof(buf))
+        return ls_err(ctx, LS_EUSAGE, "path too long: %s", path);
+    ls_strlcpy(buf, path, sizeof(buf));
+    /* Every prefix that ends before a '/' (or at the end), shortest first. */
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        int rc = p[-1] == '/' ? 0 : mkdir_one(ctx, buf, mode);
+        *p = c;
+        if (rc)
+            return rc;
+        if (c == '\0')
+            return 0;
+    }
+}

@@ -47,4 +47,19 @@ void ls_tmp_sweep(const char *dest);
 /* Publish tmp at dest without replacing anything, then fsync the directory. */
 int ls_publish(ls_ctx *ctx, const char *tmp, const char *dest);
 
+/*
+ * Replacing publication, for stores whose objects are rewritten in place
+ * (a file replica's put): rename tmp over dest, replacing whatever is there,
+ * then fsync the directory. Same protocol as above otherwise: the caller
+ * wrote and synced tmp, in dest's directory.
+ */
+int ls_replace(ls_ctx *ctx, const char *tmp, const char *dest);
+/*
+ * mkdir -p: create `path` and its missing parents with permission bits
+ * `mode` (the umask applies). Each directory created is made durable by an
+ * fsync of its parent. An existing directory is success; an existing file in
+ * the way fails with LS_ENOENT (ENOTDIR).
+ */
+int ls_mkdir_p(ls_ctx *ctx, const char *path, mode_t mode);
+
 #endif
