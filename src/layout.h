@@ -9,6 +9,10 @@
 #include <stdint.h>
 
 #define LS_GEN_LEN 16
+/* Room for any key built here ("generations/<16>/wal/<8>_<8>.wal.lz4" is 58). */
+#define LS_LAYOUT_KEY_MAX 64
+/* Room for a position string ("<16>/<8>:<20 digits>" is 46). */
+#define LS_LAYOUT_POS_MAX 48
 
 typedef enum {
     LS_KEY_OTHER = 0,   /* not part of the layout: ignored */
@@ -32,9 +36,15 @@ int ls_layout_is_gen(const char *s);
 const char *ls_layout_root_prefix(void);
 /* "generations/<gen>/" */
 void ls_layout_gen_prefix(char *out, size_t n, const char *gen);
+/* "generations/<gen>/snapshots/" and "generations/<gen>/wal/" (list prefixes). */
+void ls_layout_snapshots_prefix(char *out, size_t n, const char *gen);
+void ls_layout_wal_prefix(char *out, size_t n, const char *gen);
 void ls_layout_snapshot_key(char *out, size_t n, const char *gen, uint32_t index);
 void ls_layout_wal_key(char *out, size_t n, const char *gen, uint32_t index, uint32_t offset);
-/* Parse a key relative to the replica root. Anything else is LS_KEY_OTHER. */
+/*
+ * Parse a key relative to the replica root. Anything else is LS_KEY_OTHER
+ * (and *out, which may be NULL, is zeroed).
+ */
 ls_key_kind ls_layout_parse(const char *key, ls_key *out);
 /* "<gen>/<index %08x>:<offset>" as Litestream prints positions. */
 void ls_layout_pos_str(char *out, size_t n, const char *gen, uint32_t index, uint64_t offset);
