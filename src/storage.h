@@ -12,9 +12,18 @@
  *     multipart upload for S3; temp name then rename for SFTP). A put over an
  *     existing key replaces it.
  *   - A missing object is LS_ENOENT from get, stat and (silently, 0) delete.
- *   - list returns every key under a prefix with its size and modification
- *     time, in any order; keys are relative to the root.
- *   - Errors carry a message on the context naming the backend and object.
+ *   - get of a range: bytes [off, min(off + len, size)); a range starting at
+ *     or past the end yields no bytes and succeeds.
+ *   - list returns every key that starts with a prefix (a plain string
+ *     prefix, not only whole directories) with its size and modification
+ *     time, in any order; keys are relative to the root. A prefix matching
+ *     nothing, or a root that does not exist yet, is an empty list.
+ *   - Keys are '/'-separated relative paths: not empty, no leading or
+ *     trailing '/', no empty, "." or ".." component, and no component that
+ *     starts with '.' (that name space is the backends' own: temp files).
+ *     Anything else is LS_EUSAGE (ls_storage_check_key).
+ *   - Errors carry a message on the context naming the backend and object:
+ *     "replica <name> (<desc>): <op> <key>: <why>" (ls_storage_err).
  *
  * The struct is versioned (libgit2's odb_backend style): a backend embeds
  * ls_storage first and fills the function pointers; NULL means unsupported.
@@ -42,9 +51,12 @@ typedef struct ls_obj_list {
     size_t cap;         /* allocated */
 } ls_obj_list;
 
+/* Free the keys and the array; the list is then empty ({0}) and reusable. */
 void ls_obj_list_free(ls_obj_list *l);
 /* Append a copy of key; returns 0 or LS_ENOMEM. */
 int ls_obj_list_add(ls_obj_list *l, const char *key, uint64_t size, int64_t mtime_ms);
+/* Sort by key, bytewise (for layout keys: by generation, index, offset). */
+void ls_obj_list_sort(ls_obj_list *l);
 
 /*
  * A source of bytes for put: read up to n bytes into buf, returning the count
@@ -75,9 +87,9 @@ struct ls_storage {
     /* Stream the object (from byte off, at most len bytes; len < 0: to the end) into w. */
     int (*get)(ls_storage *s, ls_ctx *ctx, const char *key, uint64_t off, int64_t len,
                ls_writer *w);
-    /* Every object whose key starts with prefix. */
+    /* Append every object whose key starts with prefix to out (the caller frees it, always). */
     int (*list)(ls_storage *s, ls_ctx *ctx, const char *prefix, ls_obj_list *out);
-    /* Size and time of one object; LS_ENOENT if missing. */
+    /* Size and time of one object (out->key is set to NULL); LS_ENOENT if missing. */
     int (*stat)(ls_storage *s, ls_ctx *ctx, const char *key, ls_obj *out);
     /* Delete keys (missing ones are not an error). */
     int (*del)(ls_storage *s, ls_ctx *ctx, const char *const *keys, size_t n);
@@ -100,16 +112,53 @@ typedef struct ls_storage_opts {
     int timeout_ms;             /* per remote call; 0: backend default */
 } ls_storage_opts;
 
-/* Open the backend the URL scheme (or opts->type) selects. */
+/*
+ * Open the backend the URL scheme (or opts->type, default "file") selects.
+ * A URL without a scheme ("/backups/db", "rel/dir") is a file replica; the
+ * scheme wins over opts->type. Unknown types and the types not built yet
+ * (s3, gcs, abs, sftp for now) are LS_EUSAGE.
+ */
 int ls_storage_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
 /* Close; NULL is a no-op. */
 void ls_storage_close(ls_storage *s);
 
-/* Backends (src/storage/<type>.c). */
+/*
+ * Backends (src/storage/<type>.c).
+ * file: root directory from opts->url ("file:///abs/path", or a plain path)
+ * or opts->path (not both); a relative path is made absolute at open. The
+ * root need not exist until the first put.
+ */
 int ls_storage_file_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
 
-/* Convenience: put a memory buffer, get a whole object into a malloc'd buffer. */
+/*
+ * Convenience: put a memory buffer, get a whole object into a malloc'd
+ * buffer (*out is NULL when the object is empty).
+ */
 int ls_storage_put_buf(ls_storage *s, ls_ctx *ctx, const char *key, const void *buf, size_t n);
 int ls_storage_get_buf(ls_storage *s, ls_ctx *ctx, const char *key, uint8_t **out, size_t *n);
+
+/* ---- For backend implementations ---- */
+
+/* Fill the common fields: version, type (static string), name (default: type), desc. */
+void ls_storage_init(ls_storage *s, const char *type, const char *name, const char *desc);
+/*
+ * Record "replica <name> (<desc>): <op> <key>: <why>" and return code. With
+ * fmt NULL, <why> is the context's current message when it carries this
+ * same code (a lower layer's explanation, now given its object), otherwise
+ * the code's name. key may be NULL or "" (then it is left out).
+ */
+int ls_storage_err(ls_storage *s, ls_ctx *ctx, int code, const char *op, const char *key,
+                   const char *fmt, ...) LS_PRINTF(6, 7);
+/*
+ * 0 if key obeys the key rules above, else LS_EUSAGE with a message. With
+ * is_prefix set, "" and a trailing '/' are allowed too (a list prefix).
+ */
+int ls_storage_check_key(ls_storage *s, ls_ctx *ctx, const char *op, const char *key,
+                         int is_prefix);
+/*
+ * If url starts with a scheme ("^\w+://"), copy it lowercased into out and
+ * return 1; else return 0 (a plain path). Litestream's rule for "is a URL".
+ */
+int ls_storage_url_scheme(const char *url, char *out, size_t outsz);
 
 #endif
