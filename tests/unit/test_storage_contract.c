@@ -1,0 +1,804 @@
+/*
+ * test_storage_contract.c - one suite of contract cases (storage.h) run
+ * against every backend: the file backend in a temp directory, the
+ * in-memory fake, and the fault wrapper in pass-through mode (around a file
+ * backend). Then what only one of them has: the fault wrapper's injections,
+ * the file backend's temp files, directories, modes, URLs and messages,
+ * and the scheme table of ls_storage_open.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "storage.h"
+#include "storage_test.h"
+#include "stream.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { KIND_FILE, KIND_MEM, KIND_FAULT };
+
+typedef struct fixture {
+    int kind;      /* KIND_*: the backend under test */
+    char dir[64];  /* temp directory */
+    char root[96]; /* file replica root: <dir>/replica (created by the first put) */
+    ls_ctx *ctx;
+    ls_storage *s; /* backend under test */
+} fixture;
+
+static ls_storage *open_file(fixture *f)
+{
+    ls_storage *s = NULL;
+    ls_storage_opts o = {0};
+    o.path = f->root;
+    o.name = "file";
+    assert_int_equal(ls_storage_file_open(f->ctx, &o, &s), 0);
+    return s;
+}
+
+static int setup_kind(void **state, int kind)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    f->kind = kind;
+    strcpy(f->dir, "/tmp/ls-unit-storage-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->root, sizeof(f->root), "%s/replica", f->dir);
+    assert_int_equal(ls_ctx_new(&f->ctx), 0);
+    if (kind == KIND_MEM) {
+        assert_int_equal(ls_storage_mem_open(f->ctx, "mem", &f->s), 0);
+    } else if (kind == KIND_FAULT) {
+        assert_int_equal(ls_storage_fault_open(f->ctx, open_file(f), &f->s), 0);
+    } else {
+        f->s = open_file(f);
+    }
+    *state = f;
+    return 0;
+}
+
+static int setup_file(void **state)
+{
+    return setup_kind(state, KIND_FILE);
+}
+
+static int setup_mem(void **state)
+{
+    return setup_kind(state, KIND_MEM);
+}
+
+static int setup_fault(void **state)
+{
+    return setup_kind(state, KIND_FAULT);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    char cmd[128];
+    ls_storage_close(f->s);
+    ls_ctx_free(f->ctx);
+    snprintf(cmd, sizeof(cmd), "chmod -R u+rwx %s; rm -rf %s", f->dir, f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* ---- helpers ---- */
+
+static uint8_t *make_data(size_t n, uint32_t seed)
+{
+    uint8_t *p = malloc(n ? n : 1);
+    uint32_t x = seed | 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (uint8_t)x;
+    }
+    return p;
+}
+
+/* A reader over memory returning odd-sized pieces, optionally failing at `fail_at`. */
+typedef struct odd_src {
+    const uint8_t *p;
+    size_t n, pos, turn;
+    size_t fail_at; /* fail with LS_EIO once this many bytes went out; SIZE_MAX: never */
+} odd_src;
+
+static int64_t odd_read(void *ud, uint8_t *buf, size_t n)
+{
+    static const size_t sizes[] = {1, 7, 4093, 65536, 3, 100000, 17, 65535};
+    odd_src *s = ud;
+    if (s->pos >= s->fail_at)
+        return LS_EIO;
+    size_t k = sizes[s->turn++ % (sizeof(sizes) / sizeof(sizes[0]))];
+    if (k > n)
+        k = n;
+    if (k > s->n - s->pos)
+        k = s->n - s->pos;
+    if (k > s->fail_at - s->pos)
+        k = s->fail_at - s->pos;
+    memcpy(buf, s->p + s->pos, k);
+    s->pos += k;
+    return (int64_t)k;
+}
+
+/* A sink collecting into a buffer, recording the largest chunk. */
+typedef struct sink {
+    ls_buf b;
+    size_t max_chunk;
+} sink;
+
+static int sink_write(void *ud, const uint8_t *p, size_t n)
+{
+    sink *k = ud;
+    ls_writer w;
+    if (n > k->max_chunk)
+        k->max_chunk = n;
+    ls_writer_buf(&w, &k->b);
+    return w.write(w.ud, p, n);
+}
+
+static void put(fixture *f, const char *key, const void *p, size_t n)
+{
+    if (ls_storage_put_buf(f->s, f->ctx, key, p, n) != 0)
+        fail_msg("put %s: %s", key, ls_errmsg(f->ctx));
+}
+
+static void put_str(fixture *f, const char *key, const char *s)
+{
+    put(f, key, s, strlen(s));
+}
+
+/* Get [off, off+len) into a sink; returns the code. */
+static int get_range(fixture *f, const char *key, uint64_t off, int64_t len, sink *k)
+{
+    ls_writer w = {sink_write, k};
+    return f->s->get(f->s, f->ctx, key, off, len, &w);
+}
+
+static void expect_content(fixture *f, const char *key, const void *p, size_t n)
+{
+    uint8_t *got = NULL;
+    size_t gn = 0;
+    if (ls_storage_get_buf(f->s, f->ctx, key, &got, &gn) != 0)
+        fail_msg("get %s: %s", key, ls_errmsg(f->ctx));
+    assert_int_equal(gn, n);
+    if (n)
+        assert_memory_equal(got, p, n);
+    free(got);
+}
+
+static void expect_missing(fixture *f, const char *key)
+{
+    ls_obj o;
+    uint8_t *got = NULL;
+    size_t gn = 0;
+    assert_int_equal(f->s->stat(f->s, f->ctx, key, &o), LS_ENOENT);
+    assert_int_equal(ls_storage_get_buf(f->s, f->ctx, key, &got, &gn), LS_ENOENT);
+    assert_null(got);
+}
+
+/* List prefix; the keys, sorted and joined with ',', into out. */
+static void list_keys(fixture *f, const char *prefix, char *out, size_t outsz)
+{
+    ls_obj_list l = {0};
+    if (f->s->list(f->s, f->ctx, prefix, &l) != 0)
+        fail_msg("list \"%s\": %s", prefix, ls_errmsg(f->ctx));
+    ls_obj_list_sort(&l);
+    out[0] = '\0';
+    for (size_t i = 0; i < l.n; i++) {
+        strncat(out, l.v[i].key, outsz - strlen(out) - 1);
+        if (i + 1 < l.n)
+            strncat(out, ",", outsz - strlen(out) - 1);
+    }
+    ls_obj_list_free(&l);
+}
+
+static size_t list_count(fixture *f, const char *prefix)
+{
+    ls_obj_list l = {0};
+    assert_int_equal(f->s->list(f->s, f->ctx, prefix, &l), 0);
+    size_t n = l.n;
+    ls_obj_list_free(&l);
+    return n;
+}
+
+/* Count directory entries under path (recursively) whose name ends in ".tmp". */
+static int count_tmp_files(const char *path)
+{
+    DIR *d = opendir(path);
+    int n = 0;
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char sub[1024];
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        size_t len = strlen(e->d_name);
+        if (len > 4 && !strcmp(e->d_name + len - 4, ".tmp"))
+            n++;
+        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        n += count_tmp_files(sub);
+    }
+    closedir(d);
+    return n;
+}
+
+static int has_file_root(const fixture *f)
+{
+    return f->kind == KIND_FILE || f->kind == KIND_FAULT;
+}
+
+/* ---- the contract, for every backend ---- */
+
+static void c_roundtrip_small(void **state)
+{
+    fixture *f = *state;
+    ls_obj o;
+    put(f, "empty", "", 0);
+    put(f, "one", "x", 1);
+    expect_content(f, "empty", "", 0);
+    expect_content(f, "one", "x", 1);
+    assert_int_equal(f->s->stat(f->s, f->ctx, "empty", &o), 0);
+    assert_int_equal(o.size, 0);
+    assert_int_equal(f->s->stat(f->s, f->ctx, "one", &o), 0);
+    assert_int_equal(o.size, 1);
+    /* A NULL buffer of length 0 is an empty object too. */
+    assert_int_equal(ls_storage_put_buf(f->s, f->ctx, "a/b/null", NULL, 0), 0);
+    expect_content(f, "a/b/null", "", 0);
+}
+
+static void c_roundtrip_large_streamed(void **state)
+{
+    fixture *f = *state;
+    size_t n = (1 << 20) + 1;
+    uint8_t *data = make_data(n, 42);
+    for (int known = 0; known < 2; known++) {
+        const char *key = known ? "generations/0123456789abcdef/snapshots/00000000.snapshot.lz4"
+                                : "big/unknown-size";
+        odd_src src = {data, n, 0, 0, SIZE_MAX};
+        ls_reader r = {odd_read, &src, known ? (int64_t)n : -1};
+        if (f->s->put(f->s, f->ctx, key, &r) != 0)
+            fail_msg("put: %s", ls_errmsg(f->ctx));
+        sink k = {0};
+        assert_int_equal(get_range(f, key, 0, -1, &k), 0);
+        assert_int_equal(k.b.n, n);
+        assert_memory_equal(k.b.p, data, n);
+        /* Streamed in bounded chunks, not as one buffer. */
+        assert_true(k.max_chunk <= 64 * 1024);
+        ls_buf_free(&k.b);
+    }
+    free(data);
+}
+
+static void c_put_replaces(void **state)
+{
+    fixture *f = *state;
+    char keys[256];
+    ls_obj o;
+    uint8_t *big = make_data(100000, 1);
+    put(f, "dir/obj", big, 100000);
+    put_str(f, "dir/obj", "short");
+    expect_content(f, "dir/obj", "short", 5);
+    assert_int_equal(f->s->stat(f->s, f->ctx, "dir/obj", &o), 0);
+    assert_int_equal(o.size, 5);
+    list_keys(f, "", keys, sizeof(keys));
+    assert_string_equal(keys, "dir/obj");
+    put(f, "dir/obj", big, 100000);
+    expect_content(f, "dir/obj", big, 100000);
+    free(big);
+}
+
+static void c_get_range(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        uint64_t off;
+        int64_t len;
+        size_t want_off, want_n;
+    } cases[] = {
+        {10, 20, 10, 20},    /* middle */
+        {990, -1, 990, 10},  /* to the end */
+        {990, 100, 990, 10}, /* length past the end: clamped */
+        {0, -1, 0, 1000},    /* everything */
+        {0, 0, 0, 0},        /* nothing */
+        {999, 1, 999, 1},    /* last byte */
+        {1000, 5, 0, 0},     /* starting at the end */
+        {5000, -1, 0, 0},    /* starting past the end */
+        {UINT64_MAX, INT64_MAX, 0, 0},
+        {1, INT64_MAX, 1, 999},
+    };
+    uint8_t *data = make_data(1000, 3);
+    put(f, "r", data, 1000);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sink k = {0};
+        int rc = get_range(f, "r", cases[i].off, cases[i].len, &k);
+        if (rc)
+            fail_msg("case %zu: %s", i, ls_errmsg(f->ctx));
+        assert_int_equal(k.b.n, cases[i].want_n);
+        if (k.b.n)
+            assert_memory_equal(k.b.p, data + cases[i].want_off, cases[i].want_n);
+        ls_buf_free(&k.b);
+    }
+    free(data);
+}
+
+static void c_get_missing(void **state)
+{
+    fixture *f = *state;
+    sink k = {0};
+    assert_int_equal(get_range(f, "generations/x/nothing", 0, -1, &k), LS_ENOENT);
+    assert_non_null(strstr(ls_errmsg(f->ctx), "generations/x/nothing"));
+    assert_non_null(strstr(ls_errmsg(f->ctx), "replica "));
+    assert_int_equal(get_range(f, "nothing", 5, 10, &k), LS_ENOENT);
+    assert_int_equal(k.b.n, 0);
+    /* Below an object, or at a "directory" that only holds objects. */
+    put_str(f, "file", "x");
+    put_str(f, "dir/obj", "y");
+    expect_missing(f, "file/below");
+    expect_missing(f, "dir");
+    ls_buf_free(&k.b);
+}
+
+static void c_stat(void **state)
+{
+    fixture *f = *state;
+    ls_obj o;
+    uint8_t *data = make_data(12345, 5);
+    int64_t now = (int64_t)time(NULL) * 1000;
+    put(f, "s/a", data, 12345);
+    assert_int_equal(f->s->stat(f->s, f->ctx, "s/a", &o), 0);
+    assert_int_equal(o.size, 12345);
+    assert_null(o.key);
+    assert_true(o.mtime_ms > now - 120000 && o.mtime_ms < now + 120000);
+    assert_int_equal(f->s->stat(f->s, f->ctx, "s/b", &o), LS_ENOENT);
+    assert_non_null(strstr(ls_errmsg(f->ctx), "s/b"));
+    free(data);
+}
+
+static void c_list_prefix(void **state)
+{
+    fixture *f = *state;
+    static const char *keys[] = {
+        "generations/aaaa/snapshots/00000000.snapshot.lz4",
+        "generations/aaaa/wal/00000000_00000000.wal.lz4",
+        "generations/aaab/wal/00000000_00000000.wal.lz4",
+        "generations/aaaa0/x",
+        "gen",
+        "other/deep/er/key",
+    };
+    static const struct {
+        const char *prefix;
+        const char *want; /* sorted, comma-joined */
+    } cases[] = {
+        {"", "gen,generations/aaaa/snapshots/00000000.snapshot.lz4,"
+             "generations/aaaa/wal/00000000_00000000.wal.lz4,generations/aaaa0/x,"
+             "generations/aaab/wal/00000000_00000000.wal.lz4,other/deep/er/key"},
+        {"generations/", "generations/aaaa/snapshots/00000000.snapshot.lz4,"
+                         "generations/aaaa/wal/00000000_00000000.wal.lz4,generations/aaaa0/x,"
+                         "generations/aaab/wal/00000000_00000000.wal.lz4"},
+        {"generations/aaaa/", "generations/aaaa/snapshots/00000000.snapshot.lz4,"
+                              "generations/aaaa/wal/00000000_00000000.wal.lz4"},
+        {"generations/aaaa", "generations/aaaa/snapshots/00000000.snapshot.lz4,"
+                             "generations/aaaa/wal/00000000_00000000.wal.lz4,generations/aaaa0/x"},
+        {"generations/aaab", "generations/aaab/wal/00000000_00000000.wal.lz4"},
+        {"generations/aaaa/wal/", "generations/aaaa/wal/00000000_00000000.wal.lz4"},
+        {"generations/aaaa/wal/00000000_", "generations/aaaa/wal/00000000_00000000.wal.lz4"},
+        {"gen", "gen,generations/aaaa/snapshots/00000000.snapshot.lz4,"
+                "generations/aaaa/wal/00000000_00000000.wal.lz4,generations/aaaa0/x,"
+                "generations/aaab/wal/00000000_00000000.wal.lz4"},
+        {"other/deep/er/key", "other/deep/er/key"},
+        {"other/deep/er/key/", ""},
+        {"gen/", ""},
+        {"nothing/", ""},
+        {"generations/zzz", ""},
+        {"generations/aaaa/snapshots/00000001", ""},
+    };
+    char got[1024];
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        uint8_t *data = make_data(i + 1, (uint32_t)i);
+        put(f, keys[i], data, i + 1);
+        free(data);
+    }
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        list_keys(f, cases[i].prefix, got, sizeof(got));
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("list \"%s\":\n got  %s\n want %s", cases[i].prefix, got, cases[i].want);
+    }
+    /* Sizes and times come with the keys. */
+    ls_obj_list l = {0};
+    assert_int_equal(f->s->list(f->s, f->ctx, "", &l), 0);
+    for (size_t i = 0; i < l.n; i++) {
+        size_t j = 0;
+        while (strcmp(keys[j], l.v[i].key) != 0)
+            j++;
+        assert_int_equal(l.v[i].size, j + 1);
+        assert_true(l.v[i].mtime_ms > 0);
+    }
+    /* list appends to what the list already holds. */
+    assert_int_equal(f->s->list(f->s, f->ctx, "gen", &l), 0);
+    assert_int_equal(l.n, 6 + 5);
+    ls_obj_list_free(&l);
+    assert_int_equal(l.n, 0);
+}
+
+static void c_list_empty_store(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(list_count(f, ""), 0);
+    assert_int_equal(list_count(f, "generations/"), 0);
+    assert_int_equal(list_count(f, "generations/abc"), 0);
+}
+
+static void c_delete(void **state)
+{
+    fixture *f = *state;
+    char got[512];
+    put_str(f, "generations/g1/wal/a", "1");
+    put_str(f, "generations/g1/wal/b", "2");
+    put_str(f, "generations/g2/snapshots/c", "3");
+    put_str(f, "keep", "4");
+
+    const char *one[] = {"generations/g1/wal/a"};
+    assert_int_equal(f->s->del(f->s, f->ctx, one, 1), 0);
+    expect_missing(f, "generations/g1/wal/a");
+    /* Deleting what is gone is fine. */
+    assert_int_equal(f->s->del(f->s, f->ctx, one, 1), 0);
+
+    const char *batch[] = {"generations/g1/wal/b", "generations/none/x",
+                           "generations/g2/snapshots/c"};
+    assert_int_equal(f->s->del(f->s, f->ctx, batch, 3), 0);
+    list_keys(f, "", got, sizeof(got));
+    assert_string_equal(got, "keep");
+    assert_int_equal(f->s->del(f->s, f->ctx, NULL, 0), 0);
+
+    /* The key space is usable again after its last object went. */
+    put_str(f, "generations/g1/wal/a", "again");
+    expect_content(f, "generations/g1/wal/a", "again", 5);
+}
+
+static void c_invalid_keys(void **state)
+{
+    fixture *f = *state;
+    static const char *bad[] = {
+        "",      "/abs",    "a//b",           "a/",   "..",       "a/../b", "./a",
+        "a/./b", ".hidden", "a/.b.123.x.tmp", "a\\b", "tab\tkey",
+    };
+    ls_obj o;
+    sink k = {0};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (ls_storage_put_buf(f->s, f->ctx, bad[i], "x", 1) != LS_EUSAGE)
+            fail_msg("put accepted \"%s\"", bad[i]);
+        assert_non_null(strstr(ls_errmsg(f->ctx), "invalid key"));
+        assert_int_equal(get_range(f, bad[i], 0, -1, &k), LS_EUSAGE);
+        assert_int_equal(f->s->stat(f->s, f->ctx, bad[i], &o), LS_EUSAGE);
+        assert_int_equal(f->s->del(f->s, f->ctx, &bad[i], 1), LS_EUSAGE);
+    }
+    static const char *bad_prefix[] = {"/", "/generations/", "../", "a/../", "a//", ".x"};
+    ls_obj_list l = {0};
+    for (size_t i = 0; i < sizeof(bad_prefix) / sizeof(bad_prefix[0]); i++) {
+        if (f->s->list(f->s, f->ctx, bad_prefix[i], &l) != LS_EUSAGE)
+            fail_msg("list accepted \"%s\"", bad_prefix[i]);
+    }
+    assert_int_equal(l.n, 0);
+    assert_int_equal(list_count(f, ""), 0);
+}
+
+/* All-or-nothing: a source failing midway leaves no object and no temp file. */
+static void c_source_fails_midway(void **state)
+{
+    fixture *f = *state;
+    size_t n = 300000;
+    uint8_t *data = make_data(n, 11);
+    const char *key = "generations/0123456789abcdef/wal/00000000_00000000.wal.lz4";
+    odd_src src = {data, n, 0, 0, 150000};
+    ls_reader r = {odd_read, &src, (int64_t)n};
+
+    assert_int_equal(f->s->put(f->s, f->ctx, key, &r), LS_EIO);
+    assert_non_null(strstr(ls_errmsg(f->ctx), key));
+    expect_missing(f, key);
+    assert_int_equal(list_count(f, ""), 0);
+    if (has_file_root(f))
+        assert_int_equal(count_tmp_files(f->root), 0);
+
+    /* Over an existing object: the old version stays whole. */
+    put_str(f, key, "old version");
+    odd_src src2 = {data, n, 0, 0, 70000};
+    ls_reader r2 = {odd_read, &src2, -1};
+    assert_int_equal(f->s->put(f->s, f->ctx, key, &r2), LS_EIO);
+    expect_content(f, key, "old version", 11);
+    assert_int_equal(list_count(f, ""), 1);
+    if (has_file_root(f))
+        assert_int_equal(count_tmp_files(f->root), 0);
+    free(data);
+}
+
+/* ---- the fault wrapper ---- */
+
+static void t_fault_injects(void **state)
+{
+    fixture *f = *state;
+    ls_fault rule = {LS_FAULT_PUT, 1, 1, 0, -1};
+    ls_storage_fault_set(f->s, &rule);
+    put_str(f, "k1", "a");
+    assert_int_equal(ls_storage_put_buf(f->s, f->ctx, "k2", "b", 1), LS_EIO);
+    assert_non_null(strstr(ls_errmsg(f->ctx), "injected fault"));
+    assert_non_null(strstr(ls_errmsg(f->ctx), "put k2"));
+    put_str(f, "k3", "c");
+    expect_missing(f, "k2");
+    assert_int_equal(ls_storage_fault_calls(f->s, LS_FAULT_PUT), 3);
+    assert_int_equal(ls_storage_fault_injected(f->s), 1);
+    assert_true(ls_storage_fault_calls(f->s, LS_FAULT_GET | LS_FAULT_STAT) >= 2);
+
+    /* Every list/stat/get/del fails, with the chosen code, until the rule changes. */
+    ls_fault all = {LS_FAULT_ALL & ~LS_FAULT_PUT, 0, -1, LS_ENOSPC, -1};
+    ls_storage_fault_set(f->s, &all);
+    ls_obj_list l = {0};
+    ls_obj o;
+    sink k = {0};
+    const char *keys[] = {"k1"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(f->s->list(f->s, f->ctx, "", &l), LS_ENOSPC);
+        assert_int_equal(f->s->stat(f->s, f->ctx, "k1", &o), LS_ENOSPC);
+        assert_int_equal(get_range(f, "k1", 0, -1, &k), LS_ENOSPC);
+        assert_int_equal(f->s->del(f->s, f->ctx, keys, 1), LS_ENOSPC);
+    }
+    assert_int_equal(ls_storage_fault_injected(f->s), 12);
+    ls_fault off = {0, 0, 0, 0, -1};
+    ls_storage_fault_set(f->s, &off);
+    expect_content(f, "k1", "a", 1);
+    assert_int_equal(ls_storage_fault_injected(f->s), 0);
+}
+
+static void t_fault_partial_put(void **state)
+{
+    fixture *f = *state;
+    size_t n = 200000;
+    uint8_t *data = make_data(n, 13);
+
+    /* The source dies after 1000 bytes: nothing lands, no temp file stays. */
+    ls_fault cut = {LS_FAULT_PUT, 0, 1, LS_EIO, 1000};
+    ls_storage_fault_set(f->s, &cut);
+    assert_int_equal(ls_storage_put_buf(f->s, f->ctx, "g/obj", data, n), LS_EIO);
+    assert_non_null(strstr(ls_errmsg(f->ctx), "injected fault"));
+    expect_missing(f, "g/obj");
+    assert_int_equal(count_tmp_files(f->root), 0);
+
+    /* A reply lost after the object was written: it exists, the caller saw a failure. */
+    ls_fault lost = {LS_FAULT_PUT, 0, 1, LS_EIO, 1 << 30};
+    ls_storage_fault_set(f->s, &lost);
+    assert_int_equal(ls_storage_put_buf(f->s, f->ctx, "g/obj", data, n), LS_EIO);
+    expect_content(f, "g/obj", data, n);
+    assert_int_equal(ls_storage_fault_injected(f->s), 1);
+    free(data);
+}
+
+static void t_fault_partial_get(void **state)
+{
+    fixture *f = *state;
+    uint8_t *data = make_data(200000, 17);
+    put(f, "g/obj", data, 200000);
+    ls_fault cut = {LS_FAULT_GET, 0, 1, 0, 70000};
+    ls_storage_fault_set(f->s, &cut);
+    sink k = {0};
+    assert_int_equal(get_range(f, "g/obj", 0, -1, &k), LS_EIO);
+    assert_int_equal(k.b.n, 70000);
+    assert_memory_equal(k.b.p, data, 70000);
+    assert_non_null(strstr(ls_errmsg(f->ctx), "get g/obj"));
+    ls_buf_free(&k.b);
+    /* Only one failure was asked for. */
+    assert_int_equal(get_range(f, "g/obj", 0, -1, &k), 0);
+    assert_int_equal(k.b.n, 200000);
+    ls_buf_free(&k.b);
+    free(data);
+}
+
+/* ---- the file backend ---- */
+
+static void t_file_on_disk(void **state)
+{
+    fixture *f = *state;
+    char path[256];
+    struct stat st;
+    put_str(f, "generations/g/wal/k", "data");
+    snprintf(path, sizeof(path), "%s/generations/g/wal/k", f->root);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 4);
+
+    /* Deleting the last object removes the directories it leaves empty, not the root. */
+    const char *k[] = {"generations/g/wal/k"};
+    assert_int_equal(f->s->del(f->s, f->ctx, k, 1), 0);
+    snprintf(path, sizeof(path), "%s/generations", f->root);
+    assert_int_not_equal(stat(path, &st), 0);
+    assert_int_equal(stat(f->root, &st), 0);
+
+    /* A missing root: empty list, missing objects. */
+    assert_int_equal(rmdir(f->root), 0);
+    assert_int_equal(list_count(f, ""), 0);
+    expect_missing(f, "x");
+}
+
+static void t_file_stale_temp_files(void **state)
+{
+    fixture *f = *state;
+    char path[256], cmd[512];
+    put_str(f, "generations/g/wal/a", "a");
+    /* Leftovers of a crashed put (ours or Litestream's "<name>.tmp"), and a dot file. */
+    snprintf(cmd, sizeof(cmd),
+             "echo junk > %s/generations/g/wal/.a.999999.0123456789abcdef.tmp && "
+             "echo junk > %s/.b.1.ffffffffffffffff.tmp && mkdir -p %s/.hidden && "
+             "echo x > %s/.hidden/y",
+             f->root, f->root, f->root, f->root);
+    assert_int_equal(system(cmd), 0);
+    char got[256];
+    list_keys(f, "", got, sizeof(got));
+    assert_string_equal(got, "generations/g/wal/a");
+    put_str(f, "generations/g/wal/a", "new");
+    expect_content(f, "generations/g/wal/a", "new", 3);
+    const char *k[] = {"generations/g/wal/a"};
+    assert_int_equal(f->s->del(f->s, f->ctx, k, 1), 0);
+    assert_int_equal(list_count(f, ""), 0);
+    /* The directory holding a stale temp file stays; that is harmless. */
+    snprintf(path, sizeof(path), "%s/generations/g/wal", f->root);
+    assert_int_equal(access(path, F_OK), 0);
+}
+
+static void t_file_modes(void **state)
+{
+    fixture *f = *state;
+    char path[256];
+    struct stat st;
+    mode_t old = umask(022);
+
+    put_str(f, "a/b", "x");
+    snprintf(path, sizeof(path), "%s/a", f->root);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0755);
+    snprintf(path, sizeof(path), "%s/a/b", f->root);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+
+    /* A private root keeps what is made inside it private. */
+    assert_int_equal(chmod(f->root, 0700), 0);
+    put_str(f, "c/d", "x");
+    snprintf(path, sizeof(path), "%s/c", f->root);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    snprintf(path, sizeof(path), "%s/c/d", f->root);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    umask(old);
+}
+
+static void t_file_error_names_replica_and_key(void **state)
+{
+    fixture *f = *state;
+    char want[256];
+    put_str(f, "generations", "a file where a directory should be");
+    int rc = ls_storage_put_buf(f->s, f->ctx, "generations/g/wal/k", "x", 1);
+    assert_int_equal(rc, LS_ENOENT);
+    snprintf(want, sizeof(want), "replica file (%s): put generations/g/wal/k: ", f->root);
+    if (strncmp(ls_errmsg(f->ctx), want, strlen(want)) != 0)
+        fail_msg("message: %s", ls_errmsg(f->ctx));
+    assert_non_null(strstr(ls_errmsg(f->ctx), "Not a directory"));
+    assert_int_equal(count_tmp_files(f->root), 0);
+}
+
+/* Open through ls_storage_open; returns the code, the root (desc) in desc. */
+static int open_url(fixture *f, const char *url, const char *path, const char *type, char *desc)
+{
+    ls_storage_opts o = {0};
+    ls_storage *s = NULL;
+    o.url = url;
+    o.path = path;
+    o.type = type;
+    o.name = "r1";
+    int rc = ls_storage_open(f->ctx, &o, &s);
+    if (rc == 0) {
+        assert_string_equal(s->type, "file");
+        assert_string_equal(s->name, "r1");
+        assert_int_equal(s->version, LS_STORAGE_VERSION);
+        strcpy(desc, s->desc);
+        ls_storage_close(s);
+    }
+    return rc;
+}
+
+static void t_open_by_url(void **state)
+{
+    fixture *f = *state;
+    char url[256], want[256], desc[512], cwd[256];
+
+    snprintf(url, sizeof(url), "file://%s", f->root);
+    assert_int_equal(open_url(f, url, NULL, NULL, desc), 0);
+    assert_string_equal(desc, f->root);
+    snprintf(url, sizeof(url), "FILE://localhost%s//?query#frag", f->root);
+    assert_int_equal(open_url(f, url, NULL, NULL, desc), 0);
+    assert_string_equal(desc, f->root);
+    assert_int_equal(open_url(f, "file:///tmp/a%20b/", NULL, "s3", desc), 0);
+    assert_string_equal(desc, "/tmp/a b");
+    assert_int_equal(open_url(f, f->root, NULL, NULL, desc), 0); /* a plain path */
+    assert_string_equal(desc, f->root);
+    assert_int_equal(open_url(f, NULL, f->root, NULL, desc), 0);
+    assert_string_equal(desc, f->root);
+    assert_int_equal(open_url(f, NULL, f->root, "file", desc), 0);
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_int_equal(open_url(f, NULL, "rel/dir/", NULL, desc), 0);
+    snprintf(want, sizeof(want), "%s/rel/dir", strcmp(cwd, "/") ? cwd : "");
+    assert_string_equal(desc, want);
+    assert_int_equal(open_url(f, "file:/x", NULL, NULL, desc), 0); /* no "://": a path */
+
+    /* Refused, with a reason. */
+    assert_int_equal(open_url(f, "file://host/x", NULL, NULL, desc), LS_EUSAGE);
+    assert_int_equal(open_url(f, "file://rel", NULL, NULL, desc), LS_EUSAGE);
+    assert_int_equal(open_url(f, "file:///x%zz", NULL, NULL, desc), LS_EUSAGE);
+    assert_int_equal(open_url(f, "/x", "/y", NULL, desc), LS_EUSAGE);
+    assert_int_equal(open_url(f, NULL, NULL, NULL, desc), LS_EUSAGE);
+    assert_int_equal(open_url(f, "", NULL, NULL, desc), LS_EUSAGE);
+    assert_int_equal(open_url(f, "s3://bucket/db", NULL, NULL, desc), LS_EUSAGE);
+    assert_non_null(strstr(ls_errmsg(f->ctx), "not supported yet"));
+    assert_non_null(strstr(ls_errmsg(f->ctx), "r1"));
+    assert_int_equal(open_url(f, "sftp://u@h/p", NULL, NULL, desc), LS_EUSAGE);
+    assert_int_equal(open_url(f, "abs://a@c/p", NULL, NULL, desc), LS_EUSAGE);
+    assert_int_equal(open_url(f, "gcs://b/p", NULL, NULL, desc), LS_EUSAGE);
+    assert_int_equal(open_url(f, NULL, "/x", "sftp", desc), LS_EUSAGE);
+    assert_non_null(strstr(ls_errmsg(f->ctx), "not supported yet"));
+    assert_int_equal(open_url(f, "ftp://h/p", NULL, NULL, desc), LS_EUSAGE);
+    assert_non_null(strstr(ls_errmsg(f->ctx), "unknown replica type"));
+    assert_int_equal(open_url(f, NULL, "/x", "nfs", desc), LS_EUSAGE);
+
+    char scheme[16];
+    assert_int_equal(ls_storage_url_scheme("S3://b", scheme, sizeof(scheme)), 1);
+    assert_string_equal(scheme, "s3");
+    assert_int_equal(ls_storage_url_scheme("/abs/path", scheme, sizeof(scheme)), 0);
+    assert_int_equal(ls_storage_url_scheme("://x", scheme, sizeof(scheme)), 0);
+    assert_int_equal(ls_storage_url_scheme("a-b://x", scheme, sizeof(scheme)), 0);
+}
+
+#define CONTRACT(setup)                                                                            \
+    cmocka_unit_test_setup_teardown(c_roundtrip_small, setup, teardown),                           \
+        cmocka_unit_test_setup_teardown(c_roundtrip_large_streamed, setup, teardown),              \
+        cmocka_unit_test_setup_teardown(c_put_replaces, setup, teardown),                          \
+        cmocka_unit_test_setup_teardown(c_get_range, setup, teardown),                             \
+        cmocka_unit_test_setup_teardown(c_get_missing, setup, teardown),                           \
+        cmocka_unit_test_setup_teardown(c_stat, setup, teardown),                                  \
+        cmocka_unit_test_setup_teardown(c_list_prefix, setup, teardown),                           \
+        cmocka_unit_test_setup_teardown(c_list_empty_store, setup, teardown),                      \
+        cmocka_unit_test_setup_teardown(c_delete, setup, teardown),                                \
+        cmocka_unit_test_setup_teardown(c_invalid_keys, setup, teardown),                          \
+        cmocka_unit_test_setup_teardown(c_source_fails_midway, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest file_tests[] = {
+        CONTRACT(setup_file),
+        cmocka_unit_test_setup_teardown(t_file_on_disk, setup_file, teardown),
+        cmocka_unit_test_setup_teardown(t_file_stale_temp_files, setup_file, teardown),
+        cmocka_unit_test_setup_teardown(t_file_modes, setup_file, teardown),
+        cmocka_unit_test_setup_teardown(t_file_error_names_replica_and_key, setup_file, teardown),
+        cmocka_unit_test_setup_teardown(t_open_by_url, setup_file, teardown),
+    };
+    const struct CMUnitTest mem_tests[] = {
+        CONTRACT(setup_mem),
+    };
+    const struct CMUnitTest fault_tests[] = {
+        CONTRACT(setup_fault),
+        cmocka_unit_test_setup_teardown(t_fault_injects, setup_fault, teardown),
+        cmocka_unit_test_setup_teardown(t_fault_partial_put, setup_fault, teardown),
+        cmocka_unit_test_setup_teardown(t_fault_partial_get, setup_fault, teardown),
+    };
+    int failed = 0;
+    failed += cmocka_run_group_tests_name("file backend", file_tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("mem backend", mem_tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("fault wrapper (pass-through)", fault_tests, NULL, NULL);
+    return failed;
+}
