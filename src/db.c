@@ -62,22 +62,82 @@ int ls_db_hdr_decode(const uint8_t *b, ls_db_hdr *hdr)
     return 0;
 }
 
+sqlite3_file *ls_db_file(sqlite3 *db)
+{
+    sqlite3_file *f = NULL;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK)
+        return NULL;
+    return f && f->pMethods ? f : NULL;
+}
+
+int ls_db_file_read(ls_ctx *ctx, sqlite3_file *f, void *buf, size_t n, uint64_t off, size_t *got,
+                    const char *what)
+{
+    sqlite3_int64 size = 0;
+    if (f->pMethods->xFileSize(f, &size) != SQLITE_OK)
+        return ls_err(ctx, LS_EIO, "size of %s", what);
+    size_t have = (uint64_t)size <= off ? 0 : (uint64_t)size - off < n ? (size_t)(size - off) : n;
+    if (have > 0) {
+        int rc = f->pMethods->xRead(f, buf, (int)have, (sqlite3_int64)off);
+        if (rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ)
+            return ls_err(ctx, LS_EIO, "read %s at offset %llu: %s", what,
+                          (unsigned long long)off, sqlite3_errstr(rc));
+    }
+    if (have < n)
+        memset((char *)buf + have, 0, n - have);
+    if (got)
+        *got = have;
+    else if (have < n)
+        return ls_err(ctx, LS_EIO, "read %s: unexpected end of file at offset %llu", what,
+                      (unsigned long long)(off + have));
+    return 0;
+}
+
+int ls_db_shm_info(sqlite3 *db, ls_shm_info *out)
+{
+    sqlite3_file *f = ls_db_file(db);
+    volatile void *p = NULL;
+    if (!f || f->pMethods->iVersion < 2 || !f->pMethods->xShmMap)
+        return LS_ENOENT;
+    /* Region 0 of SQLite's 32 KiB wal-index pages holds the header. */
+    if (f->pMethods->xShmMap(f, 0, 32768, 0, &p) != SQLITE_OK || !p)
+        return LS_ENOENT;
+    uint8_t buf[LS_SHM_HDRSIZE];
+    int rc = LS_EBUSY;
+    for (int i = 0; i < 5 && rc == LS_EBUSY; i++) {
+        __sync_synchronize();
+        memcpy(buf, (const void *)p, sizeof(buf));
+        __sync_synchronize();
+        rc = ls_shm_decode(buf, out);
+    }
+    return rc;
+}
+
 int ls_db_probe(ls_ctx *ctx, const char *path, ls_db_hdr *hdr)
 {
     struct stat st;
+    sqlite3 *db = NULL;
+    uint8_t b[100];
+    size_t got = 0;
+    int rc;
+
     if (stat(path, &st) != 0)
         return ls_err_errno(ctx, errno, "%s", path);
     if (!S_ISREG(st.st_mode))
         return ls_err(ctx, LS_ENOTDB, "%s: not a regular file", path);
     if (st.st_size == 0)
         return ls_err(ctx, LS_ENOTDB, "%s: empty file, not a database", path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ls_err_errno(ctx, errno, "open %s", path);
-    uint8_t b[100];
-    size_t got = 0;
-    int rc = ls_pread_full(ctx, fd, b, sizeof(b), 0, &got, path);
-    close(fd);
+    /* Through SQLite's VFS, never a bare open()/close() (see db.h). */
+    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    sqlite3_file *f = rc == SQLITE_OK ? ls_db_file(db) : NULL;
+    if (!f) {
+        rc = ls_err(ctx, rc == SQLITE_OK ? LS_EIO : ls_db_code(rc), "open %s: %s", path,
+                    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return rc;
+    }
+    rc = ls_db_file_read(ctx, f, b, sizeof(b), 0, &got, path);
+    sqlite3_close(db);
     if (rc)
         return rc;
     if (got < sizeof(b) || ls_db_hdr_decode(b, hdr) != 0)
@@ -174,10 +234,9 @@ static int pin_wal_snapshot(ls_dbread *r, int busy_ms)
 {
     ls_ctx *ctx = r->ctx;
     sqlite3 *w = NULL;
-    int shm_fd = -1, rc, locked = 0;
-    char wal[PATH_MAX + 8], shm[PATH_MAX + 8];
+    int rc, locked = 0;
+    char wal[PATH_MAX + 8];
     snprintf(wal, sizeof(wal), "%s-wal", r->path);
-    snprintf(shm, sizeof(shm), "%s-shm", r->path);
 
     /* 2. Pre-scan without locks (the file may not exist yet). */
     r->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
@@ -209,8 +268,7 @@ static int pin_wal_snapshot(ls_dbread *r, int busy_ms)
 
     ls_shm_info si;
     int have_si = 0;
-    shm_fd = open(shm, O_RDONLY | O_CLOEXEC);
-    if (shm_fd >= 0 && ls_shm_read(ctx, shm_fd, &si) == 0) {
+    if (ls_db_shm_info(r->rd, &si) == 0) {
         uint8_t salts[8];
         ls_put32be(salts, r->scan.hdr.salt1);
         ls_put32be(salts + 4, r->scan.hdr.salt2);
@@ -242,8 +300,6 @@ cleanup:
     if (locked)
         sqlite3_exec(w, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(w);
-    if (shm_fd >= 0)
-        close(shm_fd);
     return rc;
 }
 
@@ -261,7 +317,7 @@ int ls_dbread_open(ls_ctx *ctx, const char *path, int busy_ms, ls_dbread **out)
     if (!r)
         return ls_err(ctx, LS_ENOMEM, "out of memory");
     r->ctx = ctx;
-    r->db_fd = r->wal_fd = -1;
+    r->wal_fd = -1;
     ls_strlcpy(r->path, path, sizeof(r->path));
     ls_wal_scan_init(&r->scan, 1);
     r->wal_mode = hdr.wal;
@@ -269,9 +325,8 @@ int ls_dbread_open(ls_ctx *ctx, const char *path, int busy_ms, ls_dbread **out)
 
     if ((rc = ls_db_open(ctx, path, 0, busy_ms, &r->rd)) != 0)
         goto fail;
-    r->db_fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (r->db_fd < 0) {
-        rc = ls_err_errno(ctx, errno, "open %s", path);
+    if (!(r->file = ls_db_file(r->rd))) {
+        rc = ls_err(ctx, LS_EIO, "%s: no file handle", path);
         goto fail;
     }
     if (r->wal_mode) {
@@ -317,7 +372,7 @@ int ls_dbread_pages(ls_dbread *r, uint64_t pgno, uint32_t n, uint8_t *buf)
     if (ctx->cancelled)
         return ls_err(ctx, LS_ECANCEL, "cancelled");
     /* Pages past the end of the database file exist only in the WAL. */
-    rc = ls_pread_full(ctx, r->db_fd, buf, n * ps, (off_t)((pgno - 1) * ps), &got, r->path);
+    rc = ls_db_file_read(ctx, r->file, buf, n * ps, (pgno - 1) * ps, &got, r->path);
     if (rc)
         return rc;
     if (got < n * ps)
@@ -353,8 +408,6 @@ void ls_dbread_close(ls_dbread *r)
         sqlite3_exec(r->rd, "ROLLBACK", NULL, NULL, NULL);
         sqlite3_close(r->rd);
     }
-    if (r->db_fd >= 0)
-        close(r->db_fd);
     if (r->wal_fd >= 0)
         close(r->wal_fd);
     ls_wal_scan_free(&r->scan);

@@ -26,8 +26,30 @@ typedef struct ls_db_hdr {
  * Check that `path` is a regular, non-empty SQLite database file and decode its
  * header. Returns 0, LS_ENOENT (missing), LS_ENOTDB (empty, a directory, not
  * SQLite), or an I/O error. Never creates anything.
+ *
+ * POSIX LOCKS: closing any descriptor of a file drops every fcntl lock the
+ * process holds on it, including the locks of SQLite connections (the read
+ * marks that protect a snapshot, the SHARED lock that stops another process
+ * from checkpointing and deleting the WAL on close). So litesafe never
+ * open()s and close()s a database or -shm file itself: it reads them through
+ * SQLite's own file handle (ls_db_file), which SQLite's VFS keeps open for as
+ * long as any connection of the process holds a lock. This probe, too, reads
+ * the header through a short-lived SQLite connection. The -wal file is not
+ * locked by SQLite and may be opened directly.
  */
 int ls_db_probe(ls_ctx *ctx, const char *path, ls_db_hdr *hdr);
+
+/* SQLite's handle on the main database file of a connection (borrowed). */
+sqlite3_file *ls_db_file(sqlite3 *db);
+/* Read n bytes at off through a SQLite file handle; *got is what the file held. */
+int ls_db_file_read(ls_ctx *ctx, sqlite3_file *f, void *buf, size_t n, uint64_t off, size_t *got,
+                    const char *what);
+/*
+ * The wal-index header as the connection maps it (the connection must be in
+ * WAL mode and have read at least once). LS_ENOENT when there is no mapping,
+ * LS_EBUSY when a writer is updating it, LS_ECORRUPT when it is invalid.
+ */
+int ls_db_shm_info(sqlite3 *db, ls_shm_info *out);
 /* Decode a 100-byte database header; 0 or LS_ENOTDB. */
 int ls_db_hdr_decode(const uint8_t *buf, ls_db_hdr *hdr);
 
@@ -57,7 +79,7 @@ typedef struct ls_dbread {
     ls_ctx *ctx;
     char path[4096];     /* database path */
     sqlite3 *rd;         /* connection holding the read transaction */
-    int db_fd;           /* the database file */
+    sqlite3_file *file;  /* SQLite's handle on the database file (see ls_db_probe) */
     int wal_fd;          /* the -wal file, -1 when the snapshot needs none */
     ls_wal_scan scan;    /* pages of the snapshot that live in the WAL */
     int use_wal;         /* overlay WAL pages (0: the database file is complete) */

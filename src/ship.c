@@ -156,16 +156,9 @@ static int read_hdr(ls_source *s, uint8_t buf[LS_WAL_HDRSIZE], ls_wal_hdr *hdr, 
  */
 static uint32_t shm_limit(ls_source *s)
 {
-    if (s->shm_fd < 0)
-        s->shm_fd = open(s->shm_path, O_RDONLY | O_CLOEXEC);
-    if (s->shm_fd < 0)
-        return 0;
     ls_shm_info si;
-    int rc = LS_EBUSY;
-    for (int i = 0; i < 3 && rc == LS_EBUSY; i++)
-        rc = ls_shm_read(s->ctx, s->shm_fd, &si);
-    ls_err_clear(s->ctx);
-    if (rc)
+    /* Through SQLite's own mapping: never open()/close() the -shm here (db.h). */
+    if (s->cur < 0 || ls_db_shm_info(s->rd[s->cur], &si) != 0)
         return 0;
     uint8_t salts[8];
     ls_put32be(salts, s->sh.hdr.salt1);
@@ -371,14 +364,12 @@ int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_s
     s->ctx = ctx;
     s->cur = -1;
     s->wal_fd = -1;
-    s->shm_fd = -1;
     s->sh.fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     if ((rc = ls_abspath(ctx, db, s->path, sizeof(s->path))) != 0)
         goto fail;
     snprintf(s->wal_path, sizeof(s->wal_path), "%s-wal", s->path);
-    snprintf(s->shm_path, sizeof(s->shm_path), "%s-shm", s->path);
     if (opts)
         s->o = *opts;
     if (s->o.min_ckpt_pages <= 0)
@@ -633,8 +624,6 @@ void ls_source_close(ls_source *s)
         sqlite3_finalize(s->q_end[i]);
         sqlite3_close(s->rd[i]);
     }
-    if (s->shm_fd >= 0)
-        close(s->shm_fd);
     sqlite3_close(s->w);
     sqlite3_close(s->ck);
     if (s->wal_fd >= 0)

@@ -24,7 +24,6 @@ typedef struct ls_source {
     ls_ctx *ctx;                   /* errors and logs of the source thread */
     char path[PATH_MAX];           /* database */
     char wal_path[PATH_MAX + 8];   /* its -wal */
-    char shm_path[PATH_MAX + 8];   /* its -shm */
     ls_source_opts o;              /* options, defaults filled */
     sqlite3 *rd[2];                /* readers, used hand over hand */
     sqlite3_stmt *q_begin[2];      /* "BEGIN" on each reader */
@@ -34,7 +33,6 @@ typedef struct ls_source {
     sqlite3 *w;                    /* takes the write lock in a checkpoint cycle */
     sqlite3 *ck;                   /* runs the checkpoints */
     int wal_fd;                    /* the -wal file (-1 while it does not exist) */
-    int shm_fd;                    /* the -shm file (-1 while it does not exist) */
     int pending;                   /* the last sync saw a commit SQLite had not published yet */
     uint32_t page_size;            /* database page size */
     ls_shadow sh;                  /* the spool; guarded by mu for readers in other threads */

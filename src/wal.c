@@ -374,15 +374,8 @@ static uint32_t get32ne(const uint8_t *p)
     return v;
 }
 
-int ls_shm_read(ls_ctx *ctx, int fd, ls_shm_info *out)
+int ls_shm_decode(const uint8_t buf[LS_SHM_HDRSIZE], ls_shm_info *out)
 {
-    uint8_t buf[136];
-    size_t got = 0;
-    int rc = ls_pread_full(ctx, fd, buf, sizeof(buf), 0, &got, "wal-index");
-    if (rc)
-        return rc;
-    if (got < sizeof(buf))
-        return LS_ECORRUPT;
     if (memcmp(buf, buf + 48, 48) != 0)
         return LS_EBUSY;
     if (get32ne(buf) != LS_WAL_VERSION || buf[12] != 1)
@@ -403,4 +396,16 @@ int ls_shm_read(ls_ctx *ctx, int fd, ls_shm_info *out)
     memcpy(out->salt, buf + 32, 8);
     out->n_backfill = get32ne(buf + 96);
     return 0;
+}
+
+int ls_shm_read(ls_ctx *ctx, int fd, ls_shm_info *out)
+{
+    uint8_t buf[LS_SHM_HDRSIZE];
+    size_t got = 0;
+    int rc = ls_pread_full(ctx, fd, buf, sizeof(buf), 0, &got, "wal-index");
+    if (rc)
+        return rc;
+    if (got < sizeof(buf))
+        return LS_ECORRUPT;
+    return ls_shm_decode(buf, out);
 }

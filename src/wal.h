@@ -137,8 +137,16 @@ typedef struct ls_shm_info {
     uint8_t salt[8];     /* the WAL header's salts, as bytes 16..23 of that header */
 } ls_shm_info;
 
+#define LS_SHM_HDRSIZE 136
+
+/* Check and decode the first LS_SHM_HDRSIZE bytes of a wal-index (codes as below). */
+int ls_shm_decode(const uint8_t buf[LS_SHM_HDRSIZE], ls_shm_info *out);
+
 /*
- * Read and check the wal-index header from an open -shm file. Returns 0,
+ * Read and check the wal-index header from an open -shm file. Never use this
+ * on a -shm that SQLite connections of this process have open: closing any
+ * descriptor of a file drops every POSIX lock the process holds on it (see
+ * ls_db_shm_info() in db.h instead). Returns 0,
  * LS_EBUSY when the two copies differ (a writer is updating it: read again
  * under a lock), LS_ECORRUPT when it is not initialised or fails its checksum.
  */
