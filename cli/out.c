@@ -266,5 +266,19 @@ void cli_log(void *ud, int level, const char *msg)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    fprintf(stderr, "time=%s level=%s %s\n", ts, names[level & 3], msg);
+    /* "event text key=value ..." becomes msg="event text" key=value ... */
+    const char *kv = NULL;
+    for (const char *p = msg; *p && !kv; p++) {
+        if (*p != ' ')
+            continue;
+        const char *q = p + 1;
+        while (*q == '_' || (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9'))
+            q++;
+        if (q > p + 1 && *q == '=')
+            kv = p;
+    }
+    if (!kv) /* no key=value part */
+        kv = msg + strlen(msg);
+    fprintf(stderr, "time=%s level=%s msg=\"%.*s\"%s\n", ts, names[level & 3], (int)(kv - msg), msg,
+            kv);
 }

@@ -297,6 +297,58 @@ static int new_generation(ls_source *s, const char *why, int *grew)
     return valid ? start_index(s, hbuf, grew) : 0;
 }
 
+/*
+ * The database file's identity and last change, recorded in the meta directory
+ * at a clean stop while the spool waits for a new WAL header: if it still
+ * matches at start-up (and there is no WAL), nothing was committed meanwhile.
+ */
+static void db_state_path(const ls_source *s, char *out, size_t n)
+{
+    snprintf(out, n, "%s/db-state", s->sh.dir);
+}
+
+static void db_state_line(const ls_source *s, char *out, size_t n)
+{
+    struct stat st;
+    if (stat(s->path, &st) != 0) {
+        snprintf(out, n, "missing");
+        return;
+    }
+    snprintf(out, n, "%s %llu %llu %lld.%09ld\n", s->sh.gen, (unsigned long long)st.st_ino,
+             (unsigned long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+static int db_state_matches(ls_source *s)
+{
+    char path[PATH_MAX + 16], want[256], have[256] = "";
+    db_state_path(s, path, sizeof(path));
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    if (!fgets(have, sizeof(have), f))
+        have[0] = '\0';
+    fclose(f);
+    unlink(path); /* good for one start only */
+    db_state_line(s, want, sizeof(want));
+    return strcmp(want, have) == 0;
+}
+
+static void db_state_save(ls_source *s)
+{
+    char path[PATH_MAX + 16], line[256];
+    db_state_path(s, path, sizeof(path));
+    unlink(path);
+    if (!s->sh.gen[0] || s->sh.size != 0)
+        return;
+    db_state_line(s, line, sizeof(line));
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    if (ls_write_all(s->ctx, fd, line, strlen(line), -1, path) != 0 || ls_fd_sync(s->ctx, fd, path))
+        unlink(path);
+    close(fd);
+}
+
 /* Does the live WAL continue the recovered spool? */
 static int spool_continues(ls_source *s, const char **why)
 {
@@ -312,8 +364,10 @@ static int spool_continues(ls_source *s, const char **why)
     if (read_hdr(s, hbuf, &hdr, &valid) != 0)
         return 0;
     if (sh->size == 0) {
-        *why = "WAL written while litesafe was stopped";
-        return !valid;
+        /* No WAL either: only the state recorded at our clean stop proves nothing was
+         * committed (and checkpointed away) in between. */
+        *why = "database changed while litesafe was stopped";
+        return !valid && db_state_matches(s);
     }
     if (!valid || hdr.salt1 != sh->hdr.salt1 || hdr.salt2 != sh->hdr.salt2) {
         *why = "WAL checkpointed or restarted while litesafe was stopped";
@@ -440,6 +494,7 @@ int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_s
     if (rc)
         goto fail;
     s->last_ckpt_ms = ls_now_ms();
+    s->opened = 1;
     ls_log(ctx, LS_LOG_INFO, "source open db=%s generation=%s index=%08x offset=%llu", s->path,
            s->sh.gen, s->sh.index, (unsigned long long)s->sh.size);
     *out = s;
@@ -618,6 +673,8 @@ void ls_source_close(ls_source *s)
     if (s->sh.fd >= 0)
         ls_shadow_sync(s->ctx, &s->sh);
     release_lock(s);
+    if (s->opened)
+        db_state_save(s);
     for (int i = 0; i < 2; i++) {
         sqlite3_finalize(s->q_begin[i]);
         sqlite3_finalize(s->q_read[i]);

@@ -43,6 +43,7 @@ typedef struct ls_source {
     pthread_cond_t cv;             /* broadcast when the spool grows or changes generation */
     uint64_t seq;                  /* incremented at every such change */
     int stopping;                  /* set at shutdown, wakes waiters */
+    int opened;                    /* ls_source_open completed (a clean close records state) */
     uint64_t commits_copied;       /* statistics */
     uint64_t bytes_copied;
     uint64_t checkpoints;
