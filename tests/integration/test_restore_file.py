@@ -348,8 +348,6 @@ def test_not_a_database_backup(ls, tmp_path):
 @pytest.mark.parametrize("args,what", [
     (("BK",), "-o PATH or --replace DB"),
     (("BK", "-o", "OUT", "--replace", "OUT"), "not both"),
-    (("BK", "-o", "OUT", "-replica", "s3"), "-replica applies to a replica restore"),
-    (("BK", "-o", "OUT", "-generation", "0123456789abcdef"), "-generation"),
     (("BK", "OUT"), "unexpected argument"),
     ((), "missing argument"),
 ])
@@ -363,13 +361,16 @@ def test_usage_errors(ls, tmp_path, backup, args, what):
     assert not (tmp_path / "o.db").exists()
 
 
-def test_replica_restore_not_supported_yet(ls, tmp_path):
-    r = ls("restore", "-o", tmp_path / "x.db", "s3://bucket/app.db", "--json")
+def test_replica_options_mean_a_replica_restore(ls, tmp_path, backup):
+    """A URL or a replica-only option selects a replica restore, even when the
+    argument is an existing database file: `restore -replica NAME DB` is
+    Litestream's way to restore a configured database. Nothing is written."""
+    r = ls("restore", "-o", tmp_path / "x.db", "file://%s" % (tmp_path / "empty-replica"),
+           "--json")
     assert r.rc == 1, r
-    assert "no replica support yet" in r.json["error"]
-    # Litestream's flags parse (they are in the option table) and lead to the same place.
-    r = ls("restore", "-o", tmp_path / "x.db", "-replica", "s3", "-if-replica-exists",
-           tmp_path / "app.db")
-    assert r.rc == 1, r
-    assert "no replica support yet" in r.err
+    assert "no matching backup" in r.json["error"]
+    cfg = tmp_path / "none.yml"
+    r = ls("restore", "-o", tmp_path / "x.db", "-config", cfg, "-replica", "s3", backup)
+    assert r.rc != 0, r
+    assert str(cfg) in r.err
     assert not (tmp_path / "x.db").exists()
