@@ -85,61 +85,104 @@ static void gc_spool(engine_db *d)
         ls_source_gc(d->src, keep);
 }
 
+/*
+ * Waking up on WAL writes. A watch on the WAL file is armed one-shot before
+ * each sync, so a burst of writes costs the application's write() calls one
+ * event at most per sync instead of one per write (a permanent IN_MODIFY watch
+ * costs a busy writer about a tenth of its throughput). A watch on the
+ * directory catches the WAL being created, replaced or deleted. Arming before
+ * syncing means a write that lands after the sync's read still wakes us.
+ */
+typedef struct wal_watch {
+    int fd;                     /* inotify descriptor, -1: poll only */
+    int wal_wd;                 /* one-shot watch on the WAL file, -1 when not armed */
+    char walpath[PATH_MAX + 8]; /* the -wal path */
+    char walname[PATH_MAX + 8]; /* its base name */
+} wal_watch;
+
+static void watch_open(wal_watch *w, const char *db)
+{
+    char dir[PATH_MAX], base[PATH_MAX];
+    ls_path_split(db, dir, sizeof(dir), base, sizeof(base));
+    snprintf(w->walpath, sizeof(w->walpath), "%s-wal", db);
+    snprintf(w->walname, sizeof(w->walname), "%s-wal", base);
+    w->wal_wd = -1;
+    w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (w->fd >= 0 &&
+        inotify_add_watch(w->fd, dir, IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) < 0) {
+        close(w->fd);
+        w->fd = -1;
+    }
+}
+
+static void watch_arm(wal_watch *w)
+{
+    if (w->fd >= 0 && w->wal_wd < 0)
+        w->wal_wd = inotify_add_watch(w->fd, w->walpath, IN_MODIFY | IN_ONESHOT);
+}
+
+/* Wait up to ms; returns 1 when the WAL may have changed. */
+static int watch_wait(wal_watch *w, int ms)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    struct pollfd pfd = {w->fd, POLLIN, 0};
+    int n = poll(w->fd >= 0 ? &pfd : NULL, w->fd >= 0 ? 1 : 0, ms);
+    if (n <= 0)
+        return n == 0; /* the fallback poll always syncs */
+    int relevant = 0;
+    ssize_t len;
+    while ((len = read(w->fd, buf, sizeof(buf))) > 0) {
+        for (char *p = buf; p < buf + len;) {
+            struct inotify_event *ev = (struct inotify_event *)p;
+            if (ev->wd == w->wal_wd) {
+                relevant = 1;
+                if (ev->mask & (IN_IGNORED | IN_MODIFY))
+                    w->wal_wd = -1; /* one-shot: fired (or the file went away) */
+            } else if (ev->len && strcmp(ev->name, w->walname) == 0) {
+                relevant = 1;
+                w->wal_wd = -1; /* a new file: watch its inode */
+            }
+            p += sizeof(*ev) + ev->len;
+        }
+    }
+    return relevant;
+}
+
 static void *db_main(void *arg)
 {
     engine_db *d = arg;
-    char dir[PATH_MAX], base[PATH_MAX], walname[PATH_MAX + 8];
-    ls_path_split(d->src->path, dir, sizeof(dir), base, sizeof(base));
-    snprintf(walname, sizeof(walname), "%s-wal", base);
-    int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (in >= 0 && inotify_add_watch(in, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
-        close(in);
-        in = -1;
-    }
-    if (in < 0)
+    wal_watch w;
+    watch_open(&w, d->src->path);
+    if (w.fd < 0)
         ls_log(d->ctx, LS_LOG_WARN, "inotify unavailable db=%s, polling every %lldms",
                d->src->path, (long long)d->cfg->monitor_interval_ms);
     int64_t poll_ms = d->cfg->monitor_interval_ms > 0 ? d->cfg->monitor_interval_ms : 1000;
     uint64_t last_sync = 0;
-    char evbuf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int relevant = 1;
 
     while (!*d->stop) {
-        struct pollfd pfd = {in, POLLIN, 0};
-        int wait = d->src->pending ? PENDING_RECHECK_MS : (int)poll_ms;
-        int n = poll(in >= 0 ? &pfd : NULL, in >= 0 ? 1 : 0, wait);
-        if (*d->stop)
-            break;
-        int relevant = n == 0; /* the fallback poll always syncs */
-        if (n > 0) {
-            ssize_t len;
-            while ((len = read(in, evbuf, sizeof(evbuf))) > 0) {
-                for (char *p = evbuf; p < evbuf + len;) {
-                    struct inotify_event *ev = (struct inotify_event *)p;
-                    if (ev->len && strcmp(ev->name, walname) == 0)
-                        relevant = 1;
-                    p += sizeof(*ev) + ev->len;
-                }
+        if (relevant) {
+            uint64_t now = ls_now_ms();
+            if (now - last_sync < COALESCE_MS)
+                usleep((useconds_t)((COALESCE_MS - (now - last_sync)) * 1000));
+            watch_arm(&w);
+            int grew = 0;
+            int rc = ls_source_sync(d->src, &grew);
+            last_sync = ls_now_ms();
+            if (rc) {
+                ls_log(d->ctx, LS_LOG_ERROR, "sync failed db=%s error=\"%s\"", d->src->path,
+                       ls_errmsg(d->ctx));
+                ls_err_clear(d->ctx);
+                usleep(100000);
+            } else {
+                gc_spool(d);
             }
         }
-        if (!relevant)
-            continue;
-        uint64_t now = ls_now_ms();
-        if (now - last_sync < COALESCE_MS)
-            usleep((useconds_t)((COALESCE_MS - (now - last_sync)) * 1000));
-        int grew = 0;
-        int rc = ls_source_sync(d->src, &grew);
-        last_sync = ls_now_ms();
-        if (rc) {
-            ls_log(d->ctx, LS_LOG_ERROR, "sync failed db=%s error=\"%s\"", d->src->path,
-                   ls_errmsg(d->ctx));
-            ls_err_clear(d->ctx);
-            usleep(100000);
-            continue;
-        }
-        gc_spool(d);
+        int wait = d->src->pending ? PENDING_RECHECK_MS : (int)poll_ms;
+        relevant = watch_wait(&w, wait);
     }
-    if (in >= 0)
-        close(in);
+    if (w.fd >= 0)
+        close(w.fd);
     return NULL;
 }
 

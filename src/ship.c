@@ -65,6 +65,7 @@
 
 #define COPY_BUF (1u << 20)
 #define DEFAULT_BUSY_MS 50
+#define CKPT_MIN_GAP_MS 200
 
 /* ---- read transactions ---- */
 
@@ -514,6 +515,17 @@ static int sync_locked(ls_source *s, int *grew)
     const char *why = NULL;
     if ((rc = catch_up(s, grew, &lost, &why)) != 0)
         return rc;
+    if (!lost && s->after_cycle && s->sh.index != s->cycle_index && s->sh.size > LS_WAL_HDRSIZE) {
+        /*
+         * The WAL restarted after our checkpoint cycle, which left our read
+         * mark on slot 0. Move it to a slot of its own: a slot-0 reader makes
+         * every checkpoint attempt of the application index the whole WAL in
+         * vain (it cannot copy back while we sit there), while a mark on
+         * slots 1..4 lets those attempts end at once.
+         */
+        s->after_cycle = 0;
+        return advance_lock(s);
+    }
     if (lost) {
         /* Take the write lock so the new generation starts from a still WAL. */
         if ((rc = write_lock(s, 5000)) != 0)
@@ -526,8 +538,6 @@ static int sync_locked(ls_source *s, int *grew)
         write_unlock(s);
         return rc;
     }
-    if (*grew)
-        rc = advance_lock(s);
     return rc;
 }
 
@@ -549,11 +559,16 @@ int ls_source_sync(ls_source *s, int *grew)
         *grew = g;
     if (rc)
         return rc;
-    /* A checkpoint cycle when the WAL index is big enough or old enough. */
-    uint64_t frames = s->sh.frames;
-    int due = (int64_t)frames >= s->o.min_ckpt_pages ||
-              (frames > 0 && s->o.ckpt_interval_ms > 0 &&
-               ls_now_ms() - s->last_ckpt_ms >= (uint64_t)s->o.ckpt_interval_ms);
+    /*
+     * A checkpoint cycle when the WAL index is big enough (at most every
+     * CKPT_MIN_GAP_MS unless it passed max-checkpoint-page-count: under a
+     * flood of tiny commits that bounds the cycles, and the writer's waits, to
+     * a few per second) or old enough.
+     */
+    uint64_t frames = s->sh.frames, since = ls_now_ms() - s->last_ckpt_ms;
+    int due = ((int64_t)frames >= s->o.min_ckpt_pages &&
+               (since >= CKPT_MIN_GAP_MS || (int64_t)frames >= s->o.max_ckpt_pages)) ||
+              (frames > 0 && s->o.ckpt_interval_ms > 0 && since >= (uint64_t)s->o.ckpt_interval_ms);
     if (due) {
         int busy = 0;
         rc = ls_source_checkpoint(s, &busy);
@@ -567,7 +582,15 @@ int ls_source_checkpoint(ls_source *s, int *busy)
     uint64_t t0 = ls_now_ms();
 
     *busy = 0;
-    /* 0. The bulk, without any lock. */
+    /* 0. The bulk, without any lock: move our read mark to the end of what is
+     * copied, copy back to the database up to it, flush the spool. */
+    pthread_mutex_lock(&s->mu);
+    rc = advance_lock(s);
+    if (!rc)
+        rc = ls_shadow_sync(s->ctx, &s->sh);
+    pthread_mutex_unlock(&s->mu);
+    if (rc)
+        return rc;
     sqlite3_wal_checkpoint_v2(s->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     /* 1. Hold off writers briefly; the application may be mid-transaction. */
     int wait = (int64_t)s->sh.frames >= s->o.max_ckpt_pages ? s->o.busy_ms * 4 : s->o.busy_ms;
@@ -584,11 +607,20 @@ int ls_source_checkpoint(ls_source *s, int *busy)
     if (!rc) {
         /* 3-5. Step off our read mark, checkpoint the rest, re-enter on slot 0. */
         release_lock(s);
-        int crc = sqlite3_wal_checkpoint_v2(s->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, &nLog, &nCkpt);
+        /* The application's own checkpoint may hold the checkpoint lock for a
+         * moment (PASSIVE never waits for it): retry briefly. */
+        int crc = SQLITE_BUSY;
+        for (int i = 0; i < 20 && crc == SQLITE_BUSY; i++) {
+            if (i)
+                usleep(500);
+            crc = sqlite3_wal_checkpoint_v2(s->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, &nLog, &nCkpt);
+        }
         if (crc != SQLITE_OK && crc != SQLITE_BUSY)
             ls_log(s->ctx, LS_LOG_WARN, "checkpoint failed db=%s error=\"%s\"", s->path,
                    sqlite3_errmsg(s->ck));
         rc = advance_lock(s);
+        s->after_cycle = 1;
+        s->cycle_index = s->sh.index;
     }
     if (g)
         notify(s);

@@ -34,6 +34,8 @@ typedef struct ls_source {
     sqlite3 *ck;                   /* runs the checkpoints */
     int wal_fd;                    /* the -wal file (-1 while it does not exist) */
     int pending;                   /* the last sync saw a commit SQLite had not published yet */
+    int after_cycle;               /* our read mark is where the last checkpoint cycle put it */
+    uint32_t cycle_index;          /* spool index at that cycle */
     uint32_t page_size;            /* database page size */
     ls_shadow sh;                  /* the spool; guarded by mu for readers in other threads */
     uint8_t *buf;                  /* frame copy buffer */
