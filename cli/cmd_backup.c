@@ -71,6 +71,8 @@ int cmd_backup(cli_env *env, int argc, char **argv)
     int64_t every_ms = 0, within_ms = -1;
     if (watch && (ls_duration_parse(watch, &every_ms) != 0 || every_ms <= 0))
         return cli_fail(env, LS_EUSAGE, "--watch: invalid interval '%s'", watch);
+    if (watch && every_ms < 1000) /* names carry the time to the second */
+        return cli_fail(env, LS_EUSAGE, "--watch: the interval must be at least 1s");
     if (keep_within && ls_duration_parse(keep_within, &within_ms) != 0)
         return cli_fail(env, LS_EUSAGE, "--keep-within: invalid duration '%s'", keep_within);
     if (keep != -1 && keep < 1)
