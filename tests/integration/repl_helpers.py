@@ -266,6 +266,9 @@ def writer_main(argv):
     ap.add_argument("--big-bytes", type=int, default=4 << 20)
     ap.add_argument("--big-row", type=int, default=64 << 10)
     ap.add_argument("--sleep", type=float, default=0.0, help="pause between transactions")
+    ap.add_argument("--row-sleep", type=float, default=0.0, help="pause between rows (in a txn)")
+    ap.add_argument("--cache-kib", type=int, default=0,
+                    help="page cache size: a small one spills uncommitted frames to the WAL")
     ap.add_argument("--checkpoint-every", type=int, default=0)
     ap.add_argument("--checkpoint-modes", default="PASSIVE,FULL,RESTART,TRUNCATE")
     ap.add_argument("--checkpoint-busy-ms", type=int, default=200)
@@ -285,6 +288,8 @@ def writer_main(argv):
     if mode != "wal":
         print("journal_mode=%s" % mode, file=sys.stderr)
         return 4
+    if a.cache_kib:
+        db.execute("PRAGMA cache_size=-%d" % a.cache_kib)
     if a.autocheckpoint >= 0:
         db.execute("PRAGMA wal_autocheckpoint=%d" % a.autocheckpoint)
     db.execute(SCHEMA)
@@ -310,6 +315,8 @@ def writer_main(argv):
             ck = hashlib.sha256(ck.encode() + payload).hexdigest()
             db.execute("INSERT INTO log(seq, txn, ntx, payload, ck) VALUES(?,?,?,?,?)",
                        (seq, txn, len(sizes), payload, ck))
+            if a.row_sleep:
+                time.sleep(a.row_sleep)
         db.execute("COMMIT")
         t1 = time.time()
         prog.write("C %d %d %.6f %.6f\n" % (txn, seq, t0, t1))

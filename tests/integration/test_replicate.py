@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import run, make_db, dump, count
+from conftest import BIN, run, make_db, dump
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
     reaper, PY, HELPER, file_url, replicator, write_config, write, start_writer,
     read_progress, check_log, digest, integrity, page_count, restore, wait_replicated,
@@ -434,3 +434,323 @@ def test_restart_after_application_truncate_checkpoint(tmp_path):
     assert rc == 0, r.tail()
     out, _ = restore(tmp_path, url)
     assert digest(out) == d
+
+
+# ------------------------------------------------------------ 6. bad input
+
+def test_database_not_in_wal_mode_is_refused_and_left_alone(tmp_path):
+    db = tmp_path / "rollback.db"
+    make_db(db, rows=10, wal=False).close()
+    before = open(db, "rb").read()
+    r = run("replicate", db, file_url(tmp_path / "rep"), timeout=30)
+    assert r.rc == 1, r
+    assert "not in WAL mode" in r.err and str(db) in r.err, r.err
+    con = sqlite3.connect(str(db))
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    con.close()
+    assert open(db, "rb").read() == before
+    assert not os.path.exists(str(db) + "-wal")
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage\n", os.urandom(8192),
+                                     b"SQLite format 3\0" + b"\xff" * 84])
+def test_not_a_database_is_refused(tmp_path, content):
+    db = tmp_path / "x.db"
+    db.write_bytes(content)
+    r = run("replicate", db, file_url(tmp_path / "rep"), timeout=30)
+    assert r.rc == 1, r
+    assert str(db) in r.err and "litesafe: replicate:" in r.err, r.err
+    assert db.read_bytes() == content
+    assert not (tmp_path / "rep").exists()
+
+
+def test_missing_database_is_refused_and_not_created(tmp_path):
+    db = tmp_path / "missing.db"
+    r = run("replicate", db, file_url(tmp_path / "rep"), timeout=30)
+    assert r.rc == 1, r
+    assert "No such file" in r.err and str(db) in r.err, r.err
+    assert sorted(os.listdir(tmp_path)) == []
+    # and through a config file
+    cfg = write_config(tmp_path / "ls.yml", db, tmp_path / "rep")
+    r = run("replicate", "-config", cfg, timeout=30)
+    assert r.rc == 1, r
+    assert not db.exists() and not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize("where,key", [("replica", "snapshot-intervall"), ("db", "bogus-key"),
+                                       ("top", "dbz")])
+def test_unknown_config_key_is_a_usage_error_naming_it(tmp_path, where, key):
+    db = tmp_path / "src.db"
+    make_db(db, rows=1).close()
+    cfg = tmp_path / "ls.yml"
+    lines = ["dbs:", "  - path: %s" % db, "    replicas:", "      - url: %s" % file_url(
+        tmp_path / "rep")]
+    if where == "replica":
+        lines.append("        %s: 1s" % key)
+    elif where == "db":
+        lines.insert(2, "    %s: 1" % key)
+    else:
+        lines.insert(0, "%s: []" % key)
+    cfg.write_text("\n".join(lines) + "\n")
+    r = run("replicate", "-config", cfg, timeout=30)
+    assert r.rc == 2, r
+    assert key in r.err and "unknown key" in r.err, r.err
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize("url,words", [
+    ("ftp://host/x", ["ftp", "scheme"]),
+    ("http://host/x", ["http", "scheme"]),
+    ("file://relative/x", ["file://relative/x"]),
+    ("file:/x", ["file:/x"]),
+    ("file:///", ["empty path"]),
+    ("s3://", ["bucket"]),
+    ("sftp://host/x", ["user"]),
+])
+def test_bad_replica_url_is_a_usage_error(tmp_path, url, words):
+    db = tmp_path / "src.db"
+    make_db(db, rows=1).close()
+    r = run("replicate", db, url, timeout=30)
+    assert r.rc == 2, r
+    for w in words:
+        assert w in r.err, r.err
+
+
+def test_usage_errors(tmp_path):
+    db = tmp_path / "src.db"
+    make_db(db, rows=1).close()
+    r = run("replicate", db, timeout=30)
+    assert r.rc == 2 and "must specify at least one replica URL" in r.err, r
+    cfg = write_config(tmp_path / "ls.yml", db, tmp_path / "rep")
+    r = run("replicate", "-config", cfg, db, file_url(tmp_path / "rep2"), timeout=30)
+    assert r.rc == 2, r
+    r = run("replicate", "-config", tmp_path / "nope.yml", timeout=30)
+    assert r.rc == 1 and "nope.yml" in r.err, r
+
+
+def test_bare_path_is_a_file_replica(tmp_path):
+    """Documented choice (url.c): an argument without "scheme://" is a path
+    to a file replica (Litestream 0.3.13 refuses it: "replica url scheme
+    required"). A relative one is relative to the working directory."""
+    db = tmp_path / "src.db"
+    write(db, tmp_path / "progress", txns=10, seed=50)
+    r = replicator(tmp_path, db, tmp_path / "abs-rep")
+    r.wait_log("snapshot written")
+    stop_ok(r)
+    out, _ = restore(tmp_path, file_url(tmp_path / "abs-rep"))
+    assert digest(out) == digest(db)
+    p = subprocess.Popen([BIN, "replicate", str(db), "rel-rep"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    deadline = time.monotonic() + 30
+    while not list((tmp_path / "rel-rep").glob("generations/*/snapshots/*")):
+        assert time.monotonic() < deadline and p.poll() is None, p.communicate()
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(60) == 0
+
+
+def test_unwritable_replica_logs_errors_without_crashing_then_recovers(tmp_path):
+    """The replica path lies under a regular file: every upload fails, the
+    replicator logs the error and retries (no crash, the database keeps being
+    followed). Once the path is fixed, the replica catches up by itself."""
+    db, prog = tmp_path / "src.db", tmp_path / "progress"
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a regular file\n")
+    url = file_url(blocker / "rep")
+    write(db, prog, txns=10, seed=60)
+    r = replicator(tmp_path, db, url)
+    r.wait_log(r"replica sync failed.*Not a directory", timeout=60)
+    write(db, prog, txns=10, seed=61)
+    assert r.alive()
+    blocker.unlink()
+    blocker.mkdir()
+    r.wait_log(r"snapshot written", timeout=90)
+    d = digest(db)
+    wait_replicated(tmp_path, url, d)
+    assert r.stop() == 0, r.tail()
+    out, _ = restore(tmp_path, url)
+    assert digest(out) == d
+
+
+def test_unwritable_replica_at_stop_exits_1_with_the_reason(tmp_path):
+    db = tmp_path / "src.db"
+    (tmp_path / "blocker").write_text("x")
+    make_db(db, rows=5).close()
+    r = replicator(tmp_path, db, file_url(tmp_path / "blocker" / "rep"))
+    r.wait_log(r"replica sync failed", timeout=60)
+    rc = r.stop()
+    assert rc == 1, r.tail()
+    assert "Not a directory" in r.tail(3) and "blocker" in r.tail(3), r.tail()
+    assert integrity(db) == "ok"
+
+
+def test_two_databases_share_one_replica_directory(tmp_path):
+    """Replicating DB2 into DB1's replica directory: litesafe starts its own
+    generation next to DB1's (nothing of DB1's is touched), a plain restore
+    picks the newest generation -- whichever database wrote last -- and
+    -generation reaches the other one. Nothing is mixed within a generation,
+    but which database "latest" means is decided by time alone (Litestream
+    behaves the same; its docs warn against sharing a replica path)."""
+    rep = tmp_path / "rep"
+    url = file_url(rep)
+    db1, db2 = tmp_path / "one.db", tmp_path / "two.db"
+    write(db1, tmp_path / "p1", txns=20, seed=70)
+    write(db2, tmp_path / "p2", txns=30, seed=71)
+
+    r = started(tmp_path, db1, url)
+    stop_ok(r)
+    (gen1,) = [g["generation"] for g in generations(url)]
+    files1 = {f: os.path.getmtime(rep / f) for f in replica_files(rep)}
+    d1 = digest(db1)
+    time.sleep(1.1)  # generation end times are compared in milliseconds; make them differ
+
+    r = started(tmp_path, db2, url)
+    stop_ok(r)
+    gens = generations(url)
+    assert len(gens) == 2, gens
+    gen2 = [g["generation"] for g in gens if g["generation"] != gen1][0]
+    for f, m in files1.items():  # DB1's objects are untouched
+        assert os.path.getmtime(rep / f) == m, f
+    d2 = digest(db2)
+
+    out, res = restore(tmp_path, url, "--json")
+    assert res.json["generation"] == gen2
+    assert digest(out) == d2
+    out, _ = restore(tmp_path, url, "-generation", gen1)
+    assert digest(out) == d1
+
+    # DB1 replicated again continues its generation, which becomes the newest
+    time.sleep(1.1)
+    r = replicator(tmp_path, db1, url)
+    write(db1, tmp_path / "p1", txns=5, seed=72)
+    wait_replicated(tmp_path, url, digest(db1))
+    stop_ok(r)
+    assert sorted(g["generation"] for g in generations(url)) == sorted([gen1, gen2])
+    out, res = restore(tmp_path, url, "--json")
+    assert res.json["generation"] == gen1
+    assert digest(out) == digest(db1)
+
+
+# ------------------------------------------------------------------ 7. -exec
+
+def test_exec_exit_status_is_passed_through(tmp_path):
+    db = tmp_path / "src.db"
+    make_db(db, rows=5).close()
+    r = run("replicate", "-exec", "sh -c 'exit 3'", db, file_url(tmp_path / "rep"), timeout=60)
+    assert r.rc == 3, r
+    r = run("replicate", "-exec", "true", db, file_url(tmp_path / "rep"), timeout=60)
+    assert r.rc == 0, r
+
+
+def test_exec_child_writes_then_exits_everything_is_replicated(tmp_path):
+    db, prog, rep = tmp_path / "src.db", tmp_path / "progress", tmp_path / "rep"
+    write(db, prog, txns=5, seed=80)
+    cmd = " ".join("'%s'" % a for a in writer_argv(db, prog, txns=200, seed=81, big_every=50,
+                                                    big_bytes=1 << 20))
+    r = run("replicate", "-exec", cmd, db, file_url(rep), timeout=300)
+    assert r.rc == 0, r
+    assert len(read_progress(prog).commits) == 205
+    src = check_log(db, want_cks=True)
+    out, _ = restore(tmp_path, file_url(rep))
+    assert check_log(out, ref=src).rows == src.rows
+    assert digest(out) == digest(db)
+
+
+def test_exec_sigterm_is_forwarded_to_the_child(tmp_path):
+    db, prog, rep = tmp_path / "src.db", tmp_path / "progress", tmp_path / "rep"
+    write(db, prog, txns=5, seed=82)
+    marker = tmp_path / "child-got-term"
+    # -exec runs its command through /bin/sh -c
+    child = "trap 'touch %s; exit 0' TERM; while :; do sleep 0.05; done" % marker
+    r = replicator(tmp_path, "-exec", child, db, file_url(rep))
+    r.wait_log("snapshot written")
+    write(db, prog, txns=20, seed=83)  # the application (here another process) writes
+    assert r.stop() == 0, r.tail()
+    assert marker.exists()
+    out, _ = restore(tmp_path, file_url(rep))
+    assert digest(out) == digest(db)
+    # a child killed by the forwarded signal: litesafe exits 128+15, like a shell
+    r = replicator(tmp_path, "-exec", "sleep 600", db, file_url(rep))
+    r.wait_log("source open")
+    assert r.stop() == 143, r.tail()
+
+
+# --------------------------------------------------------- 8. listing commands
+
+def test_generations_snapshots_wal_listings(tmp_path):
+    db, rep, prog = tmp_path / "src.db", tmp_path / "rep", tmp_path / "progress"
+    url = file_url(rep)
+    write(db, prog, txns=10, seed=90)
+    cfg = write_config(tmp_path / "ls.yml", db, rep, db_keys={"min-checkpoint-page-count": 20},
+                       replica_keys={"snapshot-interval": "1s"})
+    r = started(tmp_path, "-config", cfg)
+    write(db, prog, txns=100, sleep=0.01, seed=91)
+    r.wait_log("snapshot written", count=2, timeout=60)
+    write(db, prog, txns=20, seed=92)
+    wait_replicated(tmp_path, url, digest(db))
+    stop_ok(r)
+
+    (gen,) = os.listdir(rep / "generations")
+    snaps = replica_objects(rep, gen, "snapshots")
+    segs = replica_objects(rep, gen, "wal")
+    assert len(snaps) >= 2 and len(segs) >= 10
+
+    # generations: text and JSON
+    rows = [l.split() for l in run("generations", url).out.splitlines() if l.strip()]
+    assert rows[0] == ["name", "generation", "lag", "start", "end"]
+    assert len(rows) == 2 and rows[1][0] == "file" and rows[1][1] == gen
+    assert rows[1][2].endswith("s")
+    for ts in rows[1][3:5]:
+        assert time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ")
+    (g,) = generations(url)
+    assert set(g) == {"name", "generation", "lag_ms", "start", "end", "snapshots",
+                      "wal_segments"}, g
+    assert (g["name"], g["generation"]) == ("file", gen)
+    assert g["snapshots"] == len(snaps) and g["wal_segments"] == len(segs)
+    assert g["start"] <= g["end"] and isinstance(g["lag_ms"], int)
+    # the same through the config file and the database path
+    r2 = run("generations", "-config", cfg, db, "--json")
+    assert r2.rc == 0, r2
+    assert [x["generation"] for x in r2.json["generations"]] == [gen]
+
+    # snapshots: decimal index, compressed size, creation time
+    rows = [l.split() for l in run("snapshots", url).out.splitlines() if l.strip()]
+    assert rows[0] == ["replica", "generation", "index", "size", "created"]
+    want = sorted((i, os.path.getsize(p)) for i, _, _, p in snaps)
+    assert sorted((int(x[2]), int(x[3])) for x in rows[1:]) == want
+    js = snapshots(url)
+    assert all(set(s) == {"replica", "generation", "index", "size", "created"} for s in js)
+    assert sorted((s["index"], s["size"]) for s in js) == want
+
+    # wal: decimal index and offset (the file names are hex)
+    rows = [l.split() for l in run("wal", url).out.splitlines() if l.strip()]
+    assert rows[0] == ["replica", "generation", "index", "offset", "size", "created"]
+    want = sorted((i, o, os.path.getsize(p)) for i, o, _, p in segs)
+    assert sorted((int(x[2]), int(x[3]), int(x[4])) for x in rows[1:]) == want
+    js = wal_segments(url)
+    assert all(set(s) == {"replica", "generation", "index", "offset", "size", "created"}
+               for s in js)
+    assert sorted((s["index"], s["offset"], s["size"]) for s in js) == want
+    assert any(s["offset"] > 9 for s in js)  # decimal, not hex, for big offsets too
+    # --json before the subcommand, and -generation filtering
+    r2 = run("--json", "wal", url)
+    assert r2.rc == 0 and len(r2.json["wal"]) == len(segs), r2
+    assert wal_segments(url, "-generation", gen) == js
+    r2 = run("wal", url, "-generation", "0123456789abcdef", "--json")
+    assert r2.rc in (0, 1), r2
+    if r2.rc == 0:
+        assert r2.json["wal"] == []
+
+
+def test_listings_of_an_empty_or_missing_replica(tmp_path):
+    url = file_url(tmp_path / "nothing")
+    for cmd in ("generations", "snapshots", "wal"):
+        r = run(cmd, url)
+        assert r.rc in (0, 1), r
+        if r.rc == 0:
+            lines = [l for l in r.out.splitlines() if l.strip()]
+            assert len(lines) <= 1, r.out  # a header at most
+        else:
+            assert "nothing" in r.err, r
