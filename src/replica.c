@@ -185,8 +185,19 @@ static int ship(ls_replica *r, const ls_spool_pos *sp)
     int rc;
     while (r->index <= sp->index) {
         uint64_t end;
-        if ((rc = spool_size(r, sp, r->index, &end)) != 0)
-            return rc;
+        if ((rc = spool_size(r, sp, r->index, &end)) != 0) {
+            /*
+             * The spool keeps an index until every replica has shipped all of
+             * it (ls_source_gc), so an older index that is gone was shipped
+             * whole: the position learnt from the replica is its end.
+             */
+            if (rc != LS_ENOENT || r->index >= sp->index)
+                return rc;
+            ls_err_clear(r->ctx);
+            r->index++;
+            r->offset = 0;
+            continue;
+        }
         if (r->offset > end)
             return ls_err(r->ctx, LS_ECORRUPT,
                           "replica %s: holds %s/%08x:%llu, beyond the local spool (%llu): another "

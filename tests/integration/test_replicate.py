@@ -389,9 +389,6 @@ def test_restart_continues_or_starts_a_generation(tmp_path, case, hold, new_gen)
     assert digest(out) == digest(db)
 
 
-@pytest.mark.xfail(strict=True, reason="replica worker stuck after a restart when the last "
-                   "shipped segment ends a WAL index whose spool file was removed (app "
-                   "TRUNCATE checkpoint): 'spool .../0000000N.wal: No such file or directory'")
 def test_restart_after_application_truncate_checkpoint(tmp_path):
     """The application's TRUNCATE checkpoint succeeds while litesafe runs
     (right after one of litesafe's checkpoint cycles); litesafe is then
