@@ -475,14 +475,16 @@ def litestream_restore(tmp, source, *opts, stem="ls-restored", expect_ok=True):
 
 
 def wait_replicated(tmp, url, src_digest, timeout=120, what="the source"):
-    """Restore the replica's latest state until it equals src_digest. The
-    writer must be idle. Returns the matching restored path."""
+    """Restore the replica's latest state until it equals src_digest (a
+    digest, or a function returning the current one). The writer must be
+    idle. Returns the matching restored path."""
     deadline = time.monotonic() + timeout
     last = None
     while True:
         out, r = restore(tmp, url, stem="probe", expect_ok=False)
         if r.rc == 0:
-            if digest(out) == src_digest:
+            want = src_digest() if callable(src_digest) else src_digest
+            if digest(out) == want:
                 return out
             last = "content differs"
         else:

@@ -630,6 +630,97 @@ def test_two_databases_share_one_replica_directory(tmp_path):
     assert digest(out) == digest(db1)
 
 
+def test_two_replicas_one_broken_for_a_while(tmp_path):
+    """Two named replicas; the second lies under a regular file, so it fails
+    while the WAL restarts several times. The first keeps up; the spool keeps
+    what the broken one still needs; once its path is fixed it catches up and
+    both restore exactly the source (also through -config/-replica NAME)."""
+    db, prog = tmp_path / "src.db", tmp_path / "progress"
+    good, blocker = tmp_path / "good", tmp_path / "blocker"
+    blocker.write_text("x")
+    write(db, prog, txns=10, seed=100)
+    cfg = tmp_path / "ls.yml"
+    cfg.write_text("dbs:\n  - path: %s\n    min-checkpoint-page-count: 20\n    replicas:\n"
+                   "      - name: good\n        url: %s\n"
+                   "      - name: late\n        url: %s\n"
+                   % (db, file_url(good), file_url(blocker / "rep")))
+    r = replicator(tmp_path, "-config", cfg)
+    r.wait_log(r"replica sync failed.*replica=late", timeout=60)
+    for phase in range(4):
+        write(db, prog, txns=30, sleep=0.005, seed=101 + phase)
+        wait_replicated(tmp_path, file_url(good), digest(db))
+    assert len({s["index"] for s in wal_segments(file_url(good))}) >= 2
+    blocker.unlink()
+    blocker.mkdir()
+    d = digest(db)
+    wait_replicated(tmp_path, file_url(blocker / "rep"), d, timeout=120)
+    write(db, prog, txns=10, seed=110)
+    assert r.stop() == 0, r.tail()
+    src = check_log(db, want_cks=True)
+    d = digest(db)
+    for name, url in (("good", file_url(good)), ("late", file_url(blocker / "rep"))):
+        out, _ = restore(tmp_path, url)
+        assert check_log(out, ref=src).rows == src.rows, name
+        assert digest(out) == d, name
+        out, res = restore(tmp_path, db, "-config", cfg, "-replica", name, "--json")
+        assert res.json["replica"] == name
+        assert digest(out) == d, name
+    r2 = run("generations", "-config", cfg, db, "--json")
+    assert sorted(g["name"] for g in r2.json["generations"]) == ["good", "late"], r2
+
+
+def test_two_unnamed_file_replicas_are_refused_like_litestream(tmp_path):
+    """`replicate DB URL URL` names both replicas "file": a usage error (so
+    does Litestream 0.3.13: 'duplicate replica name: "file"')."""
+    db = tmp_path / "src.db"
+    make_db(db, rows=1).close()
+    r = run("replicate", db, file_url(tmp_path / "a"), file_url(tmp_path / "b"), timeout=30)
+    assert r.rc == 2, r
+    assert "duplicate replica name" in r.err, r.err
+
+
+def test_restore_from_replica_edge_cases(tmp_path):
+    db, rep, prog = tmp_path / "src.db", tmp_path / "rep", tmp_path / "progress"
+    url = file_url(rep)
+    empty = file_url(tmp_path / "empty")
+    # nothing there
+    r = run("restore", "-o", tmp_path / "x.db", empty)
+    assert r.rc == 1 and "no matching backup" in r.err, r
+    r = run("restore", "-o", tmp_path / "x.db", "-if-replica-exists", empty)
+    assert r.rc == 0 and not (tmp_path / "x.db").exists(), r
+
+    write(db, prog, txns=30, seed=120)
+    t_before = time.time() - 5
+    r = started(tmp_path, db, url)
+    write(db, prog, txns=30, seed=121)
+    d = digest(db)
+    wait_replicated(tmp_path, url, d)
+    stop_ok(r)
+
+    # usage errors
+    for args in (["-index", "zz"], ["-index", "1", "-timestamp", rfc3339(time.time())],
+                 ["-timestamp", "yesterday"], []):
+        r = run("restore", *(args + ([] if args == [] else ["-o", tmp_path / "y.db"])), url)
+        assert r.rc == 2, (args, r)
+    # before the first snapshot: nothing to restore
+    r = run("restore", "-o", tmp_path / "y.db", "-timestamp", rfc3339(t_before), url)
+    assert r.rc == 1 and "no matching backup" in r.err, r
+    # an index past the end restores everything
+    out, _ = restore(tmp_path, url, "-index", "7fffffff")
+    assert digest(out) == d
+    # a generation that does not exist
+    r = run("restore", "-o", tmp_path / "y.db", "-generation", "0123456789abcdef", url)
+    assert r.rc == 1 and "0123456789abcdef" in r.err, r
+    # never overwrites
+    victim = tmp_path / "victim.db"
+    victim.write_bytes(b"keep me")
+    r = run("restore", "-o", victim, url)
+    assert r.rc == 1 and victim.read_bytes() == b"keep me", r
+    r = run("restore", "-o", victim, "-if-db-not-exists", url)
+    assert r.rc == 0 and victim.read_bytes() == b"keep me", r
+    assert not [f for f in os.listdir(tmp_path) if "tmp" in f], os.listdir(tmp_path)
+
+
 # ------------------------------------------------------------------ 7. -exec
 
 def test_exec_exit_status_is_passed_through(tmp_path):
