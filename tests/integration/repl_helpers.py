@@ -274,6 +274,7 @@ def writer_main(argv):
     ap.add_argument("--checkpoint-busy-ms", type=int, default=200)
     ap.add_argument("--autocheckpoint", type=int, default=-1, help="wal_autocheckpoint (-1: keep)")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--page-size", type=int, default=0, help="for a new database")
     ap.add_argument("--exit-open", action="store_true",
                     help="exit without closing the connection (the WAL stays)")
     a = ap.parse_args(argv)
@@ -284,6 +285,8 @@ def writer_main(argv):
     modes = [m.strip().upper() for m in a.checkpoint_modes.split(",") if m.strip()]
     db = sqlite3.connect(a.db, isolation_level=None, timeout=5.0)
     db.execute("PRAGMA busy_timeout=5000")
+    if a.page_size:
+        db.execute("PRAGMA page_size=%d" % a.page_size)
     mode = db.execute("PRAGMA journal_mode=wal").fetchone()[0]
     if mode != "wal":
         print("journal_mode=%s" % mode, file=sys.stderr)

@@ -20,6 +20,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
@@ -719,6 +720,114 @@ def test_restore_from_replica_edge_cases(tmp_path):
     r = run("restore", "-o", victim, "-if-db-not-exists", url)
     assert r.rc == 0 and victim.read_bytes() == b"keep me", r
     assert not [f for f in os.listdir(tmp_path) if "tmp" in f], os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("page_size", [512, 65536])
+def test_other_page_sizes(tmp_path, page_size):
+    """Frames of 536 and 65560 bytes: replication, the checkpoint cycle and
+    restore (-index too) work for the smallest and the largest page size."""
+    db, rep, prog = tmp_path / "src.db", tmp_path / "rep", tmp_path / "progress"
+    url = file_url(rep)
+    write(db, prog, txns=5, page_size=page_size, seed=130)
+    assert page_count(db) and sqlite3.connect(str(db)).execute(
+        "PRAGMA page_size").fetchone()[0] == page_size
+    cfg = write_config(tmp_path / "ls.yml", db, rep, db_keys={"min-checkpoint-page-count": 50})
+    r = started(tmp_path, "-config", cfg)
+    for phase in range(3):
+        write(db, prog, txns=40, sleep=0.005, big_every=20, big_bytes=1 << 20, seed=131 + phase)
+        wait_replicated(tmp_path, url, digest(db))
+    stop_ok(r)
+    src = check_log(db, want_cks=True)
+    out, res = restore(tmp_path, url, "--json")
+    assert res.json["page_size"] == page_size
+    assert digest(out) == digest(db) and integrity(out) == "ok"
+    for i in sorted({s["index"] for s in wal_segments(url)}):
+        out, _ = restore(tmp_path, url, "-index", "%x" % i)
+        check_log(out, ref=src)
+        os.unlink(out)
+
+
+def test_retention_removes_old_objects_and_keeps_the_replica_restorable(tmp_path):
+    """snapshot-interval 1s, retention 3s, checked every second: old
+    snapshots and the segments before the oldest retained snapshot go away;
+    the latest restore still equals the source; an -index that was removed
+    gives a clean error."""
+    db, rep, prog = tmp_path / "src.db", tmp_path / "rep", tmp_path / "progress"
+    url = file_url(rep)
+    write(db, prog, txns=10, seed=140)
+    cfg = write_config(tmp_path / "ls.yml", db, rep, db_keys={"min-checkpoint-page-count": 20},
+                       replica_keys={"snapshot-interval": "1s", "retention": "3s",
+                                     "retention-check-interval": "1s"})
+    r = started(tmp_path, "-config", cfg)
+    deadline = time.monotonic() + 90
+    seed = 141
+    while min(s["index"] for s in snapshots(url)) == 0:
+        assert time.monotonic() < deadline, "retention never removed index 0:\n" + r.tail()
+        write(db, prog, txns=20, sleep=0.01, seed=seed)
+        seed += 1
+        time.sleep(0.3)
+    d = digest(db)
+    wait_replicated(tmp_path, url, d)
+    stop_ok(r)
+    assert "retention" in r.text()
+    first = min(s["index"] for s in snapshots(url))
+    assert min(s["index"] for s in wal_segments(url)) >= first
+    out, _ = restore(tmp_path, url)
+    assert digest(out) == d
+    r2 = run("restore", "-o", tmp_path / "gone.db", "-index", "0", url)
+    assert r2.rc == 1 and not (tmp_path / "gone.db").exists(), r2
+
+
+def test_paths_with_spaces_and_non_ascii(tmp_path):
+    """A database and a replica directory whose names have spaces and UTF-8:
+    the raw and the percent-encoded file URL name the same directory.
+    (Litestream 0.3.13 re-encodes file URL paths and finds neither.)"""
+    d = tmp_path / "dir with space" / "d\u00e9j\u00e0"
+    d.mkdir(parents=True)
+    db, prog = d / "my db.db", tmp_path / "progress"
+    rep = d / "re plica"
+    raw = "file://" + str(rep)
+    enc = "file://" + urllib.parse.quote(str(rep))
+    assert raw != enc
+    write(db, prog, txns=20, seed=150)
+    r = started(tmp_path, db, raw)
+    write(db, prog, txns=20, seed=151)
+    wait_replicated(tmp_path, enc, digest(db))
+    stop_ok(r)
+    assert (d / ".my db.db-litesafe").is_dir()
+    out, _ = restore(tmp_path, enc)
+    assert digest(out) == digest(db)
+    assert [g["generation"] for g in generations(raw)] == [g["generation"]
+                                                            for g in generations(enc)]
+
+
+@pytest.mark.xfail(strict=True, reason="a second replicator on the same database shares the "
+                   "meta directory: starting a new generation it deletes the first one's spool, "
+                   "whose replica then stops receiving anything ('open spool ...: No such file')")
+def test_second_replicator_on_the_same_database(tmp_path):
+    """Two `litesafe replicate` processes on one database (say a service and
+    a forgotten manual run, each with its own replica). Either the second one
+    refuses to start, or both work: neither may silently break the other's
+    replica. The replicas must end equal to the source."""
+    db, prog = tmp_path / "src.db", tmp_path / "progress"
+    url1, url2 = file_url(tmp_path / "rep1"), file_url(tmp_path / "rep2")
+    write(db, prog, txns=10, seed=160)
+    r1 = started(tmp_path, db, url1)
+    r2 = replicator(tmp_path, db, url2)
+    deadline = time.monotonic() + 30
+    while r2.alive() and "source open" not in r2.text():
+        assert time.monotonic() < deadline, r2.tail()
+        time.sleep(0.05)
+    second_runs = r2.alive()
+    if not second_runs:
+        assert r2.wait() != 0 and "litesafe" in r2.text(), r2.tail()
+    write(db, prog, txns=50, sleep=0.005, seed=161)
+    d = digest(db)
+    wait_replicated(tmp_path, url1, d, timeout=30, what="the source (first replicator)")
+    if second_runs:
+        wait_replicated(tmp_path, url2, d, timeout=30, what="the source (second replicator)")
+        assert r2.stop() == 0, r2.tail()
+    stop_ok(r1)
 
 
 # ------------------------------------------------------------------ 7. -exec
