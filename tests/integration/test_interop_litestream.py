@@ -212,3 +212,43 @@ def test_stray_temp_files_are_ignored_by_both(tmp_path):
     assert digest(out) == d
     out, _ = restore(tmp_path, url)
     assert digest(out) == d
+
+
+@pytest.mark.parametrize("first,then", [("litestream", "litesafe"), ("litesafe", "litestream")])
+def test_switching_tools_on_the_same_replica(tmp_path, first, then):
+    """A user replicates with one tool, then switches to the other with the
+    same replica URL: the second tool starts its own generation next to the
+    first one's, and both tools restore the newest state, equal to the
+    source, and can still restore the first tool's generation."""
+    db, rep, prog = tmp_path / "src.db", tmp_path / "rep", tmp_path / "progress"
+    url = file_url(rep)
+    write(db, prog, txns=10, seed=60)
+
+    def run_tool(tool, seed):
+        if tool == "litesafe":
+            p = replicator(tmp_path, db, url)
+            p.wait_log("snapshot written")
+        else:
+            p = litestream_replicator(tmp_path, db, url)
+        write(db, prog, txns=30, sleep=0.005, seed=seed, exit_open=True)
+        wait_replicated(tmp_path, url, lambda: digest(db), timeout=120)
+        p.signal(signal.SIGTERM)
+        assert p.wait(60) == 0, p.tail()
+        return digest(db)
+
+    d1 = run_tool(first, 61)
+    (gen1,) = [g["generation"] for g in generations(url)]
+    time.sleep(1.1)
+    d2 = run_tool(then, 62)
+    gens = [g["generation"] for g in generations(url)]
+    assert len(gens) == 2 and gen1 in gens, gens
+    src = check_log(db, want_cks=True)
+    assert digest(db) == d2
+    mine, _ = restore(tmp_path, url)
+    theirs, _ = litestream_restore(tmp_path, url)
+    assert digest(mine) == d2 and digest(theirs) == d2
+    assert check_log(mine, ref=src).rows == src.rows
+    old_mine, _ = restore(tmp_path, url, "-generation", gen1)
+    old_theirs, _ = litestream_restore(tmp_path, url, "-generation", gen1)
+    assert digest(old_mine) == d1 and digest(old_theirs) == d1
+    compare_listings(url)

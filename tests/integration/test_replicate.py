@@ -90,10 +90,14 @@ def test_restore_equals_source_latest_index_and_timestamp(tmp_path):
     # Continuous writing, with instants sampled while it runs.
     w = start_writer(tmp_path, db, prog, txns=400, sleep=0.003, seed=99,
                      big_every=100, big_bytes=2 << 20)
-    samples = []
+    samples, live = [], []
     while w.alive():
         time.sleep(random.uniform(0.05, 0.4))
         samples.append(time.time())
+        if len(samples) % 3 == 0:  # restores while the replica is being written
+            out, res = restore(tmp_path, url, stem="live", expect_ok=False)
+            assert res.rc == 0, "restore during replication failed: %r" % res
+            live.append(out)
     assert w.wait() == 0, w.tail()
     stop_ok(r)
 
@@ -103,6 +107,10 @@ def test_restore_equals_source_latest_index_and_timestamp(tmp_path):
     gens = generations(url)
     assert len(gens) == 1, gens
     gen = gens[0]["generation"]
+
+    for out in live:
+        assert check_log(out, ref=src).rows >= pauses[-1][2]
+        os.unlink(out)
 
     # Latest.
     latest, res = restore(tmp_path, url, "--json")
