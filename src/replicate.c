@@ -22,7 +22,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
-#define COALESCE_MS 2
+#define COALESCE_MS 10
 #define PENDING_RECHECK_MS 2
 
 typedef struct engine_db {
