@@ -24,7 +24,6 @@ Processes started through start_proc() are killed at the end of each test by
 the autouse fixture `reaper` (import it into the test module).
 """
 import hashlib
-import json
 import os
 import re
 import signal

@@ -26,10 +26,10 @@ import pytest
 
 from conftest import BIN, run, make_db, dump
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
-    reaper, PY, HELPER, file_url, replicator, write_config, write, start_writer,
+    reaper, start_proc, file_url, replicator, write_config, write, start_writer,
     read_progress, check_log, digest, integrity, page_count, restore, wait_replicated,
     generations, wal_segments, snapshots, replica_files, replica_objects, lz4_len,
-    parse_pos, rfc3339, writer_argv, SCHEMA)
+    parse_pos, rfc3339, writer_argv)
 
 
 def started(tmp_path, *args, **kw):
@@ -143,6 +143,12 @@ def test_restore_equals_source_latest_index_and_timestamp(tmp_path):
         out, res = restore(tmp_path, url, "-timestamp", rfc3339(t), "--json")
         assert digest(out) == d, "restore at pause point %s differs" % rfc3339(t)
         ts_points.append((t, parse_pos(res.json["position"]), nrows))
+    # the same instant written with a UTC offset
+    t, d, _ = pauses[1]
+    ms = int(t * 1000)
+    local = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000 + 2 * 3600))
+    out, _ = restore(tmp_path, url, "-timestamp", "%s.%03d+02:00" % (local, ms % 1000))
+    assert digest(out) == d
 
     # -timestamp at instants sampled during writing.
     pr = read_progress(prog)
@@ -185,7 +191,8 @@ def test_wal_wraps_around_many_times_in_one_generation(tmp_path):
     for phase in range(6):
         write(db, prog, txns=40, rows="1:4", payload="500:4000", sleep=0.005, seed=20 + phase)
         wait_replicated(tmp_path, url, digest(db))
-    stop_ok(r)
+    r.signal(signal.SIGINT)  # SIGINT stops it like SIGTERM: final sync, exit 0
+    assert r.wait(120) == 0, r.tail()
 
     src = check_log(db, want_cks=True)
     gens = generations(url)
@@ -442,11 +449,6 @@ def test_restart_after_application_truncate_checkpoint(tmp_path):
     assert digest(out) == d
 
 
-@pytest.mark.xfail(strict=True, reason="-timestamp between a new generation's first WAL segment "
-                   "and its snapshot fails ('generation G: no snapshot at or before the target') "
-                   "instead of using the older generation: the replica uploads the new "
-                   "generation's segments before its snapshot, and restore picks the generation "
-                   "by its earliest object")
 def test_timestamp_restore_while_a_new_generation_has_no_snapshot_yet(tmp_path):
     """litesafe restarts after the application checkpointed (TRUNCATE) and
     wrote while it was stopped: a new generation whose index 0 already holds
@@ -589,15 +591,10 @@ def test_bare_path_is_a_file_replica(tmp_path):
     stop_ok(r)
     out, _ = restore(tmp_path, file_url(tmp_path / "abs-rep"))
     assert digest(out) == digest(db)
-    p = subprocess.Popen([BIN, "replicate", str(db), "rel-rep"], cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.5)
-    deadline = time.monotonic() + 30
-    while not list((tmp_path / "rel-rep").glob("generations/*/snapshots/*")):
-        assert time.monotonic() < deadline and p.poll() is None, p.communicate()
-        time.sleep(0.05)
-    p.send_signal(signal.SIGTERM)
-    assert p.wait(60) == 0
+    p = start_proc([BIN, "replicate", db, "rel-rep"], tmp_path / "rel.log", cwd=str(tmp_path))
+    p.wait_log("snapshot written")
+    assert list((tmp_path / "rel-rep").glob("generations/*/snapshots/*.snapshot.lz4"))
+    assert p.stop() == 0, p.tail()
 
 
 def test_unwritable_replica_logs_errors_without_crashing_then_recovers(tmp_path):
@@ -852,9 +849,6 @@ def test_paths_with_spaces_and_non_ascii(tmp_path):
                                                             for g in generations(enc)]
 
 
-@pytest.mark.xfail(strict=True, reason="a second replicator on the same database shares the "
-                   "meta directory: starting a new generation it deletes the first one's spool, "
-                   "whose replica then stops receiving anything ('open spool ...: No such file')")
 def test_second_replicator_on_the_same_database(tmp_path):
     """Two `litesafe replicate` processes on one database (say a service and
     a forgotten manual run, each with its own replica). Either the second one

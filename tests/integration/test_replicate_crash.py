@@ -14,15 +14,11 @@ ignore them.
 """
 import os
 import random
-import signal
-import subprocess
 import time
-
-import pytest
 
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
     reaper, LITESTREAM, file_url, replicator, write_config, write, start_writer, check_log,
-    digest, integrity, restore, litestream_restore, wal_segments, snapshots, generations,
+    digest, integrity, restore, litestream_restore, wal_segments, generations,
     replica_files, stray_temp_files, wait_replicated)
 
 
