@@ -168,6 +168,39 @@ static int fetch_all(rs_state *s, int parallelism)
 
 /* ---- steps 1-2: choosing what to restore ---- */
 
+/*
+ * How recent a generation is as seen from the target: its newest object at
+ * or before the timestamp (any object without one). -1 when the generation
+ * has no snapshot it could start from.
+ */
+static int64_t gen_rank(const ls_cat_gen *g, const ls_restore_opts *o)
+{
+    int64_t first_snap = -1, newest = -1;
+    for (size_t i = 0; i < g->nsnap; i++) {
+        const ls_cat_obj *s = &g->snaps[i];
+        if ((o->timestamp_ms >= 0 && s->mtime_ms > o->timestamp_ms) ||
+            (o->index >= 0 && s->index > o->index))
+            continue;
+        if (first_snap < 0 || s->mtime_ms < first_snap)
+            first_snap = s->mtime_ms;
+        if (s->mtime_ms > newest)
+            newest = s->mtime_ms;
+    }
+    if (first_snap < 0)
+        return -1;
+    for (size_t i = 0; i < g->nseg; i++)
+        if (g->segs[i].mtime_ms > newest &&
+            (o->timestamp_ms < 0 || g->segs[i].mtime_ms <= o->timestamp_ms))
+            newest = g->segs[i].mtime_ms;
+    return newest;
+}
+
+/*
+ * The generation to restore: the one named, or the most recent one that has
+ * a snapshot at or before the target. A generation whose first segments were
+ * uploaded before its snapshot does not count for a time before that
+ * snapshot: the older generation holds that moment.
+ */
 static const ls_cat_gen *choose_gen(ls_ctx *ctx, const ls_catalog *c, const ls_restore_opts *o)
 {
     if (o->generation) {
@@ -178,16 +211,13 @@ static const ls_cat_gen *choose_gen(ls_ctx *ctx, const ls_catalog *c, const ls_r
         return g && g->nsnap ? g : NULL;
     }
     const ls_cat_gen *best = NULL;
+    int64_t best_rank = -1;
     for (size_t i = 0; i < c->n; i++) {
-        const ls_cat_gen *g = &c->gens[i];
-        if (!g->nsnap)
-            continue;
-        if (o->timestamp_ms >= 0 && g->start_ms > o->timestamp_ms)
-            continue;
-        if (o->index >= 0 && g->snaps[0].index > o->index)
-            continue;
-        if (!best || g->end_ms > best->end_ms)
-            best = g;
+        int64_t rank = gen_rank(&c->gens[i], o);
+        if (rank >= 0 && (!best || rank > best_rank)) {
+            best = &c->gens[i];
+            best_rank = rank;
+        }
     }
     if (!best)
         ls_err(ctx, LS_ENOENT, "no matching backup found on the replica");

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -125,11 +126,11 @@ static int open_index(ls_ctx *ctx, ls_shadow *sh)
     return 0;
 }
 
-/* Newest spool index of the current generation, or -1 if none. */
-static int64_t newest_index(const ls_shadow *sh)
+/* Newest spool index of generation `gen`, or -1 if none. */
+static int64_t newest_index_of(const char *dir, const char *gen)
 {
     char wal[PATH_MAX];
-    snprintf(wal, sizeof(wal), "%s/generations/%s/wal", sh->dir, sh->gen);
+    snprintf(wal, sizeof(wal), "%s/generations/%s/wal", dir, gen);
     DIR *d = opendir(wal);
     if (!d)
         return -1;
@@ -146,6 +147,60 @@ static int64_t newest_index(const ls_shadow *sh)
     return best;
 }
 
+/* The generation named in "<dir>/generation", or "" . */
+static void read_generation(const char *dir, char gen[LS_GEN_LEN + 1])
+{
+    char path[PATH_MAX], line[64] = "";
+    gen[0] = '\0';
+    snprintf(path, sizeof(path), "%s/generation", dir);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    if (!fgets(line, sizeof(line), f))
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    if (ls_layout_is_gen(line))
+        ls_strlcpy(gen, line, LS_GEN_LEN + 1);
+}
+
+int ls_shadow_peek(const char *dir, char gen[LS_GEN_LEN + 1], int64_t *newest)
+{
+    read_generation(dir, gen);
+    *newest = gen[0] ? newest_index_of(dir, gen) : -1;
+    return 0;
+}
+
+int ls_shadow_lock(ls_ctx *ctx, const char *dir, int *fd)
+{
+    char path[PATH_MAX], pid[32];
+    int rc = mkdir_p(ctx, dir, 0700);
+    if (rc)
+        return rc;
+    snprintf(path, sizeof(path), "%s/lock", dir);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (*fd < 0)
+        return ls_err_errno(ctx, errno, "open %s", path);
+    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        ssize_t n = pread(*fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(*fd);
+        *fd = -1;
+        if (e == EWOULDBLOCK)
+            return ls_err(ctx, LS_EBUSY,
+                          "another litesafe replicate is running for this database (pid %s, "
+                          "lock %s)",
+                          pid[0] ? pid : "?", path);
+        return ls_err_errno(ctx, e, "lock %s", path);
+    }
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(*fd, 0) != 0 || pwrite(*fd, pid, (size_t)n, 0) != n)
+        ls_log(ctx, LS_LOG_DEBUG, "cannot record pid in %s", path);
+    return 0;
+}
+
 int ls_shadow_open(ls_ctx *ctx, const char *dir, ls_shadow *sh)
 {
     char path[PATH_MAX];
@@ -160,19 +215,10 @@ int ls_shadow_open(ls_ctx *ctx, const char *dir, ls_shadow *sh)
     snprintf(path, sizeof(path), "%s/generation.tmp", dir);
     unlink(path);
 
-    snprintf(path, sizeof(path), "%s/generation", dir);
-    FILE *f = fopen(path, "re");
-    if (!f)
+    read_generation(dir, sh->gen);
+    if (!sh->gen[0])
         return 0; /* no generation yet */
-    char line[64] = "";
-    if (!fgets(line, sizeof(line), f))
-        line[0] = '\0';
-    fclose(f);
-    line[strcspn(line, "\r\n")] = '\0';
-    if (!ls_layout_is_gen(line))
-        return 0;
-    ls_strlcpy(sh->gen, line, sizeof(sh->gen));
-    int64_t idx = newest_index(sh);
+    int64_t idx = newest_index_of(dir, sh->gen);
     if (idx < 0) {
         sh->gen[0] = '\0';
         return 0;

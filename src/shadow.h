@@ -43,6 +43,18 @@ typedef struct ls_shadow {
  */
 int ls_shadow_open(ls_ctx *ctx, const char *dir, ls_shadow *sh);
 void ls_shadow_close(ls_shadow *sh);
+/*
+ * Read-only look at a meta directory another process may be writing: the
+ * current generation ("" if none) and its newest spool index (-1 if none).
+ * Never creates, truncates or locks anything.
+ */
+int ls_shadow_peek(const char *dir, char gen[LS_GEN_LEN + 1], int64_t *newest);
+/*
+ * Take the meta directory's lock (flock on "<dir>/lock", which does not
+ * interact with SQLite's POSIX locks): one replicator per database. Returns
+ * the descriptor, or LS_EBUSY naming the holder when another process has it.
+ */
+int ls_shadow_lock(ls_ctx *ctx, const char *dir, int *fd);
 
 /* Start a new generation at index 0 with an empty spool; older generations are removed. */
 int ls_shadow_new_gen(ls_ctx *ctx, ls_shadow *sh);

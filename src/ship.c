@@ -419,6 +419,7 @@ int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_s
     s->ctx = ctx;
     s->cur = -1;
     s->wal_fd = -1;
+    s->lock_fd = -1;
     s->sh.fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -471,6 +472,9 @@ int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_s
         ls_path_split(s->path, dir, sizeof(dir), base, sizeof(base));
         snprintf(meta, sizeof(meta), "%.*s/.%.*s-litesafe", PATH_MAX / 2, dir, PATH_MAX / 4, base);
     }
+    /* One replicator per database: a second one would delete the first's spool. */
+    if ((rc = ls_shadow_lock(ctx, meta, &s->lock_fd)) != 0)
+        goto fail;
     if ((rc = ls_shadow_open(ctx, meta, &s->sh)) != 0)
         goto fail;
 
@@ -718,6 +722,8 @@ void ls_source_close(ls_source *s)
     if (s->wal_fd >= 0)
         close(s->wal_fd);
     ls_shadow_close(&s->sh);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->buf);

@@ -33,6 +33,7 @@ typedef struct ls_source {
     sqlite3 *w;                    /* takes the write lock in a checkpoint cycle */
     sqlite3 *ck;                   /* runs the checkpoints */
     int wal_fd;                    /* the -wal file (-1 while it does not exist) */
+    int lock_fd;                   /* flock on the meta directory's lock file */
     int pending;                   /* the last sync saw a commit SQLite had not published yet */
     int after_cycle;               /* our read mark is where the last checkpoint cycle put it */
     uint32_t cycle_index;          /* spool index at that cycle */

@@ -43,21 +43,34 @@ static int64_t unix_ms(void)
 /* Step 2: the spool index of generation `gen` whose header has the pinned salts. */
 static int find_index(ls_ctx *ctx, const char *meta, const ls_dbread *db, ls_validate_result *res)
 {
-    ls_shadow sh;
-    int rc = ls_shadow_open(ctx, meta, &sh);
-    if (rc)
-        return rc;
-    if (!sh.gen[0]) {
-        ls_shadow_close(&sh);
+    int64_t newest = -1;
+    int rc;
+    /* Read only: the replicator may be appending to the spool right now. */
+    ls_shadow_peek(meta, res->generation, &newest);
+    if (!res->generation[0] || newest < 0)
         return ls_err(ctx, LS_ENOENT, "%s: no replication state here (is litesafe replicate "
                       "running for this database?)", meta);
+    uint64_t newest_size = 0;
+    {
+        char path[PATH_MAX];
+        ls_wal_scan sc;
+        ls_spool_file(meta, res->generation, (uint32_t)newest, path, sizeof(path));
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return ls_err_errno(ctx, errno, "open %s", path);
+        ls_wal_scan_init(&sc, 0);
+        rc = ls_wal_scan_fd(ctx, &sc, fd, path);
+        close(fd);
+        if (!rc && sc.have_hdr)
+            newest_size = sc.commit_frame ? ls_wal_frame_offset(sc.hdr.page_size,
+                                                                sc.commit_frame + 1)
+                                          : LS_WAL_HDRSIZE;
+        ls_wal_scan_free(&sc);
+        if (rc)
+            return rc;
     }
-    memcpy(res->generation, sh.gen, sizeof(res->generation));
-    uint32_t newest = sh.index;
-    uint64_t newest_size = sh.size;
-    ls_shadow_close(&sh);
     if (!db->scan.have_hdr || db->snap_frame == 0) {
-        res->index = newest;
+        res->index = (uint32_t)newest;
         res->offset = newest_size;
         return 0;
     }
