@@ -95,9 +95,10 @@ int cmd_backup(cli_env *env, int argc, char **argv)
         if (!target) {
             /* Timestamped name; the directory is created on first use. */
             int64_t now = (int64_t)time(NULL);
-            if ((rc = ls_backup_path(env->ctx, db, dir, now, 1, path, sizeof(path))) != 0)
+            if ((rc = ls_backup_path(env->ctx, db, dir, now, 0, path, sizeof(path))) != 0)
                 return cli_fail_lib(env, rc);
             target = path;
+            bo.make_dir = 1;
         }
         cli_progress_init(&prog, env, "backup");
         bo.progress = cli_progress_cb;

@@ -82,6 +82,7 @@ const char *ls_strerror(int code);
 
 typedef struct ls_backup_opts {
     int compact;                /* 1: VACUUM INTO semantics (no free pages) */
+    int make_dir;               /* 1: create DEST's directory (0700) once the source checks pass */
     int busy_timeout_ms;        /* wait this long for locks; 0 means 5000 */
     ls_progress_fn progress;    /* may be NULL */
     void *progress_ud;
@@ -113,8 +114,9 @@ int ls_backup(ls_ctx *ctx, const char *src, const char *dest, const ls_backup_op
 /*
  * Path of a timestamped backup of `src` in `dir` (default: <src dir>/backups):
  * "<dir>/<src base name without .db/.sqlite/...>-YYYYMMDDTHHMMSSZ.db", with the
- * UTC time `t`. `dir` is created (0700 or the mode of the source's directory)
- * when `mkdir` is set.
+ * UTC time `t`. `dir` is created (0700) when `mkdir_it` is set; prefer leaving
+ * that to ls_backup_opts.make_dir, which creates it only once the source has
+ * been checked.
  */
 int ls_backup_path(ls_ctx *ctx, const char *src, const char *dir, int64_t t, int mkdir_it,
                    char *out, size_t outsz);

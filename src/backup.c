@@ -189,7 +189,52 @@ cleanup:
     return rc;
 }
 
-/* Step 3 with `compact`: VACUUM INTO the (empty) temp file, then hash it. */
+/* Size, pages and SHA-256 of a finished temp file written by SQLite. */
+static int describe_file(ls_ctx *ctx, const char *tmp, ls_backup_result *res)
+{
+    ls_db_hdr hdr;
+    struct stat st;
+    int rc;
+    if ((rc = ls_db_probe(ctx, tmp, &hdr)) != 0)
+        return rc;
+    if (stat(tmp, &st) != 0)
+        return ls_err_errno(ctx, errno, "stat %s", tmp);
+    res->page_size = hdr.page_size;
+    res->size_bytes = (uint64_t)st.st_size;
+    res->page_count = res->size_bytes / hdr.page_size;
+    return ls_sha256_file(ctx, tmp, res->sha256);
+}
+
+/*
+ * Step 3 when the write lock cannot be had (a writer holding it back to
+ * back): SQLite's backup API in one step, under a plain read transaction,
+ * which needs no write lock and never restarts. Slower, but it always ends.
+ */
+static int backup_api_copy(ls_ctx *ctx, const char *src, const char *tmp,
+                           const ls_backup_opts *o, ls_backup_result *res)
+{
+    sqlite3 *s = NULL, *d = NULL;
+    sqlite3_backup *b = NULL;
+    int rc = ls_db_open(ctx, src, 1, o->busy_timeout_ms, &s);
+    if (!rc)
+        rc = ls_db_open(ctx, tmp, 0, o->busy_timeout_ms, &d);
+    if (!rc)
+        rc = ls_db_exec(ctx, d, tmp, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF");
+    if (!rc && !(b = sqlite3_backup_init(d, "main", s, "main")))
+        rc = ls_err(ctx, ls_db_code(sqlite3_errcode(d)), "backup %s: %s", src, sqlite3_errmsg(d));
+    if (!rc) {
+        int src_rc = sqlite3_backup_step(b, -1);
+        if (src_rc != SQLITE_DONE)
+            rc = ls_err(ctx, ls_db_code(src_rc), "backup %s: %s", src, sqlite3_errstr(src_rc));
+    }
+    if (b && sqlite3_backup_finish(b) != SQLITE_OK && !rc)
+        rc = ls_err(ctx, ls_db_code(sqlite3_errcode(d)), "backup %s: %s", src, sqlite3_errmsg(d));
+    sqlite3_close(d);
+    sqlite3_close(s);
+    return rc ? rc : describe_file(ctx, tmp, res);
+}
+
+/* Step 3 with `compact`: VACUUM INTO a file in the private temp directory, then hash it. */
 static int vacuum_into(ls_ctx *ctx, const char *src, const char *tmp, const ls_backup_opts *o,
                        ls_backup_result *res)
 {
@@ -209,26 +254,24 @@ static int vacuum_into(ls_ctx *ctx, const char *src, const char *tmp, const ls_b
         rc = ls_err(ctx, ls_db_code(src_rc), "VACUUM INTO %s: %s", tmp, sqlite3_errmsg(db));
     sqlite3_finalize(st);
     sqlite3_close(db);
-    if (rc)
-        return rc;
+    return rc ? rc : describe_file(ctx, tmp, res);
+}
 
-    ls_db_hdr hdr;
-    struct stat st2;
-    if ((rc = ls_db_probe(ctx, tmp, &hdr)) != 0)
-        return rc;
-    if (stat(tmp, &st2) != 0)
-        return ls_err_errno(ctx, errno, "stat %s", tmp);
-    res->page_size = hdr.page_size;
-    res->size_bytes = (uint64_t)st2.st_size;
-    res->page_count = res->size_bytes / hdr.page_size;
-    return ls_sha256_file(ctx, tmp, res->sha256);
+/* Create the destination's directory (one level, 0700) if it is missing. */
+static int mkdir_dest_dir(ls_ctx *ctx, const char *dest)
+{
+    char dir[PATH_MAX];
+    ls_path_split(dest, dir, sizeof(dir), NULL, 0);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return ls_err_errno(ctx, errno, "create backup directory %s", dir);
+    return 0;
 }
 
 int ls_backup(ls_ctx *ctx, const char *src, const char *dest, const ls_backup_opts *opts,
               ls_backup_result *res)
 {
     ls_backup_opts o = {0};
-    char tmp[PATH_MAX + 64] = "";
+    char tmp[PATH_MAX + 64] = "", tmpdir[PATH_MAX + 64] = "";
     int fd = -1, rc;
     uint64_t t0 = ls_now_ms();
     struct stat sst;
@@ -249,24 +292,29 @@ int ls_backup(ls_ctx *ctx, const char *src, const char *dest, const ls_backup_op
         return ls_err_errno(ctx, errno, "%s", res->source);
     if (ls_path_exists(dest))
         return ls_err(ctx, LS_EEXIST, "%s: destination exists", dest);
+    if (o.make_dir && (rc = mkdir_dest_dir(ctx, dest)) != 0)
+        return rc;
     if ((rc = ls_abspath(ctx, dest, res->destination, sizeof(res->destination))) != 0)
         return rc;
     if (strcmp(res->source, res->destination) == 0)
         return ls_err(ctx, LS_EUSAGE, "%s: source and destination are the same file", dest);
 
-    /* 2. The temp file, with the source's permission bits. */
+    /* 2. The temp file, with the source's permission bits (for VACUUM INTO, a
+     *    private 0700 directory: SQLite creates its files with its own modes). */
     ls_tmp_sweep(res->destination);
-    if ((rc = ls_tmp_create(ctx, res->destination, sst.st_mode & 0777, tmp, sizeof(tmp), &fd)))
+    if (o.compact) {
+        if ((rc = ls_tmp_dir_create(ctx, res->destination, tmpdir, sizeof(tmpdir))) != 0) {
+            tmpdir[0] = '\0';
+            return rc;
+        }
+        snprintf(tmp, sizeof(tmp), "%s/db", tmpdir);
+    } else if ((rc = ls_tmp_create(ctx, res->destination, sst.st_mode & 0777, tmp, sizeof(tmp),
+                                   &fd))) {
         return rc;
+    }
 
     /* 3. Copy (or VACUUM INTO) and hash. */
     if (o.compact) {
-        close(fd);
-        fd = -1;
-        if (unlink(tmp) != 0) { /* VACUUM INTO creates the file itself */
-            rc = ls_err_errno(ctx, errno, "unlink %s", tmp);
-            goto cleanup;
-        }
         rc = vacuum_into(ctx, res->source, tmp, &o, res);
         if (rc == 0) {
             fd = open(tmp, O_RDWR | O_CLOEXEC);
@@ -276,6 +324,14 @@ int ls_backup(ls_ctx *ctx, const char *src, const char *dest, const ls_backup_op
     } else {
         for (int attempt = 0;; attempt++) {
             rc = copy_snapshot(ctx, res->source, fd, tmp, &o, res);
+            if (rc == LS_EWRITELOCK) {
+                ls_log(ctx, LS_LOG_INFO, "backup through SQLite's backup API db=%s reason=\"%s\"",
+                       res->source, ls_errmsg(ctx));
+                ls_err_clear(ctx);
+                rc = ftruncate(fd, 0) != 0 ? ls_err_errno(ctx, errno, "truncate %s", tmp)
+                                           : backup_api_copy(ctx, res->source, tmp, &o, res);
+                break;
+            }
             if (rc != LS_EBUSY || attempt + 1 >= MAX_ATTEMPTS || ctx->cancelled)
                 break;
             ls_log(ctx, LS_LOG_INFO, "backup restarting db=%s reason=\"%s\" attempt=%d",
@@ -309,6 +365,8 @@ cleanup:
         close(fd);
     if (tmp[0])
         unlink(tmp);
+    if (tmpdir[0])
+        ls_tmp_dir_remove(tmpdir);
     return rc;
 }
 

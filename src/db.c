@@ -227,6 +227,36 @@ static int64_t query_int(ls_ctx *ctx, sqlite3 *db, const char *path, const char 
 }
 
 /*
+ * Busy handler for the short write-lock grab of pinning: retry every 100-400
+ * microseconds until the deadline. SQLite's own handler sleeps 1, 2, 5, 10 ...
+ * ms between attempts, which a writer that takes the lock back to back wins
+ * every time.
+ */
+typedef struct fast_busy {
+    uint64_t deadline_ms;   /* give up after this (monotonic ms) */
+    uint32_t seed;          /* jitter */
+} fast_busy;
+
+static int fast_busy_cb(void *arg, int count)
+{
+    fast_busy *b = arg;
+    (void)count;
+    if (ls_now_ms() >= b->deadline_ms)
+        return 0;
+    b->seed = b->seed * 1103515245u + 12345u;
+    usleep(100 + (b->seed >> 16) % 300);
+    return 1;
+}
+
+/* Is fd still the file at path (not deleted and re-created meanwhile)? */
+static int same_file(int fd, const char *path)
+{
+    struct stat a, b;
+    return stat(path, &a) == 0 && fstat(fd, &b) == 0 && a.st_ino == b.st_ino &&
+           a.st_dev == b.st_dev;
+}
+
+/*
  * Steps 2-5 of the pinning procedure for a WAL database. Called with `rd`
  * open and idle. On success `rd` holds the read transaction.
  */
@@ -246,9 +276,22 @@ static int pin_wal_snapshot(ls_dbread *r, int busy_ms)
     /* 3. Hold off writers, finish the scan, read the wal-index header. */
     if ((rc = ls_db_open(ctx, r->path, 0, busy_ms, &w)) != 0)
         goto cleanup;
-    if ((rc = ls_db_exec(ctx, w, r->path, "BEGIN IMMEDIATE")) != 0)
+    fast_busy fb = {ls_now_ms() + (uint64_t)(busy_ms > 0 ? busy_ms : 5000),
+                    (uint32_t)getpid() ^ (uint32_t)ls_now_ms()};
+    sqlite3_busy_handler(w, fast_busy_cb, &fb);
+    if ((rc = ls_db_exec(ctx, w, r->path, "BEGIN IMMEDIATE")) != 0) {
+        if (rc == LS_EBUSY)
+            rc = LS_EWRITELOCK;
         goto cleanup;
+    }
     locked = 1;
+    /* The WAL may have been deleted and re-created (the application's last
+     * connection closing) since the pre-scan: scan the file that is there now. */
+    if (r->wal_fd >= 0 && !same_file(r->wal_fd, wal)) {
+        close(r->wal_fd);
+        r->wal_fd = -1;
+        ls_wal_scan_reset(&r->scan);
+    }
     if (r->wal_fd < 0)
         r->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
     if (r->wal_fd >= 0 && (rc = ls_wal_scan_fd(ctx, &r->scan, r->wal_fd, wal)) != 0)

@@ -46,6 +46,13 @@ void ls_ctx_cancel(ls_ctx *ctx)
     ctx->cancelled = 1;
 }
 
+int ls_err_recode(ls_ctx *ctx, int code)
+{
+    if (ctx)
+        ctx->code = code;
+    return code;
+}
+
 void ls_err_clear(ls_ctx *ctx)
 {
     ctx->code = 0;

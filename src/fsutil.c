@@ -163,32 +163,83 @@ int ls_tmp_create(ls_ctx *ctx, const char *dest, mode_t mode, char *tmp, size_t 
     return 0;
 }
 
+/* Remove a file or a directory tree (best effort). */
+static void remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (!S_ISDIR(st.st_mode)) {
+        unlink(path);
+        return;
+    }
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            char p[PATH_MAX * 2];
+            snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+            remove_tree(p);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+/* The owner pid of a temp name ".<base>.<pid>.litesafe-tmp", or 0 if it is not one. */
+static long tmp_owner(const char *name)
+{
+    size_t len = strlen(name), slen = strlen(TMP_SUFFIX);
+    if (name[0] != '.' || len <= slen + 2 || strcmp(name + len - slen, TMP_SUFFIX) != 0)
+        return 0;
+    const char *end = name + len - slen; /* the '.' before "litesafe-tmp" is in TMP_SUFFIX */
+    const char *p = end;
+    while (p > name && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    if (p == end || p == name || p[-1] != '.')
+        return 0;
+    return strtol(p, NULL, 10);
+}
+
 void ls_tmp_sweep(const char *dest)
 {
-    char dir[PATH_MAX], base[PATH_MAX], prefix[PATH_MAX + 2];
-    ls_path_split(dest, dir, sizeof(dir), base, sizeof(base));
-    snprintf(prefix, sizeof(prefix), ".%s.", base);
-    size_t plen = strlen(prefix), slen = strlen(TMP_SUFFIX);
+    char dir[PATH_MAX];
+    ls_path_split(dest, dir, sizeof(dir), NULL, 0);
     DIR *d = opendir(dir);
     if (!d)
         return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len <= plen + slen || strncmp(e->d_name, prefix, plen) != 0 ||
-            strcmp(e->d_name + len - slen, TMP_SUFFIX) != 0)
+        long pid = tmp_owner(e->d_name);
+        if (pid <= 0 || pid == (long)getpid())
             continue;
-        char *end = NULL;
-        long pid = strtol(e->d_name + plen, &end, 10);
-        if (pid <= 0 || end != e->d_name + len - slen)
-            continue;
-        if (pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
             char p[PATH_MAX * 2];
             snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-            unlink(p);
+            remove_tree(p);
         }
     }
     closedir(d);
+}
+
+int ls_tmp_dir_create(ls_ctx *ctx, const char *dest, char *tmp, size_t tmpsz)
+{
+    char dir[PATH_MAX], base[PATH_MAX];
+    ls_path_split(dest, dir, sizeof(dir), base, sizeof(base));
+    int n = snprintf(tmp, tmpsz, "%s/.%s.%ld%s", dir, base, (long)getpid(), TMP_SUFFIX);
+    if (n < 0 || (size_t)n >= tmpsz)
+        return ls_err(ctx, LS_EUSAGE, "path too long: %s", dest);
+    remove_tree(tmp); /* ours, from an earlier attempt in this process */
+    if (mkdir(tmp, 0700) != 0)
+        return ls_err_errno(ctx, errno, "create %s", tmp);
+    return 0;
+}
+
+void ls_tmp_dir_remove(const char *tmp)
+{
+    remove_tree(tmp);
 }
 
 int ls_publish(ls_ctx *ctx, const char *tmp, const char *dest)

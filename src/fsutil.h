@@ -42,8 +42,19 @@ int ls_path_exists(const char *path);
  * fd in *fd and the name in tmp. Fails with LS_ENOENT if the directory is missing.
  */
 int ls_tmp_create(ls_ctx *ctx, const char *dest, mode_t mode, char *tmp, size_t tmpsz, int *fd);
-/* Remove temp files for `dest` left by processes that no longer run. */
+/*
+ * Remove the temp files and directories that processes which no longer run
+ * left in `dest`'s directory (any ".<name>.<pid>.litesafe-tmp", so a killed
+ * timestamped backup is cleaned by the next one whatever its name).
+ */
 void ls_tmp_sweep(const char *dest);
+/*
+ * A private temp directory (0700) next to `dest`, named like a temp file, for
+ * work whose side files must not be visible to anyone (VACUUM INTO). Remove it
+ * with ls_tmp_dir_remove().
+ */
+int ls_tmp_dir_create(ls_ctx *ctx, const char *dest, char *tmp, size_t tmpsz);
+void ls_tmp_dir_remove(const char *tmp);
 /* Publish tmp at dest without replacing anything, then fsync the directory. */
 int ls_publish(ls_ctx *ctx, const char *tmp, const char *dest);
 

@@ -31,12 +31,20 @@ struct ls_ctx {
 #define LS_PRINTF(a, b)
 #endif
 
+/*
+ * Internal codes, never returned by the public API: they tell a caller in
+ * the library which recovery applies.
+ */
+#define LS_EWRITELOCK (-100) /* the write lock could not be taken in time */
+
 /* Record a failure and return `code`. */
 int ls_err(ls_ctx *ctx, int code, const char *fmt, ...) LS_PRINTF(3, 4);
 /* Record a failure from errno `e` about `what` ("open /x"): ": <strerror>". */
 int ls_err_errno(ls_ctx *ctx, int e, const char *fmt, ...) LS_PRINTF(3, 4);
 /* Map an errno to an LS_E* code. */
 int ls_code_from_errno(int e);
+/* Keep the last failure's message under another code; returns `code`. */
+int ls_err_recode(ls_ctx *ctx, int code);
 /* Forget the last failure (used before an operation that may fail benignly). */
 void ls_err_clear(ls_ctx *ctx);
 

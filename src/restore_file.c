@@ -231,7 +231,9 @@ static int copy_backup(ls_ctx *ctx, const char *backup, int through_sqlite, int 
         goto cleanup;
     }
     if (through_sqlite) {
-        if ((rc = ls_dbread_open(ctx, backup, BUSY_MS, &r)) != 0)
+        if ((rc = ls_dbread_open(ctx, backup, BUSY_MS, &r)) == LS_EWRITELOCK)
+            rc = ls_err_recode(ctx, LS_EBUSY);
+        if (rc != 0)
             goto cleanup;
         const uint32_t ps = r->page_size;
         const uint32_t per = CHUNK_BYTES / ps ? CHUNK_BYTES / ps : 1;

@@ -210,7 +210,7 @@ int ls_validate(ls_ctx *ctx, const char *db_path, const char *meta_dir, ls_stora
     }
     /* 1-2. */
     if ((rc = ls_dbread_open(ctx, abs, 5000, &db)) != 0)
-        return rc;
+        return rc == LS_EWRITELOCK ? ls_err_recode(ctx, LS_EBUSY) : rc;
     int64_t pinned = unix_ms();
     if ((rc = find_index(ctx, meta, db, res)) != 0)
         goto cleanup;

@@ -334,10 +334,6 @@ def test_consistent_under_concurrent_writer(tmp_path, mode, wal):
     print("writer %r, seqs %r, retries %r" % (res, seqs, retries))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: db.c pin_wal_snapshot keeps the -wal descriptor opened before BEGIN IMMEDIATE; when "
-    "the application's last connection closes in between (checkpoint + WAL deleted, a new WAL "
-    "created) the copy overlays frames of the deleted WAL on a newer database file: torn backups"))
 def test_consistent_when_app_closes_its_connection(tmp_path):
     """The application closes and reopens its connection every 50 commits (each
     close of the last connection checkpoints and deletes the -wal, the next
@@ -363,10 +359,6 @@ def test_consistent_when_app_closes_its_connection(tmp_path):
     assert ic == "ok" and ok, (ic, detail)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: pinning takes the write lock (BEGIN IMMEDIATE) with SQLite's sleeping busy handler; "
-    "a writer that holds the lock back to back starves it: 'database is locked' after "
-    "5 attempts x --busy-timeout, although a plain read transaction would succeed at once"))
 def test_completes_while_writer_holds_the_lock_back_to_back(tmp_path):
     """A writer whose transactions each hold the write lock for 5 ms, back to
     back, must not starve the backup: it completes (with a consistent copy)
@@ -548,9 +540,6 @@ def test_missing_source_is_not_created(tmp_path):
     assert os.listdir(str(tmp_path)) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: cmd_backup.c creates the backup directory (ls_backup_path mkdir_it=1) before "
-    "ls_backup checks the source; a refused timestamped backup leaves an empty backups/"))
 def test_refused_timestamped_backup_creates_nothing(tmp_path):
     """A timestamped backup (no DEST) of a missing source or of a file that is
     not a database: exit 1, and no backups/ directory appears."""
@@ -632,15 +621,12 @@ def test_dest_gets_source_permission_bits(tmp_path, mode, umask, compact):
             os.stat(j["destination"]).st_mode)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: with --compact, backup.c unlinks its 0600 temp file and lets VACUUM INTO create it "
-    "again with SQLite's default 0644 (and a 0644 -journal): a copy of a 0600 database is "
-    "world-readable until the fchmod after VACUUM"))
 def test_temp_file_never_more_permissive_than_source(tmp_path, bigdb):
     """While a backup of a 0600 database runs, every file that appears in the
-    destination directory (temp file, any side file) is 0600 the whole time:
-    another user must never be able to open a copy of the data. Sampled in a
-    tight loop during a copy and during a --compact."""
+    destination directory (temp file, any side file) is 0600 the whole time, and
+    any directory (--compact works in a private temp directory) 0700: another
+    user must never be able to open a copy of the data. Sampled in a tight
+    loop during a copy and during a --compact."""
     src, _, _ = bigdb
     own = tmp_path / "own.db"
     shutil.copy(str(src), str(own))
@@ -655,12 +641,14 @@ def test_temp_file_never_more_permissive_than_source(tmp_path, bigdb):
         while p.poll() is None:
             for e in os.scandir(str(out)):
                 try:
-                    seen.setdefault(e.name, set()).add(stat.S_IMODE(e.stat().st_mode))
+                    m = e.stat().st_mode
+                    seen.setdefault(e.name, set()).add((stat.S_ISDIR(m), stat.S_IMODE(m)))
                 except FileNotFoundError:
                     pass
         assert p.returncode == 0, p.stderr.read()
     assert any(TMP_SUFFIX in n for n in seen), "never saw the temp file: %r" % seen
-    loose = {n: sorted(oct(m) for m in ms) for n, ms in seen.items() if ms != {0o600}}
+    private = {(False, 0o600), (True, 0o700)}
+    loose = {n: sorted((d, oct(m)) for d, m in ms) for n, ms in seen.items() if ms - private}
     assert not loose, loose
 
 
@@ -746,9 +734,6 @@ def test_disk_full(tmp_path, how):
         assert os.listdir(d) == ["s.db"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a failed VACUUM INTO leaves '.<dest>.<pid>.litesafe-tmp-journal' behind (backup.c "
-    "removes only the temp file, the sweep matches only names ending in .litesafe-tmp)"))
 def test_disk_full_compact(tmp_path):
     """--compact onto a file system too small: exit 1 with a disk-full message
     and nothing at all left in the directory (no temp, no journal of it)."""
@@ -802,9 +787,6 @@ def test_kill_9_at_random_moments(tmp_path, bigdb):
     print("outcomes:", outcomes)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the temp sweep (fsutil.c ls_tmp_sweep) only matches temp files of the same DEST "
-    "name; a killed timestamped backup leaves a temp that later runs (new names) never remove"))
 def test_kill_9_timestamped_then_next_run_sweeps(tmp_path, bigdb):
     """A timestamped backup (no DEST) killed while its temp file exists: the
     next timestamped run into the same --dir (a later second, so another
