@@ -92,8 +92,9 @@ void cli_progress_init(cli_progress *p, cli_env *env, const char *label);
 int cli_progress_cb(void *ud, uint64_t done, uint64_t total);
 void cli_progress_done(cli_progress *p);
 
-/* Log sink for the library: one line per event on stderr. */
+/* Log sink for the library: one line per event on stderr (key=value text, or JSON). */
 void cli_log(void *ud, int level, const char *msg);
+void cli_log_set_json(int on);
 
 /* Commands. */
 int cmd_backup(cli_env *env, int argc, char **argv);

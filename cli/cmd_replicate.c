@@ -110,6 +110,9 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
                         log_level ? log_level : cfg->log_level);
     }
     ls_ctx_set_log(env->ctx, cli_log, NULL, level);
+    cli_log_set_json(cfg->log_type && !strcmp(cfg->log_type, "json"));
+    if (cfg->addr)
+        ls_log(env->ctx, LS_LOG_WARN, "metrics endpoint not supported, ignored addr=%s", cfg->addr);
 
     if ((rc = ls_engine_new(env->ctx, cfg, &e)) != 0) {
         ls_config_free(cfg);

@@ -258,6 +258,47 @@ void cli_progress_done(cli_progress *p)
     }
 }
 
+/* Log sink state: text (default) or one JSON object per line. */
+static int log_json;
+
+void cli_log_set_json(int on)
+{
+    log_json = on;
+}
+
+/* Write "k=v k2=\"v 2\"" as JSON members (after an existing member). */
+static void kv_to_json(const char *p)
+{
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        const char *eq = strchr(p, '=');
+        if (!*p || !eq)
+            break;
+        char key[64], val[1024];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - p), p);
+        p = eq + 1;
+        size_t n = 0;
+        if (*p == '"') {
+            for (p++; *p && *p != '"' && n < sizeof(val) - 1; p++) {
+                if (*p == '\\' && p[1])
+                    p++;
+                val[n++] = *p;
+            }
+            if (*p == '"')
+                p++;
+        } else {
+            while (*p && *p != ' ' && n < sizeof(val) - 1)
+                val[n++] = *p++;
+        }
+        val[n] = '\0';
+        fputc(',', stderr);
+        json_string(stderr, key);
+        fputc(':', stderr);
+        json_string(stderr, val);
+    }
+}
+
 void cli_log(void *ud, int level, const char *msg)
 {
     static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
@@ -279,6 +320,15 @@ void cli_log(void *ud, int level, const char *msg)
     }
     if (!kv) /* no key=value part */
         kv = msg + strlen(msg);
-    fprintf(stderr, "time=%s level=%s msg=\"%.*s\"%s\n", ts, names[level & 3], (int)(kv - msg), msg,
-            kv);
+    if (log_json) {
+        char m[512];
+        snprintf(m, sizeof(m), "%.*s", (int)(kv - msg), msg);
+        fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", ts, names[level & 3]);
+        json_string(stderr, m);
+        kv_to_json(kv);
+        fputs("}\n", stderr);
+        return;
+    }
+    fprintf(stderr, "time=%s level=%s msg=\"%.*s\"%s\n", ts, names[level & 3], (int)(kv - msg),
+            msg, kv);
 }

@@ -26,6 +26,7 @@
 #include "fsutil.h"
 #include "layout.h"
 #include "stream.h"
+#include "validate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -401,6 +402,61 @@ static int retain(ls_replica *r)
     return rc;
 }
 
+/* ---- validation-interval ---- */
+
+static void *validate_main(void *arg)
+{
+    ls_replica *r = arg;
+    ls_ctx *ctx = NULL;
+    ls_validate_result res;
+    if (ls_ctx_new(&ctx) == 0) {
+        ls_ctx_set_log(ctx, r->ctx->log_fn, r->ctx->log_ud, r->ctx->log_level);
+        int rc = ls_validate(ctx, r->src->path, r->src->sh.dir, r->st, 30000, &res);
+        char pos[LS_LAYOUT_POS_MAX] = "";
+        if (!rc)
+            ls_layout_pos_str(pos, sizeof(pos), res.generation, res.index, res.offset);
+        if (rc)
+            ls_log(ctx, LS_LOG_WARN, "validation could not run db=%s replica=%s error=\"%s\"",
+                   r->src->path, r->name, ls_errmsg(ctx));
+        else if (!res.ok)
+            ls_log(ctx, LS_LOG_ERROR,
+                   "validation failed db=%s replica=%s pos=%s first_diff_page=%llu", r->src->path,
+                   r->name, pos, (unsigned long long)res.first_diff_page);
+        else
+            ls_log(ctx, LS_LOG_INFO, "validation ok db=%s replica=%s pos=%s pages=%llu",
+                   r->src->path, r->name, pos, (unsigned long long)res.live_pages);
+        pthread_mutex_lock(&r->mu);
+        r->validations++;
+        if (!rc && !res.ok)
+            r->validation_failures++;
+        pthread_mutex_unlock(&r->mu);
+        ls_ctx_free(ctx);
+    }
+    r->vdone = 1;
+    return NULL;
+}
+
+/* Start a validation when due and none is running; join a finished one. */
+static void maybe_validate(ls_replica *r, int64_t now)
+{
+    if (r->vstarted && r->vdone) {
+        pthread_join(r->vth, NULL);
+        r->vstarted = 0;
+    }
+    if (r->o.validation_interval_ms <= 0 || r->vstarted || !r->have_snapshot)
+        return;
+    if (r->last_validation_ms == 0) {
+        r->last_validation_ms = now; /* the first one an interval after start */
+        return;
+    }
+    if (now - r->last_validation_ms < r->o.validation_interval_ms)
+        return;
+    r->last_validation_ms = now;
+    r->vdone = 0;
+    if (pthread_create(&r->vth, NULL, validate_main, r) == 0)
+        r->vstarted = 1;
+}
+
 /* ---- the loop ---- */
 
 int ls_replica_step(ls_replica *r)
@@ -422,6 +478,7 @@ int ls_replica_step(ls_replica *r)
         if ((rc = snapshot(r)) != 0)
             return rc;
     }
+    maybe_validate(r, now);
     if (r->o.retention_ms > 0 && now - r->last_retention_ms >= r->o.retention_check_ms) {
         if (r->last_retention_ms == 0)
             r->last_retention_ms = now; /* first pass one interval after start */
@@ -545,6 +602,8 @@ void ls_replica_free(ls_replica *r)
         return;
     if (r->started)
         pthread_join(r->th, NULL);
+    if (r->vstarted)
+        pthread_join(r->vth, NULL);
     ls_storage_close(r->st);
     pthread_mutex_destroy(&r->mu);
     ls_ctx_free(r->ctx);

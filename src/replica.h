@@ -18,6 +18,7 @@ typedef struct ls_replica_opts {
     int64_t snapshot_interval_ms;   /* new snapshot this often (0: only when needed) */
     int64_t retention_ms;           /* keep snapshots younger than this (<= 0: keep all) */
     int64_t retention_check_ms;     /* how often retention runs */
+    int64_t validation_interval_ms; /* validate against the live database this often (0: off) */
 } ls_replica_opts;
 
 typedef struct ls_replica {
@@ -43,6 +44,13 @@ typedef struct ls_replica {
     uint64_t segments, bytes, snapshots; /* statistics */
     pthread_t th;
     int started;
+    /* Periodic validation runs in a thread of its own: it waits for this
+     * replica to ship the position it pinned. */
+    pthread_t vth;
+    int vstarted;                   /* vth was started and not joined yet */
+    volatile int vdone;             /* vth finished */
+    int64_t last_validation_ms;     /* unix ms of the last validation start */
+    uint64_t validations, validation_failures;
 } ls_replica;
 
 /* Create a replica worker over an opened backend (ownership of st moves in). */

@@ -230,13 +230,20 @@ int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out)
         for (size_t j = 0; j < dc->n_replicas; j++) {
             const ls_replica_cfg *rcfg = &dc->replicas[j];
             ls_storage *st = NULL;
+            if (rcfg->n_age_identities || rcfg->n_age_recipients) {
+                /* Refuse rather than write a replica the user believes encrypted. */
+                rc = ls_err(ctx, LS_EUSAGE, "replica %s: age encryption is not supported yet",
+                            rcfg->name);
+                goto fail;
+            }
             if ((rc = ls_replica_storage_open(ctx, rcfg, &st)) != 0)
                 goto fail;
             ls_replica_opts ro = {.name = rcfg->name,
                                   .sync_interval_ms = rcfg->sync_interval_ms,
                                   .snapshot_interval_ms = rcfg->snapshot_interval_ms,
                                   .retention_ms = rcfg->retention_ms,
-                                  .retention_check_ms = rcfg->retention_check_interval_ms};
+                                  .retention_check_ms = rcfg->retention_check_interval_ms,
+                                  .validation_interval_ms = rcfg->validation_interval_ms};
             if ((rc = ls_replica_new(ctx, d->src, st, &ro, &d->reps[d->nrep])) != 0)
                 goto fail;
             d->nrep++;

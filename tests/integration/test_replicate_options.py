@@ -1,0 +1,61 @@
+"""Replication options beyond shipping: validation-interval, age (refused until
+supported), logging type json, addr (accepted, reported unsupported)."""
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+
+from conftest import BIN
+
+
+def new_db(path):
+    c = sqlite3.connect(str(path), isolation_level=None)
+    c.execute("PRAGMA journal_mode=wal")
+    c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    c.close()
+
+
+def config(tmp_path, replica_extra="", top_extra=""):
+    db = tmp_path / "a.db"
+    new_db(db)
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("%sdbs:\n  - path: %s\n    replicas:\n      - url: file://%s\n%s" % (
+        top_extra, db, tmp_path / "rep", replica_extra))
+    return db, cfg
+
+
+def test_validation_interval_logs_ok_in_json(tmp_path):
+    """validation-interval restores the replica at the live position in the
+    background and reports; with logging type json every line is an object."""
+    db, cfg = config(tmp_path, "        validation-interval: 500ms\n",
+                     'addr: ":9090"\nlogging:\n  type: json\n')
+    p = subprocess.Popen([BIN, "replicate", "-config", str(cfg)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        c = sqlite3.connect(str(db), isolation_level=None)
+        c.execute("PRAGMA busy_timeout=5000")
+        for i in range(30):
+            c.execute("INSERT INTO t(v) VALUES(?)", ("v%d" % i,))
+            time.sleep(0.05)
+        time.sleep(1.5)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    lines = [json.loads(l) for l in err.splitlines() if l.strip()]
+    assert all({"time", "level", "msg"} <= set(l) for l in lines)
+    ok = [l for l in lines if l["msg"] == "validation ok"]
+    assert ok and all(l["replica"] == "file" for l in ok), err
+    assert not [l for l in lines if l["msg"] == "validation failed"], err
+    assert any(l["msg"].startswith("metrics endpoint not supported") for l in lines)
+
+
+def test_age_encryption_refused_not_ignored(tmp_path):
+    """A replica configured for age encryption must not be written in clear."""
+    db, cfg = config(tmp_path, "        age:\n          recipients: [age1qqq]\n")
+    r = subprocess.run([BIN, "replicate", "-config", str(cfg)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2, r
+    assert "age encryption is not supported" in r.stderr
+    assert not (tmp_path / "rep").exists()
