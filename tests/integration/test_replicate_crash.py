@@ -35,8 +35,16 @@ def check_temp_files(rep):
     return stray
 
 
+def seeded():
+    """A random generator; its seed is printed (shown when a test fails) and
+    can be forced with LITESAFE_TEST_SEED to replay a run."""
+    seed = int(os.environ.get("LITESAFE_TEST_SEED", time.time() * 1000))
+    print("LITESAFE_TEST_SEED=%d" % seed)
+    return random.Random(seed)
+
+
 def test_kill9_replicator_at_random_moments(tmp_path):
-    rng = random.Random(int(os.environ.get("LITESAFE_TEST_SEED", time.time())))
+    rng = seeded()
     db, rep, prog = tmp_path / "src.db", tmp_path / "rep", tmp_path / "progress"
     url = file_url(rep)
     stop = tmp_path / "stop-writer"
@@ -104,7 +112,7 @@ def test_kill9_replicator_during_snapshot_uploads(tmp_path):
     url = file_url(rep)
     write(db, prog, txns=40, big_every=1, big_bytes=1 << 20, big_row=256 << 10, seed=3)
     cfg = write_config(tmp_path / "ls.yml", db, rep, replica_keys={"snapshot-interval": "1s"})
-    rng = random.Random(int(os.environ.get("LITESAFE_TEST_SEED", time.time())))
+    rng = seeded()
     for _ in range(8):
         r = replicator(tmp_path, "-config", cfg, level="info")
         time.sleep(rng.uniform(0.05, 1.2))
@@ -134,7 +142,7 @@ def test_kill9_writer_mid_transaction(tmp_path):
     cfg = write_config(tmp_path / "ls.yml", db, rep, db_keys={"min-checkpoint-page-count": 200})
     r = replicator(tmp_path, "-config", cfg)
     r.wait_log("snapshot written")
-    rng = random.Random(int(os.environ.get("LITESAFE_TEST_SEED", time.time())))
+    rng = seeded()
     stop = tmp_path / "never"
     for i in range(6):
         # transactions of 1-3 MiB written slowly, with a 256 KiB page cache: the
