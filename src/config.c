@@ -1224,6 +1224,19 @@ static int replica_defaults(ls_ctx *ctx, const ls_config *cfg, ls_db_cfg *db, si
     /* 5 */
     if (!r->name && !(r->name = strdup(r->type)))
         return LS_ENOMEM;
+    if (r->line == 0) {
+        /* From the command line (several URLs of one type): name them apart. */
+        for (size_t i = 0; i < idx; i++) {
+            if (strcmp(db->replicas[i].name, r->name) != 0)
+                continue;
+            char alt[64];
+            snprintf(alt, sizeof(alt), "%s%zu", r->type, idx + 1);
+            free(r->name);
+            if (!(r->name = strdup(alt)))
+                return LS_ENOMEM;
+            break;
+        }
+    }
     for (size_t i = 0; i < idx; i++)
         if (strcmp(db->replicas[i].name, r->name) == 0)
             return RERR(ctx, cfg, r, "duplicate replica name \"%s\" (also at line %d)", r->name,

@@ -24,7 +24,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import BIN, run, make_db, dump
+from conftest import BIN, run, make_db, dump, count
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
     reaper, start_proc, file_url, replicator, write_config, write, start_writer,
     read_progress, check_log, digest, integrity, page_count, restore, wait_replicated,
@@ -718,14 +718,25 @@ def test_two_replicas_one_broken_for_a_while(tmp_path):
     assert sorted(g["name"] for g in r2.json["generations"]) == ["good", "late"], r2
 
 
-def test_two_unnamed_file_replicas_are_refused_like_litestream(tmp_path):
-    """`replicate DB URL URL` names both replicas "file": a usage error (so
-    does Litestream 0.3.13: 'duplicate replica name: "file"')."""
+def test_two_file_urls_on_the_command_line_both_replicate(tmp_path):
+    """`replicate DB URL URL` with two file URLs: Litestream 0.3.13 refuses it
+    ('duplicate replica name: "file"'); litesafe names them file and file2 and
+    replicates to both, and each restores the source."""
     db = tmp_path / "src.db"
-    make_db(db, rows=1).close()
-    r = run("replicate", db, file_url(tmp_path / "a"), file_url(tmp_path / "b"), timeout=30)
-    assert r.rc == 2, r
-    assert "duplicate replica name" in r.err, r.err
+    make_db(db, rows=50).close()
+    a, b = file_url(tmp_path / "a"), file_url(tmp_path / "b")
+    p = subprocess.Popen([BIN, "replicate", str(db), a, b], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert "replica=file " in err and "replica=file2 " in err, err
+    for i, url in enumerate((a, b)):
+        out = tmp_path / ("out-%d.db" % i)
+        r = run("restore", "-o", out, url)
+        assert r.rc == 0, r
+        assert count(out) == 50
 
 
 def test_restore_from_replica_edge_cases(tmp_path):
