@@ -34,11 +34,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#define CHUNK_BYTES (1u << 20)
+#define CHUNK_BYTES (4u << 20)
 #define NBUF 4
 #define MAX_ATTEMPTS 5
 #define WRITEBACK_EVERY (32u << 20)
@@ -51,7 +52,8 @@ typedef struct hashq {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uint8_t *buf[NBUF];  /* chunk buffers */
-    size_t len[NBUF];    /* bytes in each handed-over buffer */
+    const uint8_t *ptr[NBUF]; /* what each handed-over slot holds: its buffer, or mapped source */
+    size_t len[NBUF];    /* bytes in each handed-over slot */
     uint64_t produced;   /* buffers handed over so far */
     uint64_t consumed;   /* buffers hashed so far */
     int done;            /* no more buffers will come */
@@ -69,7 +71,7 @@ static void *hash_main(void *arg)
             break;
         int i = (int)(q->consumed % NBUF);
         pthread_mutex_unlock(&q->mu);
-        ls_sha256_update(q->sha, q->buf[i], q->len[i]);
+        ls_sha256_update(q->sha, q->ptr[i], q->len[i]);
         pthread_mutex_lock(&q->mu);
         q->consumed++;
         pthread_cond_broadcast(&q->cv);
@@ -89,9 +91,10 @@ static int hashq_acquire(hashq *q)
     return i;
 }
 
-static void hashq_submit(hashq *q, int i, size_t len)
+static void hashq_submit(hashq *q, int i, const uint8_t *p, size_t len)
 {
     pthread_mutex_lock(&q->mu);
+    q->ptr[i] = p;
     q->len[i] = len;
     q->produced++;
     pthread_cond_broadcast(&q->cv);
@@ -106,6 +109,30 @@ static void hashq_finish(hashq *q)
     pthread_mutex_unlock(&q->mu);
 }
 
+/* Does the WAL overlay any of pages [pgno, pgno+n) of the snapshot? */
+static int overlaid(const ls_dbread *r, uint64_t pgno, uint32_t n)
+{
+    if (!r->use_wal)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (ls_wal_scan_lookup(&r->scan, (uint32_t)(pgno + i)))
+            return 1;
+    return 0;
+}
+
+/* Copy [off, off+len) from in to out at the same offset, inside the kernel. */
+static int copy_range(int in, int out, off_t off, size_t len)
+{
+    loff_t a = off, b = off;
+    while (len > 0) {
+        ssize_t k = copy_file_range(in, &a, out, &b, len, 0);
+        if (k <= 0)
+            return -1;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
 /*
  * One attempt of step 3: copy a pinned snapshot of `src` to `fd` (empty, at
  * offset 0), hashing as it goes. LS_EBUSY means the snapshot was disturbed and
@@ -118,6 +145,9 @@ static int copy_snapshot(ls_ctx *ctx, const char *src, int fd, const char *tmp,
     hashq q;
     pthread_t th;
     int started = 0, rc;
+    uint8_t *map = NULL;  /* read-only mapping of the source file (fast path) */
+    size_t map_size = 0;  /* its size */
+    size_t map_len = 0;   /* bytes the fast path may use (0: disabled) */
 
     memset(&q, 0, sizeof(q));
     pthread_mutex_init(&q.mu, NULL);
@@ -144,16 +174,45 @@ static int copy_snapshot(ls_ctx *ctx, const char *src, int fd, const char *tmp,
     }
     started = 1;
 
+    /*
+     * The fast path: ranges of whole pages that are in the database file and
+     * not overlaid by the WAL are copied inside the kernel (copy_file_range)
+     * and hashed from a read-only mapping of the file, so no byte of them goes
+     * through a user buffer. Both are stable while the snapshot is pinned (see
+     * db.c). Other ranges, or a kernel without copy_file_range, take the
+     * buffered path.
+     */
     uint64_t total = r->page_count, since_wb = 0, wb_from = 0;
+    struct stat sst;
+    int sfd = ls_db_pinned_fd(ctx, r->path);
+    if (sfd >= 0 && fstat(sfd, &sst) == 0 && sst.st_size > 0) {
+        map_size = (size_t)sst.st_size;
+        map = mmap(NULL, map_size, PROT_READ, MAP_SHARED, sfd, 0);
+        if (map == MAP_FAILED) {
+            map = NULL;
+        } else {
+            map_len = map_size;
+            madvise(map, map_size, MADV_SEQUENTIAL);
+        }
+    }
+    ls_err_clear(ctx);
     for (uint64_t pg = 1; pg <= total;) {
         uint32_t n = (uint32_t)(total - pg + 1 < per ? total - pg + 1 : per);
-        int i = hashq_acquire(&q);
-        if ((rc = ls_dbread_pages(r, pg, n, q.buf[i])) != 0)
-            goto cleanup;
         size_t len = (size_t)n * ps;
-        if ((rc = ls_write_all(ctx, fd, q.buf[i], len, (off_t)((pg - 1) * ps), tmp)) != 0)
-            goto cleanup;
-        hashq_submit(&q, i, len);
+        off_t off = (off_t)((pg - 1) * ps);
+        int i = hashq_acquire(&q);
+        int direct = map && (uint64_t)off + len <= map_len && !overlaid(r, pg, n);
+        if (direct && copy_range(sfd, fd, off, len) == 0) {
+            hashq_submit(&q, i, map + off, len);
+        } else {
+            if (direct)
+                map_len = 0; /* copy_file_range unusable here: buffered from now on */
+            if ((rc = ls_dbread_pages(r, pg, n, q.buf[i])) != 0)
+                goto cleanup;
+            if ((rc = ls_write_all(ctx, fd, q.buf[i], len, off, tmp)) != 0)
+                goto cleanup;
+            hashq_submit(&q, i, q.buf[i], len);
+        }
         pg += n;
         since_wb += len;
         if (since_wb >= WRITEBACK_EVERY) {
@@ -162,7 +221,7 @@ static int copy_snapshot(ls_ctx *ctx, const char *src, int fd, const char *tmp,
             wb_from += since_wb;
             since_wb = 0;
         }
-        if (o->progress && o->progress(o->progress_ud, pg - 1, total) != 0) {
+        if (ctx->cancelled || (o->progress && o->progress(o->progress_ud, pg - 1, total) != 0)) {
             rc = ls_err(ctx, LS_ECANCEL, "backup cancelled");
             goto cleanup;
         }
@@ -183,6 +242,8 @@ cleanup:
         ls_sha256_free(q.sha);
     for (int i = 0; i < NBUF; i++)
         free(q.buf[i]);
+    if (map)
+        munmap(map, map_size);
     pthread_mutex_destroy(&q.mu);
     pthread_cond_destroy(&q.cv);
     ls_dbread_close(r);

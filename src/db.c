@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,44 @@ sqlite3_file *ls_db_file(sqlite3 *db)
     if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK)
         return NULL;
     return f && f->pMethods ? f : NULL;
+}
+
+/* The never-closed descriptors of ls_db_pinned_fd: (device, inode) -> fd. */
+static struct pinned_fd {
+    dev_t dev;
+    ino_t ino;
+    int fd;
+} pinned[64];
+static size_t npinned;
+static pthread_mutex_t pinned_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int ls_db_pinned_fd(ls_ctx *ctx, const char *path)
+{
+    struct stat st;
+    int fd = -1;
+    if (stat(path, &st) != 0) {
+        ls_err_errno(ctx, errno, "%s", path);
+        return -1;
+    }
+    pthread_mutex_lock(&pinned_mu);
+    for (size_t i = 0; i < npinned; i++)
+        if (pinned[i].dev == st.st_dev && pinned[i].ino == st.st_ino)
+            fd = pinned[i].fd;
+    if (fd < 0 && npinned < sizeof(pinned) / sizeof(pinned[0])) {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat fst;
+        if (fd >= 0 && fstat(fd, &fst) == 0 && fst.st_ino == st.st_ino) {
+            pinned[npinned++] = (struct pinned_fd){st.st_dev, st.st_ino, fd};
+        } else if (fd >= 0) {
+            /* Replaced between stat and open: keep it open anyway (never close). */
+            pinned[npinned++] = (struct pinned_fd){fst.st_dev, fst.st_ino, fd};
+            fd = -1;
+        }
+    }
+    pthread_mutex_unlock(&pinned_mu);
+    if (fd < 0)
+        ls_err(ctx, LS_EIO, "%s: no descriptor for a direct copy", path);
+    return fd;
 }
 
 int ls_db_file_read(ls_ctx *ctx, sqlite3_file *f, void *buf, size_t n, uint64_t off, size_t *got,

@@ -39,6 +39,14 @@ typedef struct ls_db_hdr {
  */
 int ls_db_probe(ls_ctx *ctx, const char *path, ls_db_hdr *hdr);
 
+/*
+ * A read-only descriptor of the database file at `path` that this process
+ * never closes (one per file, cached): for copy_file_range() and mmap(), which
+ * need a descriptor of their own. Never closing it is what makes it safe next
+ * to SQLite's connections (see ls_db_probe). Returns -1 with the error set.
+ */
+int ls_db_pinned_fd(ls_ctx *ctx, const char *path);
+
 /* SQLite's handle on the main database file of a connection (borrowed). */
 sqlite3_file *ls_db_file(sqlite3 *db);
 /* Read n bytes at off through a SQLite file handle; *got is what the file held. */
