@@ -112,6 +112,9 @@ int cmd_wal(cli_env *env, int argc, char **argv);
 int cmd_databases(cli_env *env, int argc, char **argv);
 int cmd_validate(cli_env *env, int argc, char **argv);
 
+/* Check --mode and --busy-timeout of checkpoint and snapshot: -1 to go on, or the exit code. */
+int cli_ckpt_args(cli_env *env, const char *mode_s, long long busy, ls_ckpt_mode *mode);
+
 /* Shared printers, so backup and snapshot print a backup result alike. */
 void print_backup_result(cli_env *env, const ls_backup_result *r);
 void print_checkpoint_result(cli_env *env, const ls_checkpoint_result *r);

@@ -23,6 +23,16 @@ void print_checkpoint_result(cli_env *env, const ls_checkpoint_result *r)
     out_uint(env, "elapsed_ms", r->elapsed_ms);
 }
 
+int cli_ckpt_args(cli_env *env, const char *mode_s, long long busy, ls_ckpt_mode *mode)
+{
+    if (ls_ckpt_mode_parse(mode_s, mode) != 0)
+        return cli_fail(env, LS_EUSAGE,
+                        "--mode: unknown mode '%s' (passive, full, restart or truncate)", mode_s);
+    if (busy < 0 || busy > 86400000)
+        return cli_fail(env, LS_EUSAGE, "--busy-timeout: out of range (0 to 86400000 ms)");
+    return -1;
+}
+
 int cmd_checkpoint(cli_env *env, int argc, char **argv)
 {
     const char *mode_s = "passive";
@@ -47,11 +57,8 @@ int cmd_checkpoint(cli_env *env, int argc, char **argv)
     if ((rc = cli_want_args(env, npos, 1, 1, USAGE)) >= 0)
         return rc;
     ls_ckpt_mode mode;
-    if (ls_ckpt_mode_parse(mode_s, &mode) != 0)
-        return cli_fail(env, LS_EUSAGE,
-                        "--mode: unknown mode '%s' (passive, full, restart or truncate)", mode_s);
-    if (busy < 0 || busy > 86400000)
-        return cli_fail(env, LS_EUSAGE, "--busy-timeout: out of range (0 to 86400000 ms)");
+    if ((rc = cli_ckpt_args(env, mode_s, busy, &mode)) >= 0)
+        return rc;
 
     ls_checkpoint_result res;
     if ((rc = ls_checkpoint(env->ctx, pos[0], mode, (int)busy, &res)) != 0)

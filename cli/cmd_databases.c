@@ -56,13 +56,7 @@ int cmd_databases(cli_env *env, int argc, char **argv)
             cli_table_add(&tab, row);
         }
     }
-    if (env->json) {
-        out_arr_end(env);
-        out_end(env);
-        cli_table_free(&tab);
-    } else {
-        cli_table_print(&tab);
-    }
+    cli_table_finish(env, &tab);
     ls_config_free(cfg);
     return 0;
 }

@@ -105,13 +105,7 @@ int cmd_generations(cli_env *env, int argc, char **argv)
         cli_target_free(&t);
         return cli_fail_lib(env, rc);
     }
-    if (env->json) {
-        out_arr_end(env);
-        out_end(env);
-        cli_table_free(&tab);
-    } else {
-        cli_table_print(&tab);
-    }
+    cli_table_finish(env, &tab);
     cli_target_free(&t);
     return 0;
 }

@@ -72,11 +72,8 @@ int cmd_snapshot(cli_env *env, int argc, char **argv)
     if ((rc = cli_want_args(env, npos, 2, 2, USAGE)) >= 0)
         return rc;
     ls_ckpt_mode mode;
-    if (ls_ckpt_mode_parse(mode_s, &mode) != 0)
-        return cli_fail(env, LS_EUSAGE,
-                        "--mode: unknown mode '%s' (passive, full, restart or truncate)", mode_s);
-    if (busy < 0 || busy > 86400000)
-        return cli_fail(env, LS_EUSAGE, "--busy-timeout: out of range (0 to 86400000 ms)");
+    if ((rc = cli_ckpt_args(env, mode_s, busy, &mode)) >= 0)
+        return rc;
     const char *db = pos[0], *dest = pos[1];
 
     /* 1. DEST first: nothing may touch the source if the copy cannot be made. */

@@ -3,6 +3,8 @@
  */
 #include "table.h"
 
+#include "cli.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,4 +65,15 @@ void cli_table_free(cli_table *t)
         free(t->cells[i]);
     free(t->cells);
     memset(t, 0, sizeof(*t));
+}
+
+void cli_table_finish(struct cli_env *env, cli_table *t)
+{
+    if (env->json) {
+        out_arr_end(env);
+        out_end(env);
+        cli_table_free(t);
+    } else {
+        cli_table_print(t);
+    }
 }

@@ -23,4 +23,12 @@ int cli_table_add(cli_table *t, const char *const *row);
 void cli_table_print(cli_table *t);
 void cli_table_free(cli_table *t);
 
+struct cli_env;
+/*
+ * End a listing command's output: with --json, close the array and the
+ * object opened for it (the rows went out as JSON items); otherwise print
+ * the table. The table is freed either way.
+ */
+void cli_table_finish(struct cli_env *env, cli_table *t);
+
 #endif
