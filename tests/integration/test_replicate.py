@@ -670,6 +670,9 @@ def test_two_databases_share_one_replica_directory(tmp_path):
     # DB1 replicated again continues its generation, which becomes the newest
     time.sleep(1.1)
     r = replicator(tmp_path, db1, url)
+    # Once it has opened the database: a write before that would rightly start a
+    # new generation (committed while litesafe was not running).
+    r.wait_log(r"source open", timeout=60)
     write(db1, tmp_path / "p1", txns=5, seed=72)
     wait_replicated(tmp_path, url, digest(db1))
     stop_ok(r)
