@@ -266,25 +266,27 @@ static int64_t query_int(ls_ctx *ctx, sqlite3 *db, const char *path, const char 
 }
 
 /*
- * Busy handler for the short write-lock grab of pinning: retry every 100-400
- * microseconds until the deadline. SQLite's own handler sleeps 1, 2, 5, 10 ...
- * ms between attempts, which a writer that takes the lock back to back wins
- * every time.
+ * Busy handler for litesafe's short write-lock grabs (pinning, checkpoint
+ * cycles): retry every 100-400 microseconds until the deadline. SQLite's own
+ * handler sleeps 1, 2, 5, 10 ... ms between attempts, which a writer that
+ * takes the lock back to back wins every time.
  */
-typedef struct fast_busy {
-    uint64_t deadline_ms;   /* give up after this (monotonic ms) */
-    uint32_t seed;          /* jitter */
-} fast_busy;
-
 static int fast_busy_cb(void *arg, int count)
 {
-    fast_busy *b = arg;
+    ls_fast_busy *b = arg;
     (void)count;
     if (ls_now_ms() >= b->deadline_ms)
         return 0;
     b->seed = b->seed * 1103515245u + 12345u;
     usleep(100 + (b->seed >> 16) % 300);
     return 1;
+}
+
+void ls_db_fast_busy(sqlite3 *db, ls_fast_busy *b, int ms)
+{
+    b->deadline_ms = ls_now_ms() + (uint64_t)(ms > 0 ? ms : 0);
+    b->seed ^= (uint32_t)getpid() ^ (uint32_t)ls_now_ms();
+    sqlite3_busy_handler(db, fast_busy_cb, b);
 }
 
 /* Is fd still the file at path (not deleted and re-created meanwhile)? */
@@ -315,9 +317,8 @@ static int pin_wal_snapshot(ls_dbread *r, int busy_ms)
     /* 3. Hold off writers, finish the scan, read the wal-index header. */
     if ((rc = ls_db_open(ctx, r->path, 0, busy_ms, &w)) != 0)
         goto cleanup;
-    fast_busy fb = {ls_now_ms() + (uint64_t)(busy_ms > 0 ? busy_ms : 5000),
-                    (uint32_t)getpid() ^ (uint32_t)ls_now_ms()};
-    sqlite3_busy_handler(w, fast_busy_cb, &fb);
+    ls_fast_busy fb = {0, 0};
+    ls_db_fast_busy(w, &fb, busy_ms > 0 ? busy_ms : 5000);
     if ((rc = ls_db_exec(ctx, w, r->path, "BEGIN IMMEDIATE")) != 0) {
         if (rc == LS_EBUSY)
             rc = LS_EWRITELOCK;
@@ -355,6 +356,11 @@ static int pin_wal_snapshot(ls_dbread *r, int busy_ms)
         ls_put32be(salts, r->scan.hdr.salt1);
         ls_put32be(salts + 4, r->scan.hdr.salt2);
         have_si = si.mx_frame == 0 || (r->scan.have_hdr && memcmp(salts, si.salt, 8) == 0);
+        if (!have_si) {
+            /* The index describes another WAL than the file scanned: never guess. */
+            rc = ls_err(ctx, LS_EBUSY, "%s: the WAL and its index disagree; retrying", r->path);
+            goto cleanup;
+        }
     }
     ls_err_clear(ctx);
     if (have_si && si.mx_frame < r->scan.commit_frame) {

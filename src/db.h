@@ -67,6 +67,18 @@ int ls_db_hdr_decode(const uint8_t *buf, ls_db_hdr *hdr);
  * connection must not rewrite or delete the application's WAL).
  */
 int ls_db_open(ls_ctx *ctx, const char *path, int readonly, int busy_ms, sqlite3 **out);
+/* State of a fast busy handler (see ls_db_fast_busy). */
+typedef struct ls_fast_busy {
+    uint64_t deadline_ms;   /* give up after this (monotonic ms) */
+    uint32_t seed;          /* jitter */
+} ls_fast_busy;
+/*
+ * Make db retry a busy lock every 100-400 us for up to ms, instead of
+ * SQLite's sleeping handler that a back-to-back writer always beats. `b` must
+ * live as long as the handler is installed.
+ */
+void ls_db_fast_busy(sqlite3 *db, ls_fast_busy *b, int ms);
+
 /* Run SQL that returns no rows; message names `path` on failure. */
 int ls_db_exec(ls_ctx *ctx, sqlite3 *db, const char *path, const char *sql);
 /* Map a SQLite result code to an LS_E* code. */

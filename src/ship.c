@@ -389,7 +389,7 @@ static int spool_continues(ls_source *s, const char **why)
 /* Take the write lock, waiting up to ms. 0, or LS_EBUSY when the application holds it. */
 static int write_lock(ls_source *s, int ms)
 {
-    sqlite3_busy_timeout(s->w, ms);
+    ls_db_fast_busy(s->w, &s->w_busy, ms);
     return ls_db_exec(s->ctx, s->w, s->path, "BEGIN IMMEDIATE");
 }
 

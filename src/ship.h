@@ -7,6 +7,7 @@
 #ifndef LS_SHIP_H
 #define LS_SHIP_H
 
+#include "db.h"
 #include "shadow.h"
 
 #include <pthread.h>
@@ -31,6 +32,7 @@ typedef struct ls_source {
     sqlite3_stmt *q_end[2];        /* "ROLLBACK" */
     int cur;                       /* which reader holds the read transaction (-1: none) */
     sqlite3 *w;                    /* takes the write lock in a checkpoint cycle */
+    ls_fast_busy w_busy;           /* its busy handler's state */
     sqlite3 *ck;                   /* runs the checkpoints */
     int wal_fd;                    /* the -wal file (-1 while it does not exist) */
     int lock_fd;                   /* flock on the meta directory's lock file */
