@@ -317,8 +317,34 @@ typedef struct out_writer {
     uint64_t pgno;          /* number of the page being assembled */
     uint64_t wal_pages;
     uint64_t written;       /* pages written */
+    uint8_t *run;           /* consecutive pages not written yet (one write each RUN_BYTES) */
+    size_t run_len;         /* bytes in run */
+    uint64_t run_first;     /* page number of its first page */
+    uint64_t since_wb;      /* bytes written since writeback was last started */
+    uint64_t wb_from;       /* where that writeback range starts */
 } out_writer;
 
+#define RUN_BYTES (1u << 20)
+#define WRITEBACK_EVERY (32u << 20)
+
+/* Write the pending run of pages in one call; start writeback now and then. */
+static int flush_run(out_writer *w)
+{
+    if (!w->run_len)
+        return 0;
+    int rc = ls_write_all(w->ctx, w->fd, w->run, w->run_len,
+                          (off_t)((w->run_first - 1) * w->page_size), "restored database");
+    w->since_wb += w->run_len;
+    w->run_len = 0;
+    if (!rc && w->since_wb >= WRITEBACK_EVERY) {
+        sync_file_range(w->fd, (off64_t)w->wb_from, (off64_t)w->since_wb, SYNC_FILE_RANGE_WRITE);
+        w->wb_from += w->since_wb;
+        w->since_wb = 0;
+    }
+    return rc;
+}
+
+/* Page `pgno` of the result: its newest WAL version if the map has one, else `snap_page`. */
 static int write_page(out_writer *w, uint32_t pgno, const uint8_t *snap_page)
 {
     const pmap_ent *e = pmap_get(w->map, pgno);
@@ -335,10 +361,20 @@ static int write_page(out_writer *w, uint32_t pgno, const uint8_t *snap_page)
         src = w->frame + LS_WAL_FRAME_HDRSIZE;
         w->wal_pages++;
     }
-    rc = ls_write_all(w->ctx, w->fd, src, w->page_size, (off_t)(pgno - 1) * w->page_size,
-                      "restored database");
+    if (!w->run && !(w->run = malloc(RUN_BYTES > w->page_size ? RUN_BYTES : w->page_size)))
+        return ls_err(w->ctx, LS_ENOMEM, "out of memory");
+    if (w->run_len && (w->run_first + w->run_len / w->page_size != pgno ||
+                       w->run_len + w->page_size > (RUN_BYTES > w->page_size ? RUN_BYTES
+                                                                            : w->page_size))) {
+        if ((rc = flush_run(w)) != 0)
+            return rc;
+    }
+    if (!w->run_len)
+        w->run_first = pgno;
+    memcpy(w->run + w->run_len, src, w->page_size);
+    w->run_len += w->page_size;
     w->written++;
-    return rc;
+    return 0;
 }
 
 static int out_write(void *ud, const uint8_t *buf, size_t n)
@@ -559,8 +595,11 @@ int ls_restore_replica(ls_ctx *ctx, ls_storage *st, const char *out, const ls_re
         }
         rc = write_page(&ow, (uint32_t)pg, NULL);
     }
+    if (!rc)
+        rc = flush_run(&ow);
     free(ow.page);
     free(ow.frame);
+    free(ow.run);
     if (rc)
         goto cleanup;
     for (size_t i = 0; i < nix; i++)
