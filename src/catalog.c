@@ -96,10 +96,13 @@ int ls_catalog_load(ls_ctx *ctx, ls_storage *st, const char *gen, ls_catalog *ou
         return rc;
     }
     for (size_t i = 0; i < out->n; i++) {
-        qsort(out->gens[i].snaps, out->gens[i].nsnap, sizeof(ls_cat_obj), cmp_obj);
-        qsort(out->gens[i].segs, out->gens[i].nseg, sizeof(ls_cat_obj), cmp_obj);
+        if (out->gens[i].nsnap)
+            qsort(out->gens[i].snaps, out->gens[i].nsnap, sizeof(ls_cat_obj), cmp_obj);
+        if (out->gens[i].nseg)
+            qsort(out->gens[i].segs, out->gens[i].nseg, sizeof(ls_cat_obj), cmp_obj);
     }
-    qsort(out->gens, out->n, sizeof(*out->gens), cmp_gen);
+    if (out->n)
+        qsort(out->gens, out->n, sizeof(*out->gens), cmp_gen);
     return 0;
 }
 
