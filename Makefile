@@ -22,11 +22,12 @@ check: build
 unit: build
 	cd $(BUILD) && ctest --output-on-failure --no-tests=error -L unit
 
-# AddressSanitizer + UndefinedBehaviorSanitizer build; runs the unit tests.
+# AddressSanitizer + UndefinedBehaviorSanitizer build; runs the unit tests, and the
+# integration tests against the sanitized binary (leaks fail a command's exit code).
 asan: deps
-	@cmake -S . -B $(BUILD)-asan -DLS_WERROR=ON -DLS_SANITIZE=ON -DLS_INTEGRATION=OFF >/dev/null
+	@cmake -S . -B $(BUILD)-asan -DLS_WERROR=ON -DLS_SANITIZE=ON -DLS_INTEGRATION=ON >/dev/null
 	@cmake --build $(BUILD)-asan -j $(JOBS)
-	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --no-tests=error -L unit
+	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --no-tests=error -j $(JOBS)
 
 demo: build
 	@scripts/demo.sh $(BUILD)/litesafe
