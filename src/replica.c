@@ -289,6 +289,15 @@ static int snapshot(ls_replica *r)
         if (attempt >= 3)
             return ls_err(r->ctx, LS_EBUSY, "replica %s: could not pin a snapshot", r->name);
     }
+    /*
+     * The generation's first snapshot on this replica: WAL indexes before the
+     * one it belongs to could never be restored (no snapshot at or before
+     * them), so shipping starts at its index.
+     */
+    if (!r->have_snapshot && r->index < sp.index) {
+        r->index = sp.index;
+        r->offset = 0;
+    }
     if ((rc = ship(r, &sp)) != 0)
         goto cleanup;
 
@@ -470,11 +479,19 @@ int ls_replica_step(ls_replica *r)
         if ((rc = learn_position(r, &sp)) != 0)
             return rc;
     }
+    /* A generation without a snapshot here starts with one (it ships the WAL
+     * up to the pinned frame first); otherwise ship, then snapshot when due. */
+    if (!r->have_snapshot) {
+        if ((rc = snapshot(r)) != 0)
+            return rc;
+        ls_source_pos(r->src, &sp); /* it shipped past the position read above */
+        if (strcmp(sp.gen, r->gen) != 0)
+            return 0;
+    }
     if ((rc = ship(r, &sp)) != 0)
         return rc;
     int64_t now = unix_ms();
-    if (!r->have_snapshot ||
-        (r->o.snapshot_interval_ms > 0 && now - r->last_snapshot_ms >= r->o.snapshot_interval_ms)) {
+    if (r->o.snapshot_interval_ms > 0 && now - r->last_snapshot_ms >= r->o.snapshot_interval_ms) {
         if ((rc = snapshot(r)) != 0)
             return rc;
     }

@@ -152,19 +152,28 @@ static int read_hdr(ls_source *s, uint8_t buf[LS_WAL_HDRSIZE], ls_wal_hdr *hdr, 
 }
 
 /*
- * The last frame SQLite considers committed, from the wal-index, when it
- * describes the WAL the spool follows; 0 means "no limit known".
+ * The last frame SQLite considers committed, from its wal-index: frames past
+ * it may carry valid checksums and even a commit frame (a writer killed
+ * between writing its commit frame and publishing it in the index), but SQLite
+ * will write over them, so they must never be shipped. Returns the number of
+ * frames that may be copied, or -1 when the index cannot be read (then the
+ * checksum chain alone decides). An index that describes another WAL than the
+ * spool's (a restart SQLite has begun but not yet written to the file)
+ * allows nothing: every committed frame of the old WAL was copied before any
+ * restart could begin (see the top of this file).
  */
-static uint32_t shm_limit(ls_source *s)
+static int64_t shm_limit(ls_source *s)
 {
     ls_shm_info si;
-    /* Through SQLite's own mapping: never open()/close() the -shm here (db.h). */
-    if (s->cur < 0 || ls_db_shm_info(s->rd[s->cur], &si) != 0)
-        return 0;
+    /* Through SQLite's own mapping: never open()/close() the -shm here (db.h).
+     * During start-up no reader is open yet, but `w` holds the write lock. */
+    sqlite3 *db = s->cur >= 0 ? s->rd[s->cur] : s->w;
+    if (ls_db_shm_info(db, &si) != 0)
+        return -1;
     uint8_t salts[8];
     ls_put32be(salts, s->sh.hdr.salt1);
     ls_put32be(salts + 4, s->sh.hdr.salt2);
-    if (memcmp(salts, si.salt, 8) != 0 || si.mx_frame == 0)
+    if (memcmp(salts, si.salt, 8) != 0)
         return 0;
     return si.mx_frame;
 }
@@ -179,7 +188,7 @@ static int copy_frames(ls_source *s, int *grew)
     ls_shadow *sh = &s->sh;
     const size_t szFrame = LS_WAL_FRAME_HDRSIZE + sh->hdr.page_size;
     const size_t nPer = s->buf_cap / szFrame;
-    uint32_t limit = shm_limit(s);
+    int64_t limit = shm_limit(s);
     uint32_t ck[2] = {sh->ck[0], sh->ck[1]};
     uint64_t off = sh->size;
     uint64_t iFrame = sh->frames + 1;
@@ -196,7 +205,7 @@ static int copy_frames(ls_source *s, int *grew)
         uint32_t commit_ck[2] = {0, 0}, dbsize = 0;
         for (k = 0; k < n; k++, iFrame++) {
             const uint8_t *f = s->buf + k * szFrame;
-            if (limit && iFrame > limit) {
+            if (limit >= 0 && iFrame > (uint64_t)limit) {
                 /* Valid frames SQLite has not published yet: look again soon. */
                 uint32_t tmp[2] = {ck[0], ck[1]};
                 s->pending = ls_wal_frame_check(&sh->hdr, f, tmp);

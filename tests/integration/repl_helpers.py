@@ -41,7 +41,7 @@ try:  # the writer runs this file as a script, without pytest around
 except ImportError:  # pragma: no cover
     pytest = None
 
-from conftest import BIN, ROOT, run  # noqa: E402
+from conftest import BIN, ROOT, integrity, run  # noqa: E402,F401 (integrity: re-exported)
 
 LITESTREAM = os.path.join(ROOT, "tests", "tools", "node_modules", "@flydotio",
                           "litestream-linux-x64", "litestream")
@@ -422,14 +422,6 @@ def digest(path):
         for p in ("user_version", "application_id"):
             h.update(repr(db.execute("PRAGMA " + p).fetchone()).encode())
         return h.hexdigest()
-    finally:
-        db.close()
-
-
-def integrity(path):
-    db = sqlite3.connect(str(path))
-    try:
-        return db.execute("PRAGMA integrity_check").fetchone()[0]
     finally:
         db.close()
 
