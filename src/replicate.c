@@ -24,6 +24,7 @@
 
 #define COALESCE_MS 10
 #define PENDING_RECHECK_MS 2
+#define PENDING_RECHECKS 50
 
 typedef struct engine_db {
     ls_ctx *ctx;                /* the source thread's context */
@@ -158,7 +159,7 @@ static void *db_main(void *arg)
                d->src->path, (long long)d->cfg->monitor_interval_ms);
     int64_t poll_ms = d->cfg->monitor_interval_ms > 0 ? d->cfg->monitor_interval_ms : 1000;
     uint64_t last_sync = 0;
-    int relevant = 1;
+    int relevant = 1, rechecks = 0;
 
     while (!*d->stop) {
         if (relevant) {
@@ -178,7 +179,12 @@ static void *db_main(void *arg)
                 gc_spool(d);
             }
         }
-        int wait = d->src->pending ? PENDING_RECHECK_MS : (int)poll_ms;
+        /* Frames SQLite has not published yet are normally published within
+         * microseconds: look again soon, but not forever (a writer that died
+         * before publishing leaves them until the next writer overwrites them). */
+        rechecks = d->src->pending ? rechecks + 1 : 0;
+        int wait = d->src->pending && rechecks <= PENDING_RECHECKS ? PENDING_RECHECK_MS
+                                                                   : (int)poll_ms;
         relevant = watch_wait(&w, wait);
     }
     if (w.fd >= 0)
