@@ -4,6 +4,8 @@
  */
 #include "catalog.h"
 
+#include "stream.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,4 +124,25 @@ const ls_cat_gen *ls_catalog_find(const ls_catalog *c, const char *gen)
         if (strcmp(c->gens[i].name, gen) == 0)
             return &c->gens[i];
     return NULL;
+}
+
+static int count_bytes(void *ud, const uint8_t *buf, size_t n)
+{
+    (void)buf;
+    *(uint64_t *)ud += n;
+    return 0;
+}
+
+int ls_catalog_object_length(ls_ctx *ctx, ls_storage *st, const char *key, uint64_t *len)
+{
+    ls_writer counter = {count_bytes, len}, in;
+    ls_lz4_writer *z = NULL;
+    *len = 0;
+    int rc = ls_lz4_writer_new(ctx, &counter, &z, &in);
+    if (!rc)
+        rc = st->get(st, ctx, key, 0, -1, &in);
+    if (!rc)
+        rc = ls_lz4_writer_finish(z);
+    ls_lz4_writer_free(z);
+    return rc;
 }

@@ -35,5 +35,7 @@ typedef struct ls_catalog {
 int ls_catalog_load(ls_ctx *ctx, ls_storage *st, const char *gen, ls_catalog *out);
 void ls_catalog_free(ls_catalog *c);
 const ls_cat_gen *ls_catalog_find(const ls_catalog *c, const char *gen);
+/* Decompressed length of one stored object (a WAL segment's end is its offset plus this). */
+int ls_catalog_object_length(ls_ctx *ctx, ls_storage *st, const char *key, uint64_t *len);
 
 #endif

@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include "replica.h"
 
+#include "catalog.h"
 #include "db.h"
 #include "fsutil.h"
 #include "layout.h"
@@ -50,34 +51,6 @@ static int64_t unix_ms(void)
 }
 
 /* ---- step 1: the position on the replica ---- */
-
-static int64_t count_write(void *ud, const uint8_t *buf, size_t n)
-{
-    (void)buf;
-    *(uint64_t *)ud += n;
-    return 0;
-}
-
-static int count_write_cb(void *ud, const uint8_t *buf, size_t n)
-{
-    return (int)count_write(ud, buf, n);
-}
-
-/* Decompressed length of one object. */
-static int object_length(ls_replica *r, const char *key, uint64_t *len)
-{
-    ls_writer counter = {count_write_cb, len};
-    ls_writer in;
-    ls_lz4_writer *z = NULL;
-    *len = 0;
-    int rc = ls_lz4_writer_new(r->ctx, &counter, &z, &in);
-    if (!rc)
-        rc = r->st->get(r->st, r->ctx, key, 0, -1, &in);
-    if (!rc)
-        rc = ls_lz4_writer_finish(z);
-    ls_lz4_writer_free(z);
-    return rc;
-}
 
 static int learn_position(ls_replica *r, const ls_spool_pos *sp)
 {
@@ -115,7 +88,7 @@ static int learn_position(ls_replica *r, const ls_spool_pos *sp)
     ls_obj_list_free(&l);
     if (have_wal) {
         uint64_t len = 0;
-        if ((rc = object_length(r, best_key, &len)) != 0)
+        if ((rc = ls_catalog_object_length(r->ctx, r->st, best_key, &len)) != 0)
             return rc;
         r->index = best.index;
         r->offset = best.offset + len;

@@ -98,13 +98,6 @@ static int find_index(ls_ctx *ctx, const char *meta, const ls_dbread *db, ls_val
                   "replicate running?)");
 }
 
-static int count_cb(void *ud, const uint8_t *buf, size_t n)
-{
-    (void)buf;
-    *(uint64_t *)ud += n;
-    return 0;
-}
-
 /* Step 3: does the replica hold everything before res->offset of res->index? */
 static int replica_reached(ls_ctx *ctx, ls_storage *st, const ls_validate_result *res, int *yes)
 {
@@ -128,15 +121,8 @@ static int replica_reached(ls_ctx *ctx, ls_storage *st, const ls_validate_result
             /* The end of the last segment is its offset plus its decompressed length. */
             char key[LS_LAYOUT_KEY_MAX];
             uint64_t len = 0;
-            ls_writer counter = {count_cb, &len}, in;
-            ls_lz4_writer *z = NULL;
             ls_layout_wal_key(key, sizeof(key), res->generation, last->index, last->offset);
-            rc = ls_lz4_writer_new(ctx, &counter, &z, &in);
-            if (!rc)
-                rc = st->get(st, ctx, key, 0, -1, &in);
-            if (!rc)
-                rc = ls_lz4_writer_finish(z);
-            ls_lz4_writer_free(z);
+            rc = ls_catalog_object_length(ctx, st, key, &len);
             *yes = !rc && last->offset + len >= res->offset;
         }
     }
