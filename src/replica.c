@@ -229,6 +229,35 @@ static int64_t page_read(void *ud, uint8_t *out, size_t n)
     return (int64_t)take;
 }
 
+/*
+ * Wait until the spool holds the pinned snapshot's last frame; *sp is then
+ * the position the snapshot is labelled with. A spool still on an older WAL
+ * (the source has not copied the restart yet) is waited for; one that has
+ * left the pinned WAL (possible when the pin reads the fully checkpointed
+ * database file, which does not hold the WAL back) means pinning again.
+ * SQLite gives each restarted WAL salt-1 plus one, which tells the two apart.
+ */
+static int pinned_in_spool(ls_replica *r, const ls_dbread *db, ls_spool_pos *sp)
+{
+    uint64_t need = db->snap_frame ? ls_wal_frame_offset(db->page_size, db->snap_frame + 1) : 0;
+    uint64_t deadline = ls_now_ms() + 5000;
+
+    for (;;) {
+        ls_source_pos(r->src, sp);
+        if (!db->scan.have_hdr || db->snap_frame == 0)
+            return 1;
+        int same = sp->size >= LS_WAL_HDRSIZE && sp->salt1 == db->scan.hdr.salt1 &&
+                   sp->salt2 == db->scan.hdr.salt2;
+        if (same && sp->size >= need)
+            return 1;
+        if (!same && sp->size >= LS_WAL_HDRSIZE && (int32_t)(db->scan.hdr.salt1 - sp->salt1) <= 0)
+            return 0;
+        if (ls_now_ms() > deadline || r->src->stopping)
+            return 0;
+        ls_source_wait(r->src, sp->seq, 50);
+    }
+}
+
 /* Pin the database, label it with the spool index it belongs to, ship, upload. */
 static int snapshot(ls_replica *r)
 {
@@ -242,25 +271,15 @@ static int snapshot(ls_replica *r)
     for (int attempt = 0;; attempt++) {
         if ((rc = ls_dbread_open(r->ctx, r->src->path, 5000, &db)) != 0)
             return rc;
-        /* Wait for the spool to hold the pinned frame (the source copies it soon). */
-        uint64_t need = db->snap_frame ? ls_wal_frame_offset(db->page_size, db->snap_frame + 1) : 0;
-        uint64_t deadline = ls_now_ms() + 5000;
-        int same;
-        for (;;) {
-            ls_source_pos(r->src, &sp);
-            same = !db->scan.have_hdr || db->snap_frame == 0 ||
-                   (sp.size >= LS_WAL_HDRSIZE && sp.salt1 == db->scan.hdr.salt1 &&
-                    sp.salt2 == db->scan.hdr.salt2);
-            if (!same || sp.size >= need || ls_now_ms() > deadline || r->src->stopping)
-                break;
-            ls_source_wait(r->src, sp.seq, 50);
-        }
-        if (same && sp.size >= need && strcmp(sp.gen, r->gen) == 0)
+        if (pinned_in_spool(r, db, &sp) && strcmp(sp.gen, r->gen) == 0)
             break;
         ls_dbread_close(db);
         db = NULL;
-        if (attempt >= 3)
+        if (r->src->stopping)
+            return ls_err(r->ctx, LS_ECANCEL, "cancelled");
+        if (attempt >= 7)
             return ls_err(r->ctx, LS_EBUSY, "replica %s: could not pin a snapshot", r->name);
+        ls_source_sleep(r->src, 5 << attempt);
     }
     /*
      * The generation's first snapshot on this replica: WAL indexes before the
@@ -493,6 +512,8 @@ static void *replica_main(void *arg)
         ls_spool_pos sp;
         ls_source_pos(r->src, &sp);
         int rc = ls_replica_step(r);
+        if (rc && r->src->stopping)
+            break; /* the final flush retries */
         if (rc) {
             r->have_pos = 0;
             r->failures++;
