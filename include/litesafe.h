@@ -44,7 +44,10 @@ enum {
     LS_ENOTWAL = -10, /* a WAL-only operation on a database not in WAL mode */
     LS_EPERM = -11,   /* permission denied */
     LS_ECANCEL = -12, /* cancelled through ls_ctx_cancel() */
-    LS_ENOMEM = -13   /* out of memory */
+    LS_ENOMEM = -13,  /* out of memory */
+    LS_ENET = -14     /* a remote server could not be reached or failed in a way that
+                         may pass (connection refused or reset, timeout, HTTP 5xx or
+                         429, SFTP channel error): worth retrying */
 };
 
 /* Log levels, in increasing severity. */

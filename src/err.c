@@ -130,6 +130,7 @@ const char *ls_strerror(int code)
     case LS_EPERM: return "EPERM";
     case LS_ECANCEL: return "ECANCEL";
     case LS_ENOMEM: return "ENOMEM";
+    case LS_ENET: return "ENET";
     default: return "EUNKNOWN";
     }
 }

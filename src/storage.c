@@ -24,7 +24,8 @@ static const struct {
     const char *type;     /* URL scheme and config "type" */
     storage_factory open; /* constructor, NULL if not supported yet */
 } factories[] = {
-    {"file", ls_storage_file_open}, {"s3", NULL}, {"gcs", NULL}, {"abs", NULL}, {"sftp", NULL},
+    {"file", ls_storage_file_open}, {"s3", ls_storage_s3_open},     {"gcs", ls_storage_s3_open},
+    {"abs", ls_storage_abs_open},   {"sftp", ls_storage_sftp_open},
 };
 
 int ls_storage_url_scheme(const char *url, char *out, size_t outsz)

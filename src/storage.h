@@ -129,6 +129,16 @@ void ls_storage_close(ls_storage *s);
  * root need not exist until the first put.
  */
 int ls_storage_file_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
+/*
+ * s3 (and gcs, through its S3-compatible endpoint): bucket, region, endpoint,
+ * force_path_style, skip_verify, ca_file, credentials; path is the key prefix.
+ */
+int ls_storage_s3_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
+/* sftp: host ("HOST[:PORT]"), user, password or key_path, known_hosts or
+ * host_key_fingerprint; path is the remote directory. */
+int ls_storage_sftp_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
+/* abs: account_name, account_key, bucket (the container), endpoint; path is the prefix. */
+int ls_storage_abs_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
 
 /*
  * Convenience: put a memory buffer, get a whole object into a malloc'd
