@@ -127,3 +127,27 @@ def leave_wal(path, rows=100, blob=100, checkpoint_first=False):
         "os._exit(0)\n")
     subprocess.run([sys.executable, "-c", code, str(path), str(rows), str(blob),
                     "1" if checkpoint_first else "0"], check=True)
+
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "servers"))
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory):
+    """The LS_TEST_* settings of the real test servers (S3, SFTP, Azure).
+
+    Under ctest the "servers" fixture has started them and $LS_TEST_SERVERS
+    names their servers.env; run by hand, they are started here for the
+    session and stopped at its end."""
+    import testservers
+    path = os.environ.get("LS_TEST_SERVERS")
+    if path:
+        assert os.path.exists(path), "%s is missing: did servers.start fail?" % path
+        yield testservers.read_env(path)
+        return
+    workdir = str(tmp_path_factory.mktemp("servers"))
+    infos, env = testservers.start(workdir)
+    try:
+        yield env
+    finally:
+        testservers.stop_infos(infos)
