@@ -26,6 +26,7 @@
 #include "db.h"
 #include "fsutil.h"
 #include "layout.h"
+#include "retry.h"
 #include "stream.h"
 #include "validate.h"
 
@@ -34,14 +35,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define KEY_MAX 256
 #define BACKOFF_MIN_MS 200
-#define BACKOFF_MAX_MS 30000
+#define BACKOFF_MAX_MS 5000
 
 static int64_t unix_ms(void)
 {
@@ -497,14 +497,6 @@ int ls_replica_step(ls_replica *r)
     return 0;
 }
 
-static uint64_t jitter(uint64_t ms)
-{
-    uint32_t x = 0;
-    if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != sizeof(x))
-        x = (uint32_t)ls_now_ms();
-    return ms / 2 + x % (ms / 2 + 1);
-}
-
 static void *replica_main(void *arg)
 {
     ls_replica *r = arg;
@@ -517,10 +509,7 @@ static void *replica_main(void *arg)
         if (rc) {
             r->have_pos = 0;
             r->failures++;
-            uint64_t back = BACKOFF_MIN_MS << (r->failures < 8 ? r->failures : 8);
-            if (back > BACKOFF_MAX_MS)
-                back = BACKOFF_MAX_MS;
-            back = jitter(back);
+            uint64_t back = ls_backoff_ms(r->failures - 1, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
             ls_log(r->ctx, LS_LOG_ERROR, "replica sync failed db=%s replica=%s retry_ms=%llu "
                    "error=\"%s\"", r->src->path, r->name, (unsigned long long)back,
                    ls_errmsg(r->ctx));

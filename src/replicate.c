@@ -44,6 +44,9 @@ struct ls_engine {
     size_t ndb;
 };
 
+/* Tries per storage call before a failure reaches the caller (retry.c). */
+#define STORAGE_ATTEMPTS 5
+
 int ls_replica_storage_open(ls_ctx *ctx, const ls_replica_cfg *rc, ls_storage **out)
 {
     ls_storage_opts so = {0};
@@ -68,7 +71,11 @@ int ls_replica_storage_open(ls_ctx *ctx, const ls_replica_cfg *rc, ls_storage **
     so.host_key_fingerprint = rc->host_key;
     so.account_name = rc->account_name;
     so.account_key = rc->account_key;
-    return ls_storage_open(ctx, &so, out);
+    ls_storage *st = NULL;
+    int r = ls_storage_open(ctx, &so, &st);
+    if (r == 0)
+        r = ls_storage_retry_open(ctx, st, STORAGE_ATTEMPTS, out);
+    return r;
 }
 
 /* Trim the spool to what the slowest replica still needs. */

@@ -9,9 +9,10 @@
  *      uploaded at or before the target time; and the WAL segments after it,
  *      in (index, offset) order, up to the target. Every index from the
  *      snapshot's on must start at offset 0 and have no gap.
- *   3. Download the segments in parallel (per-object retries), decompress each
- *      into a per-index temp WAL file at its own offset, so they can arrive in
- *      any order; then check each index's offsets are contiguous.
+ *   3. Download the segments in parallel (the storage handle retries and
+ *      resumes each object, retry.c), decompress each into a per-index temp
+ *      WAL file at its own offset, so they can arrive in any order; then
+ *      check each index's offsets are contiguous.
  *   4. Scan each temp WAL (checksums, salts, commit frames) and build one map:
  *      page -> newest committed frame up to the target. The last commit gives
  *      the database size.
@@ -42,7 +43,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define GET_ATTEMPTS 4
 
 /* One WAL index being rebuilt from its segments. */
 typedef struct rs_index {
@@ -93,30 +93,22 @@ static int at_write(void *ud, const uint8_t *buf, size_t n)
     return rc;
 }
 
+/* One segment into its index's temp WAL; the storage handle retries (retry.c). */
 static int fetch_segment(ls_ctx *ctx, rs_state *s, rs_seg *sg)
 {
     char key[LS_LAYOUT_KEY_MAX];
     ls_layout_wal_key(key, sizeof(key), s->gen, sg->obj->index, sg->obj->offset);
-    int rc = 0;
-    for (int attempt = 0; attempt < GET_ATTEMPTS; attempt++) {
-        at_writer aw = {sg->ix->fd, sg->obj->offset, 0, ctx};
-        ls_writer sink = {at_write, &aw}, in;
-        ls_lz4_writer *z = NULL;
-        rc = ls_lz4_writer_new(ctx, &sink, &z, &in);
-        if (!rc)
-            rc = s->st->get(s->st, ctx, key, 0, -1, &in);
-        if (!rc)
-            rc = ls_lz4_writer_finish(z);
-        ls_lz4_writer_free(z);
-        if (!rc) {
-            sg->len = aw.written;
-            return 0;
-        }
-        /* A missing or damaged object will not get better; anything else may. */
-        if (rc == LS_ENOENT || rc == LS_ECORRUPT || rc == LS_ENOSPC)
-            break;
-        usleep((useconds_t)(100000u << attempt));
-    }
+    at_writer aw = {sg->ix->fd, sg->obj->offset, 0, ctx};
+    ls_writer sink = {at_write, &aw}, in;
+    ls_lz4_writer *z = NULL;
+    int rc = ls_lz4_writer_new(ctx, &sink, &z, &in);
+    if (!rc)
+        rc = s->st->get(s->st, ctx, key, 0, -1, &in);
+    if (!rc)
+        rc = ls_lz4_writer_finish(z);
+    ls_lz4_writer_free(z);
+    if (!rc)
+        sg->len = aw.written;
     return rc;
 }
 

@@ -141,6 +141,15 @@ int ls_storage_sftp_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **
 int ls_storage_abs_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
 
 /*
+ * Wrap `inner` (owned from now on, also on failure) so that transient
+ * failures (retry.h) of get, list, stat and del are retried, up to
+ * `attempts` tries per call with backoff from 100 ms to 5 s; get resumes
+ * where the failed try stopped. put is passed through. Type, name and desc
+ * are the inner backend's.
+ */
+int ls_storage_retry_open(ls_ctx *ctx, ls_storage *inner, unsigned attempts, ls_storage **out);
+
+/*
  * Convenience: put a memory buffer, get a whole object into a malloc'd
  * buffer (*out is NULL when the object is empty).
  */

@@ -42,6 +42,7 @@ typedef struct fixture {
                       remote: the case's key prefix or remote directory */
     ls_ctx *ctx;
     ls_storage *s; /* backend under test */
+    ls_storage *fault; /* the fault wrapper inside s (retry tests), not owned */
 } fixture;
 
 static ls_storage *open_file(fixture *f)
@@ -345,6 +346,79 @@ static int has_file_root(const fixture *f)
 {
     /* the SFTP server is local: its remote directory can be looked at too */
     return f->kind == KIND_FILE || f->kind == KIND_FAULT || f->kind == KIND_SFTP;
+}
+
+/* ---- the retrying wrapper (fault wrapper inside, file backend at the bottom) ---- */
+
+static int setup_retry(void **state)
+{
+    setup_kind(state, KIND_FAULT);
+    fixture *f = *state;
+    f->fault = f->s;
+    assert_int_equal(ls_storage_retry_open(f->ctx, f->fault, 4, &f->s), 0);
+    return 0;
+}
+
+static void t_retry_resumes_get(void **state)
+{
+    fixture *f = *state;
+    uint8_t *data = make_data(300000, 23);
+    put(f, "g/obj", data, 300000);
+    /* Two cuts mid-transfer: the third try delivers the rest, nothing twice. */
+    ls_fault cut = {LS_FAULT_GET, 0, 2, LS_ENET, 70000};
+    ls_storage_fault_set(f->fault, &cut);
+    sink k = {0};
+    assert_int_equal(get_range(f, "g/obj", 0, -1, &k), 0);
+    assert_int_equal(k.b.n, 300000);
+    assert_memory_equal(k.b.p, data, 300000);
+    assert_int_equal(ls_storage_fault_calls(f->fault, LS_FAULT_GET), 3);
+    ls_buf_free(&k.b);
+    /* A range resumes within the range. */
+    ls_storage_fault_set(f->fault, &cut);
+    assert_int_equal(get_range(f, "g/obj", 1000, 150000, &k), 0);
+    assert_int_equal(k.b.n, 150000);
+    assert_memory_equal(k.b.p, data + 1000, 150000);
+    ls_buf_free(&k.b);
+    /* More failures than tries: the last failure comes back. */
+    ls_fault down = {LS_FAULT_GET, 0, -1, LS_ENET, -1};
+    ls_storage_fault_set(f->fault, &down);
+    assert_int_equal(get_range(f, "g/obj", 0, -1, &k), LS_ENET);
+    assert_int_equal(ls_storage_fault_calls(f->fault, LS_FAULT_GET), 4);
+    ls_buf_free(&k.b);
+    free(data);
+}
+
+static void t_retry_only_transient(void **state)
+{
+    fixture *f = *state;
+    put_str(f, "a/b", "x");
+    ls_fault perm = {LS_FAULT_ALL, 0, -1, LS_EPERM, -1};
+    ls_storage_fault_set(f->fault, &perm);
+    sink k = {0};
+    ls_obj o;
+    ls_obj_list l = {0};
+    assert_int_equal(get_range(f, "a/b", 0, -1, &k), LS_EPERM);
+    assert_int_equal(f->s->stat(f->s, f->ctx, "a/b", &o), LS_EPERM);
+    assert_int_equal(f->s->list(f->s, f->ctx, "", &l), LS_EPERM);
+    assert_int_equal(ls_storage_fault_calls(f->fault, LS_FAULT_ALL), 3);
+    ls_obj_list_free(&l);
+    ls_buf_free(&k.b);
+    /* Transient list/stat/del failures are retried; a failed put is not. */
+    ls_fault flaky = {LS_FAULT_LIST | LS_FAULT_STAT | LS_FAULT_DEL, 0, 1, LS_ENET, -1};
+    ls_storage_fault_set(f->fault, &flaky);
+    assert_int_equal(f->s->list(f->s, f->ctx, "", &l), 0);
+    assert_int_equal(l.n, 1);
+    ls_obj_list_free(&l);
+    ls_storage_fault_set(f->fault, &flaky);
+    assert_int_equal(f->s->stat(f->s, f->ctx, "a/b", &o), 0);
+    ls_storage_fault_set(f->fault, &flaky);
+    const char *keys[] = {"a/b"};
+    assert_int_equal(f->s->del(f->s, f->ctx, keys, 1), 0);
+    expect_missing(f, "a/b");
+    ls_fault put_fails = {LS_FAULT_PUT, 0, 1, LS_ENET, -1};
+    ls_storage_fault_set(f->fault, &put_fails);
+    assert_int_equal(ls_storage_put_buf(f->s, f->ctx, "a/c", "y", 1), LS_ENET);
+    assert_int_equal(ls_storage_fault_calls(f->fault, LS_FAULT_PUT), 1);
 }
 
 /* ---- the contract, for every backend ---- */
@@ -968,6 +1042,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_fault_partial_put, setup_fault, teardown),
         cmocka_unit_test_setup_teardown(t_fault_partial_get, setup_fault, teardown),
     };
+    const struct CMUnitTest retry_tests[] = {
+        CONTRACT(setup_retry),
+        cmocka_unit_test_setup_teardown(t_retry_resumes_get, setup_retry, teardown),
+        cmocka_unit_test_setup_teardown(t_retry_only_transient, setup_retry, teardown),
+    };
     const struct CMUnitTest s3_tests[] = {
         CONTRACT(setup_s3),
     };
@@ -982,6 +1061,7 @@ int main(void)
     failed += cmocka_run_group_tests_name("file backend", file_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("mem backend", mem_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("fault wrapper (pass-through)", fault_tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("retry wrapper", retry_tests, NULL, NULL);
     if (getenv("LS_TEST_SERVERS")) {
         failed += cmocka_run_group_tests_name("s3 backend (s3rver)", s3_tests, NULL, NULL);
         failed += cmocka_run_group_tests_name("sftp backend (sshd)", sftp_tests, NULL, NULL);
