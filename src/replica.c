@@ -61,7 +61,14 @@ static int learn_position(ls_replica *r, const ls_spool_pos *sp)
     char best_key[KEY_MAX] = "";
 
     ls_layout_gen_prefix(prefix, sizeof(prefix), sp->gen);
-    if ((rc = r->st->list(r->st, r->ctx, prefix, &l)) != 0)
+    rc = r->st->list(r->st, r->ctx, prefix, &l);
+    pthread_mutex_lock(&r->mu);
+    if (r->contact == 0) {
+        r->contact = rc ? rc : 1;
+        ls_strlcpy(r->contact_msg, rc ? ls_errmsg(r->ctx) : "", sizeof(r->contact_msg));
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (rc)
         return rc;
     memcpy(r->gen, sp->gen, sizeof(r->gen));
     r->have_snapshot = 0;
@@ -584,6 +591,15 @@ int ls_replica_flush(ls_replica *r)
         r->have_pos = 0;
     }
     return rc;
+}
+
+int ls_replica_contact(ls_replica *r, char *msg, size_t msgsz)
+{
+    pthread_mutex_lock(&r->mu);
+    int c = r->contact;
+    ls_strlcpy(msg, r->contact_msg, msgsz);
+    pthread_mutex_unlock(&r->mu);
+    return c;
 }
 
 uint32_t ls_replica_needs_from(ls_replica *r, const char *gen)

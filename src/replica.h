@@ -42,6 +42,9 @@ typedef struct ls_replica {
     uint32_t shipped_index;         /* every index below this is on the replica */
     char shipped_gen[LS_GEN_LEN + 1];
     uint64_t segments, bytes, snapshots; /* statistics */
+    int contact;                    /* first listing: 0 not yet, 1 done, < 0 its failure */
+    char contact_msg[512];          /* the failure's message */
+    int unusable;                   /* refused for good at start: no final flush */
     pthread_t th;
     int started;
     /* Periodic validation runs in a thread of its own: it waits for this
@@ -60,6 +63,11 @@ int ls_replica_new(ls_ctx *parent, ls_source *src, ls_storage *st, const ls_repl
 int ls_replica_start(ls_replica *r);
 /* Ship everything the spool holds now (used at shutdown); returns 0 or the last error. */
 int ls_replica_flush(ls_replica *r);
+/*
+ * How the replica's first listing went (thread-safe): 0 not done yet, 1
+ * succeeded, or its failure code with the message copied into msg.
+ */
+int ls_replica_contact(ls_replica *r, char *msg, size_t msgsz);
 /* Join the thread (after ls_source_stop) and free. NULL is a no-op. */
 void ls_replica_free(ls_replica *r);
 /* One pass of the worker loop: ship, snapshot if due, retention if due. */

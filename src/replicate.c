@@ -12,6 +12,7 @@
 #include "replicate.h"
 
 #include "fsutil.h"
+#include "retry.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -269,6 +270,38 @@ fail:
     return rc;
 }
 
+/*
+ * Wait (at most CONTACT_WAIT_MS) for every replica's first listing. One that
+ * was refused for good (credentials, a missing bucket: ls_permanent) stops
+ * the start, so a misconfigured replica is an exit status and a message,
+ * not a log line repeated forever. One that is only unreachable is not:
+ * its worker keeps retrying, and the spool keeps what it has not shipped.
+ */
+#define CONTACT_WAIT_MS 15000
+
+static int await_contact(ls_engine *e, volatile sig_atomic_t *stop)
+{
+    char msg[512];
+    uint64_t deadline = ls_now_ms() + CONTACT_WAIT_MS;
+    for (;;) {
+        int pending = 0;
+        for (size_t i = 0; i < e->ndb; i++) {
+            for (size_t j = 0; j < e->dbs[i].nrep; j++) {
+                ls_replica *r = e->dbs[i].reps[j];
+                int c = ls_replica_contact(r, msg, sizeof(msg));
+                if (c < 0 && ls_permanent(c)) {
+                    r->unusable = 1;
+                    return ls_err(e->ctx, c, "%s", msg);
+                }
+                pending += c == 0;
+            }
+        }
+        if (!pending || *stop || ls_now_ms() > deadline)
+            return 0;
+        usleep(20000);
+    }
+}
+
 int ls_engine_run(ls_engine *e, volatile sig_atomic_t *stop)
 {
     int rc = 0;
@@ -284,6 +317,8 @@ int ls_engine_run(ls_engine *e, volatile sig_atomic_t *stop)
         }
         d->started = 1;
     }
+    if ((rc = await_contact(e, stop)) != 0)
+        goto shutdown;
     while (!*stop)
         usleep(50000);
 
@@ -306,7 +341,7 @@ shutdown:
                 pthread_join(r->th, NULL);
                 r->started = 0;
             }
-            if (ls_replica_flush(r) != 0) {
+            if (!r->unusable && ls_replica_flush(r) != 0) {
                 ls_log(e->ctx, LS_LOG_ERROR, "final replica sync failed db=%s replica=%s "
                        "error=\"%s\"", d->src->path, r->name, ls_errmsg(r->ctx));
                 if (!rc)
