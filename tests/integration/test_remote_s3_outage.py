@@ -1,0 +1,106 @@
+"""An S3 replica whose server goes away while the application writes.
+
+A private s3rver (not the shared fixture's, which other tests use) is killed
+with SIGKILL mid-replication and kept down for LS_OUTAGE_SECONDS (30 by
+default) while the writer keeps committing, then restarted on the same port
+with the same data. What must hold:
+
+  * the application never blocks: every commit during the outage finishes
+    in well under a second of SQLite work (the bound below is loose, 3 s, so
+    that only a real stall trips it), and it keeps committing throughout;
+  * the WAL stays bounded (litesafe keeps restarting it: committed frames
+    wait in the local spool, not in the WAL);
+  * the replicator notices (it logs failed syncs) and does not exit;
+  * after the server returns the replica catches up by itself, and a restore
+    equals the source exactly, with nothing lost or torn;
+  * a clean stop afterwards exits 0.
+"""
+import os
+import signal
+import sqlite3
+import time
+
+import s3_server
+
+from conftest import run
+from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
+    reaper, replicator, start_writer, read_progress, write_s3_config, check_log, digest,
+    fresh)
+
+OUTAGE = float(os.environ.get("LS_OUTAGE_SECONDS", "30"))
+
+
+def restore_cfg(tmp, cfg, db):
+    out = fresh(tmp, "restored")
+    r = run("restore", "-config", cfg, "-o", out, db, timeout=300)
+    return out, r
+
+
+def wait_caught_up(tmp, cfg, db, want, timeout):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        out, r = restore_cfg(tmp, cfg, db)
+        if r.rc == 0 and digest(out) == want:
+            return out
+        last = r.err.strip() if r.rc else "content differs"
+        if os.path.exists(out):
+            os.unlink(out)
+        time.sleep(0.5)
+    raise AssertionError("replica never caught up after the outage: %s" % last)
+
+
+def test_server_killed_for_a_while(tmp_path):
+    srv = s3_server.start(str(tmp_path / "s3"))
+    try:
+        env = srv["env"]
+        db = str(tmp_path / "app.db")
+        sqlite3.connect(db).execute("PRAGMA journal_mode=wal").fetchall()
+        cfg = write_s3_config(tmp_path / "ls.yml", db, env, "outage/app")
+        rep = replicator(tmp_path, "-config", cfg)
+        stop_file = str(tmp_path / "stop")
+        progress = str(tmp_path / "progress")
+        w = start_writer(tmp_path, db, progress, stop_file=stop_file, sleep=0.005,
+                         payload="200:4000", seed=7)
+        time.sleep(3)
+
+        # The outage: SIGKILL, like a crashed server or a cut network.
+        for pid in srv["pids"]:
+            os.killpg(pid, signal.SIGKILL)
+        s3_server.stop(srv)
+        t_down = time.time()
+        wal_max = 0
+        while time.time() - t_down < OUTAGE:
+            try:
+                wal_max = max(wal_max, os.path.getsize(db + "-wal"))
+            except FileNotFoundError:
+                pass
+            assert rep.alive(), "the replicator exited during the outage:\n" + rep.tail()
+            time.sleep(0.25)
+        t_up = time.time()
+        srv = s3_server.start(str(tmp_path / "s3"), port=srv["port"])
+        time.sleep(2)
+        open(stop_file, "w").close()
+        assert w.wait(60) == 0, w.tail()
+
+        pr = read_progress(progress)
+        during = [c for c in pr.commits if t_down <= c[2] and c[3] <= t_up]
+        assert len(during) > 100, "the writer hardly committed while S3 was down: %d" % len(during)
+        slowest = max(c[3] - c[2] for c in pr.commits)
+        assert slowest < 3.0, "a commit took %.2f s: the application was blocked" % slowest
+        gaps = [b[2] - a[3] for a, b in zip(during, during[1:])]
+        assert max(gaps) < 3.0, "the writer stalled %.2f s between commits" % max(gaps)
+        assert wal_max < 64 << 20, "the WAL grew to %d bytes during the outage" % wal_max
+
+        src = check_log(db, want_cks=True)
+        out = wait_caught_up(tmp_path, cfg, db, digest(db), timeout=90)
+        got = check_log(out, ref=src)
+        assert got.rows == src.rows
+
+        rep.signal(signal.SIGTERM)
+        assert rep.wait(60) == 0, rep.tail()
+        log = rep.text()
+        assert "replica sync failed" in log, "the outage went unnoticed?\n" + log[-3000:]
+        assert env["LS_TEST_S3_SECRET_KEY"] not in log, "a credential is in the log"
+    finally:
+        s3_server.stop(srv)
