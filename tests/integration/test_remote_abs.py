@@ -10,16 +10,24 @@ auth), through the real litesafe binary and a config file:
     LITESAFE_AZURE_ACCOUNT_KEY;
   * a wrong account key: replicate and restore fail with a message naming
     the replica, and no key in the output;
-  * a container that does not exist: a clear error saying so.
+  * a container that does not exist: a clear error saying so;
+  * Litestream 0.3.13 reads the same config: it restores litesafe's abs
+    replica, and litesafe restores one Litestream wrote.
 """
 import os
+import signal
+import subprocess
 import time
 
 import pytest
 
 from conftest import run
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
-    reaper, replicator, start_writer, write, check_log, digest, fresh)
+    reaper, LITESTREAM, replicator, litestream_replicator, start_writer, write, check_log,
+    digest, fresh)
+
+have_litestream = pytest.mark.skipif(not os.access(LITESTREAM, os.X_OK),
+                                     reason="Litestream 0.3.13 is not installed (scripts/deps.sh)")
 
 # Valid base64 of 64 bytes, not the account's key.
 WRONG_KEY = "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6MTI="
@@ -53,6 +61,14 @@ def restore_cfg(tmp, cfg, db, *opts, env=None):
     out = fresh(tmp, "restored")
     r = run("restore", "-config", cfg, "-o", out, *opts, db, timeout=300, env=env)
     return out, r
+
+
+def litestream_restore_cfg(tmp, cfg, db):
+    out = fresh(tmp, "lt-restored")
+    p = subprocess.run([LITESTREAM, "restore", "-config", cfg, "-o", out, db],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, "litestream restore: %s" % p.stderr
+    return out
 
 
 def wait_restorable(tmp, cfg, db, want, timeout=60):
@@ -117,6 +133,9 @@ def test_replicate_and_restore_abs(tmp_path, servers):
     assert r.rc == 0, r
     assert digest(out2) == want
 
+    if os.access(LITESTREAM, os.X_OK):  # Litestream reads the same replica
+        assert digest(litestream_restore_cfg(tmp_path, cfg, db)) == want
+
 
 def assert_clean_failure(r, servers, *words):
     """Non-zero exit; the message names the replica and says why; no key shown."""
@@ -177,3 +196,29 @@ def test_missing_container(tmp_path, servers):
     rep.wait_log(r"does not exist", timeout=30)
     exited, rc = stopped_on_its_own(rep)
     check_gave_up(exited, rc, rep)
+
+
+@have_litestream
+def test_restore_litestream_abs_replica(tmp_path, servers):
+    db = str(tmp_path / "app.db")
+    cfg = write_abs_config(tmp_path / "cfg.yml", db, servers, "e2e/%d/lt" % os.getpid())
+    progress = tmp_path / "progress"
+    write(db, progress, txns=20, seed=5)
+    lt = litestream_replicator(tmp_path, "-config", cfg)
+    w = start_writer(tmp_path, db, progress, txns=100, sleep=0.003, seed=6)
+    assert w.wait(300) == 0, w.tail()
+    src = check_log(db, want_cks=True)
+    # Litestream syncs once a second (and writes its own table into the db).
+    deadline = time.monotonic() + 60
+    while True:
+        want = digest(db)
+        out, r = restore_cfg(tmp_path, cfg, db)
+        if r.rc == 0 and digest(out) == want:
+            break
+        assert time.monotonic() < deadline, "litesafe never restored Litestream's replica: %r" % r
+        time.sleep(1)
+    lt.signal(signal.SIGTERM)
+    lt.wait(60)
+    assert check_log(out, ref=src).rows == src.rows
+    gens = run("generations", "-config", cfg, db, "--json")
+    assert gens.rc == 0 and len(gens.json["generations"]) >= 1, gens
