@@ -88,15 +88,15 @@
 #define BLOCK_ID_LEN 16
 
 typedef struct abs_store {
-    ls_storage base;      /* must be first: the vtable and names */
-    ls_http_pool *pool;   /* curl handles, timeouts, TLS options */
-    char *account;        /* account name */
-    uint8_t key[128];     /* the decoded account key (secret) */
-    size_t keylen;        /* its length */
-    char *container;      /* container name */
-    char *prefix;         /* "" or "<path>/": prepended to every key */
-    char *endpoint;       /* blob service URL, no trailing '/' */
-    const char *ep_path;  /* the path part of endpoint ("" or "/..."), inside it */
+    ls_storage base;     /* must be first: the vtable and names */
+    ls_http_pool *pool;  /* curl handles, timeouts, TLS options */
+    char *account;       /* account name */
+    uint8_t key[128];    /* the decoded account key (secret) */
+    size_t keylen;       /* its length */
+    char *container;     /* container name */
+    char *prefix;        /* "" or "<path>/": prepended to every key */
+    char *endpoint;      /* blob service URL, no trailing '/' */
+    const char *ep_path; /* the path part of endpoint ("" or "/..."), inside it */
 } abs_store;
 
 /* One query parameter or header: name and value. */
@@ -107,17 +107,17 @@ typedef struct abs_kv {
 
 /* One request to send: what abs_send builds the URL, headers and signature from. */
 typedef struct abs_call {
-    const char *op;      /* "put", "get", ... for messages */
-    const char *key;     /* key for messages (NULL: container-level) */
-    const char *method;  /* HTTP method */
-    const char *name;    /* full blob name (prefix + key), NULL: the container itself */
-    abs_kv q[6];         /* query parameters */
-    size_t nq;
-    abs_kv h[4];         /* extra x-ms-* headers (besides date and version) */
-    size_t nh;
-    const char *ctype;   /* Content-Type, NULL: none */
-    int64_t clen;        /* Content-Length of the body (http.c sends it), -1: no body */
-    int range_416_ok;    /* 1: 416 (range not satisfiable) is success with no bytes */
+    const char *op;     /* "put", "get", ... for messages */
+    const char *key;    /* key for messages (NULL: container-level) */
+    const char *method; /* HTTP method */
+    const char *name;   /* full blob name (prefix + key), NULL: the container itself */
+    abs_kv q[6];        /* query parameters */
+    size_t nq;          /* their count */
+    abs_kv h[4];        /* extra x-ms-* headers (besides date and version) */
+    size_t nh;          /* their count */
+    const char *ctype;  /* Content-Type, NULL: none */
+    int64_t clen;       /* Content-Length of the body (http.c sends it), -1: no body */
+    int range_416_ok;   /* 1: 416 (range not satisfiable) is success with no bytes */
 } abs_call;
 
 static int kv_cmp(const void *a, const void *b)
@@ -205,8 +205,7 @@ static int sign(const abs_store *as, const abs_call *c, const abs_kv *hdrs, size
  * Returns ls_http_do's result (0 when a reply arrived, whatever its status),
  * with the message already worded for the object on failure.
  */
-static int abs_send(abs_store *as, ls_ctx *ctx, abs_call *c, ls_http_req *hr,
-                    ls_http_resp *resp)
+static int abs_send(abs_store *as, ls_ctx *ctx, abs_call *c, ls_http_req *hr, ls_http_resp *resp)
 {
     ls_buf path = {0}, url = {0};
     struct curl_slist *hl = NULL;
@@ -305,8 +304,8 @@ static int reply_err(abs_store *as, ls_ctx *ctx, const abs_call *c, const ls_htt
                               "access denied: HTTP %ld %s%s%s (check account-name and "
                               "account-key)",
                               resp->status, *code ? code : "", *msg ? ": " : "", msg);
-    return ls_storage_err(&as->base, ctx, lsrc, c->op, c->key, "HTTP %ld%s%s%s%s",
-                          resp->status, *code ? " " : "", code, *msg ? ": " : "", msg);
+    return ls_storage_err(&as->base, ctx, lsrc, c->op, c->key, "HTTP %ld%s%s%s%s", resp->status,
+                          *code ? " " : "", code, *msg ? ": " : "", msg);
 }
 
 /* Send c and check its status: for calls whose reply carries nothing we need. */
@@ -366,10 +365,13 @@ static int read_full(abs_store *as, ls_ctx *ctx, const char *key, ls_reader *r, 
  * One Put Blob: the body is r streamed (when r is not NULL) or n bytes of
  * buf. Returns 0 or the failure.
  */
-static int put_blob(abs_store *as, ls_ctx *ctx, const char *key, const char *name,
-                    ls_reader *r, const uint8_t *buf, size_t n)
+static int put_blob(abs_store *as, ls_ctx *ctx, const char *key, const char *name, ls_reader *r,
+                    const uint8_t *buf, size_t n)
 {
-    abs_call c = {.op = "put", .key = key, .method = "PUT", .name = name,
+    abs_call c = {.op = "put",
+                  .key = key,
+                  .method = "PUT",
+                  .name = name,
                   .ctype = "application/octet-stream"};
     ls_http_req hr = {.has_body = 1};
 
@@ -398,8 +400,12 @@ static int put_block(abs_store *as, ls_ctx *ctx, const char *key, const char *na
     raw[11] = (uint8_t)i;
     ls_http_base64(raw, sizeof(raw), id);
 
-    abs_call c = {.op = "put", .key = key, .method = "PUT", .name = name,
-                  .ctype = "application/octet-stream", .clen = (int64_t)n};
+    abs_call c = {.op = "put",
+                  .key = key,
+                  .method = "PUT",
+                  .name = name,
+                  .ctype = "application/octet-stream",
+                  .clen = (int64_t)n};
     c.q[c.nq++] = (abs_kv){"comp", "block"};
     c.q[c.nq++] = (abs_kv){"blockid", id};
     ls_http_req hr = {.has_body = 1, .body_buf = buf, .body_len = n};
@@ -410,8 +416,12 @@ static int put_block(abs_store *as, ls_ctx *ctx, const char *key, const char *na
 static int put_block_list(abs_store *as, ls_ctx *ctx, const char *key, const char *name,
                           const ls_buf *xml)
 {
-    abs_call c = {.op = "put", .key = key, .method = "PUT", .name = name,
-                  .ctype = "application/xml", .clen = (int64_t)xml->n};
+    abs_call c = {.op = "put",
+                  .key = key,
+                  .method = "PUT",
+                  .name = name,
+                  .ctype = "application/xml",
+                  .clen = (int64_t)xml->n};
     c.q[c.nq++] = (abs_kv){"comp", "blocklist"};
     ls_http_req hr = {.has_body = 1, .body_buf = xml->p, .body_len = xml->n};
     return abs_run(as, ctx, &c, &hr);
@@ -423,8 +433,7 @@ static int put_block_list(abs_store *as, ls_ctx *ctx, const char *key, const cha
  *   2. else Put Block for it and for each following buffer, listing the ids;
  *   3. Put Block List commits them in order (the blob appears only now).
  */
-static int put_blocks(abs_store *as, ls_ctx *ctx, const char *key, const char *name,
-                      ls_reader *r)
+static int put_blocks(abs_store *as, ls_ctx *ctx, const char *key, const char *name, ls_reader *r)
 {
     uint8_t *buf = NULL, nonce[8];
     ls_buf xml = {0};
@@ -455,9 +464,9 @@ static int put_blocks(abs_store *as, ls_ctx *ctx, const char *key, const char *n
             goto cleanup;
         }
         if (nblk >= MAX_BLOCKS) {
-            rc = ls_storage_err(&as->base, ctx, LS_EUSAGE, "put", key,
-                                "object larger than %d blocks of %zu bytes", MAX_BLOCKS,
-                                BLOCK_SIZE);
+            rc =
+                ls_storage_err(&as->base, ctx, LS_EUSAGE, "put", key,
+                               "object larger than %d blocks of %zu bytes", MAX_BLOCKS, BLOCK_SIZE);
             goto cleanup;
         }
         if ((rc = put_block(as, ctx, key, name, nonce, nblk, buf, n, id)) != 0)
@@ -510,8 +519,8 @@ static int abs_get(ls_storage *s, ls_ctx *ctx, const char *key, uint64_t off, in
     int rc = blob_name(as, ctx, "get", key, 0, &name);
     if (rc)
         return rc;
-    abs_call c = {.op = "get", .key = key, .method = "GET", .name = name, .clen = -1,
-                  .range_416_ok = 1};
+    abs_call c = {
+        .op = "get", .key = key, .method = "GET", .name = name, .clen = -1, .range_416_ok = 1};
     if (len >= 0 || off > 0) {
         if (len == 0) /* nothing asked: still report a missing object */
             snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)off,
@@ -573,8 +582,7 @@ static int abs_del(ls_storage *s, ls_ctx *ctx, const char *const *keys, size_t n
         char *name = NULL;
         if ((rc = blob_name(as, ctx, "delete", keys[i], 0, &name)) != 0)
             return rc;
-        abs_call c = {.op = "delete", .key = keys[i], .method = "DELETE", .name = name,
-                      .clen = -1};
+        abs_call c = {.op = "delete", .key = keys[i], .method = "DELETE", .name = name, .clen = -1};
         ls_http_req hr = {0};
         rc = abs_run(as, ctx, &c, &hr);
         if (rc == LS_ENOENT) /* already gone */
@@ -604,8 +612,7 @@ static int parse_page(abs_store *as, ls_ctx *ctx, const char *prefix, const ls_h
     if (resp->truncated)
         return ls_storage_err(&as->base, ctx, LS_EIO, "list", prefix, "reply too large");
     if (!strstr(p, "<EnumerationResults"))
-        return ls_storage_err(&as->base, ctx, LS_EIO, "list", prefix,
-                              "reply is not a blob list");
+        return ls_storage_err(&as->base, ctx, LS_EIO, "list", prefix, "reply is not a blob list");
     while (!rc && (p = ls_xml_next(p, end, "Blob", &v, &vl)) != NULL) {
         char size[32] = "", mtime[64] = "";
         const char *nv;
@@ -681,7 +688,7 @@ static void abs_close(ls_storage *s)
     free(as->container);
     free(as->prefix);
     free(as->endpoint);
-    memset(as->key, 0, sizeof(as->key));
+    explicit_bzero(as->key, sizeof(as->key)); /* the secret does not outlive the handle */
     free(as);
 }
 
@@ -746,8 +753,7 @@ static int abs_config(abs_store *as, ls_ctx *ctx, const ls_storage_opts *opts, c
     }
     int kl = ls_http_base64_decode(opts->account_key, as->key, sizeof(as->key));
     if (kl <= 0) {
-        rc = ls_err(ctx, LS_EUSAGE, "replica %s: abs replica: account-key is not valid base64",
-                    rn);
+        rc = ls_err(ctx, LS_EUSAGE, "replica %s: abs replica: account-key is not valid base64", rn);
         goto cleanup;
     }
     as->keylen = (size_t)kl;
@@ -798,8 +804,8 @@ int ls_storage_abs_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **o
         return ls_err(ctx, LS_ENOMEM, "out of memory");
     if ((rc = abs_config(as, ctx, opts, rn)) != 0)
         goto fail;
-    ls_http_opts ho = {.timeout_ms = opts->timeout_ms, .skip_verify = opts->skip_verify,
-                       .ca_file = opts->ca_file};
+    ls_http_opts ho = {
+        .timeout_ms = opts->timeout_ms, .skip_verify = opts->skip_verify, .ca_file = opts->ca_file};
     if ((rc = ls_http_pool_new(ctx, &ho, &as->pool)) != 0)
         goto fail;
     size_t pl = strlen(as->prefix);
