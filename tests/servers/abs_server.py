@@ -171,7 +171,12 @@ def stop(info):
 
 
 if __name__ == "__main__":
-    # Manual use: abs_server.py DIR -> starts, prints the env, waits for ^C.
+    # Manual use: abs_server.py DIR -> starts, prints the env, stops on ^C or SIGTERM.
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     i = start(sys.argv[1] if len(sys.argv) > 1 else "/tmp/abs-server")
     for k, v in sorted(i["env"].items()):
         print("%s=%s" % (k, v))
