@@ -40,6 +40,7 @@ static int log_level_parse(const char *s)
 typedef struct run_arg {
     ls_engine *e;
     volatile sig_atomic_t stop;
+    volatile sig_atomic_t done;     /* the engine returned (a failure at start) */
     int rc;
 } run_arg;
 
@@ -47,6 +48,7 @@ static void *engine_thread(void *p)
 {
     run_arg *a = p;
     a->rc = ls_engine_run(a->e, &a->stop);
+    __atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -123,7 +125,7 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
             ls_log(env->ctx, LS_LOG_INFO, "replicating db=%s replica=%s type=%s", cfg->dbs[i].path,
                    cfg->dbs[i].replicas[j].name, cfg->dbs[i].replicas[j].type);
 
-    run_arg ra = {e, 0, 0};
+    run_arg ra = {e, 0, 0, 0};
     pthread_t th;
     if (pthread_create(&th, NULL, engine_thread, &ra) != 0) {
         ls_engine_free(e);
@@ -132,14 +134,16 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
     }
     pid_t child = exec_cmd ? spawn(env, exec_cmd) : 0;
     int status = 0, child_done = child <= 0, forwarded = 0;
-    while (!child_done || (!exec_cmd && !cli_stop)) {
-        if (cli_stop && child > 0 && !forwarded) {
+    /* Until a signal, the -exec child's exit, or the engine's own end. */
+    for (;;) {
+        int engine_done = __atomic_load_n(&ra.done, __ATOMIC_ACQUIRE);
+        if ((cli_stop || engine_done) && child > 0 && !child_done && !forwarded) {
             kill(child, SIGTERM);
             forwarded = 1;
         }
         if (child > 0 && !child_done && waitpid(child, &status, WNOHANG) == child)
             child_done = 1;
-        if (!exec_cmd && cli_stop)
+        if (exec_cmd ? child_done : (cli_stop || engine_done))
             break;
         usleep(50000);
     }

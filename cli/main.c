@@ -67,16 +67,25 @@ static void usage(FILE *f)
  * A password in a URL argument (sftp://user:secret@host/...) would show in
  * `ps` and /proc/PID/cmdline for as long as the replicator runs. The command
  * works on private copies of the arguments; the originals, which are what
- * `ps` shows, get the password overwritten with 'x'. The copies live as long
- * as the process (reachable through a static, so leak checkers agree).
+ * `ps` shows, get the password overwritten with 'x'. The copies are freed at
+ * exit.
  */
 static char **hidden_argv;
+
+static void free_hidden_argv(void)
+{
+    for (size_t i = 0; hidden_argv && hidden_argv[i]; i++)
+        free(hidden_argv[i]);
+    free(hidden_argv);
+    hidden_argv = NULL;
+}
 
 static char **hide_secrets(int argc, char **argv)
 {
     hidden_argv = calloc((size_t)argc + 1, sizeof(char *));
     if (!hidden_argv)
         return argv;
+    atexit(free_hidden_argv);
     for (int i = 0; i < argc; i++) {
         if (!(hidden_argv[i] = strdup(argv[i])))
             return argv;
