@@ -50,7 +50,8 @@
  *      ".<base>.<random>.old", rename the new one in, unlink the old one.
  *      If the second rename fails, the old object is renamed back. Between
  *      the two renames (one round trip) a reader sees no object (LS_ENOENT);
- *      a crash there leaves the old object under its hidden ".old" name.
+ *      a crash or a lost connection there leaves the old object under its
+ *      hidden ".old" name (the caller's retry of the put then writes the key).
  *      Core's keys are almost all written once, so this window is rare.
  * On failure the temp file is removed (when the session still works). Names
  * starting with '.' are the backend's own: list skips them, keys cannot use
@@ -937,7 +938,8 @@ static int upload(sftp_store *ss, ls_ctx *ctx, sftp_conn *c, const char *key, ls
     int rc = 0;
     if (!buf)
         return ls_err(ctx, LS_ENOMEM, "out of memory");
-    ls_err_clear(ctx);
+    if (ctx)
+        ls_err_clear(ctx); /* a reader's own message is then the one kept */
     for (int eof = 0; !eof;) {
         size_t n = 0;
         while (n < SFTP_BUF) {
@@ -1101,7 +1103,8 @@ static int sftp_get(ls_storage *s, ls_ctx *ctx, const char *key, uint64_t off, i
         goto cleanup; /* no bytes (SFTP servers take offsets as signed) */
     if (off > 0)
         libssh2_sftp_seek64(h, off);
-    ls_err_clear(ctx);
+    if (ctx)
+        ls_err_clear(ctx); /* a writer's own message is then the one kept */
     uint64_t left = len < 0 ? UINT64_MAX : (uint64_t)len;
     while (left > 0) {
         size_t want = left < SFTP_BUF ? (size_t)left : SFTP_BUF;

@@ -4,6 +4,7 @@
     an absolute remote path), then restores of the latest state, a point in
     time (-timestamp at a pause point) and an index, compared with the source
     byte for byte; generations / snapshots / wal list the replica;
+  * Litestream 0.3.13 restores the same replica (when its binary is installed);
   * a bare URL on the command line (sftp://user@host:port/rel): the key and
     known_hosts come from ~/.ssh as with ssh, and the path is relative to the
     login directory (as Litestream 0.3 resolves URL paths);
@@ -27,7 +28,8 @@ import pytest
 
 from conftest import run
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
-    reaper, replicator, start_writer, write, check_log, digest, integrity, fresh, rfc3339)
+    reaper, replicator, start_writer, write, check_log, digest, integrity, fresh, rfc3339,
+    LITESTREAM, litestream_restore)
 
 SECRET = "s3cr3t-Pa55phrase"
 
@@ -146,6 +148,17 @@ def test_live_workload_config_file(tmp_path, servers):
     assert any("/wal/" in f for f in files)
     assert not [f for f in files if os.path.basename(f).startswith(".")], files
 
+    # Litestream 0.3.13 restores the same replica (the layout is shared).
+    if os.path.exists(LITESTREAM):
+        lcfg = tmp_path / "litestream.yml"
+        lcfg.write_text("dbs:\n  - path: %s\n    replicas:\n      - type: sftp\n"
+                        "        host: %s\n        user: %s\n        key-path: %s\n"
+                        "        path: %s\n" % (db, env["LS_TEST_SFTP_HOST"],
+                                                env["LS_TEST_SFTP_USER"],
+                                                env["LS_TEST_SFTP_KEY"], remote))
+        out, _ = litestream_restore(tmp_path, db, "-config", str(lcfg))
+        assert digest(out) == d_end
+
 
 def test_url_uses_default_key_and_known_hosts(tmp_path, servers):
     env = servers
@@ -193,7 +206,8 @@ def test_refused(tmp_path, servers, case):
     run_env = None
     if case == "wrong-fingerprint":
         keys = {"known_hosts": None, "host_key": "SHA256:" + "A" * 43, "password": SECRET}
-        want = ["host key verification failed", "but host-key pins", env["LS_TEST_SFTP_FINGERPRINT"]]
+        want = ["host key verification failed", "but host-key pins",
+                env["LS_TEST_SFTP_FINGERPRINT"]]
     elif case == "unknown-host":
         empty = tmp_path / "known_hosts"
         empty.write_text("# nothing\n")
