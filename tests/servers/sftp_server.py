@@ -124,7 +124,8 @@ ForceCommand internal-sftp -d {remote}
     while not _banner(port):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop({"pids": [proc.pid]})
-            raise RuntimeError("sftp_server: sshd did not start on port %d:\n%s" % (port, _tail(log)))
+            raise RuntimeError("sftp_server: sshd did not start on port %d:\n%s"
+                               % (port, _tail(log)))
         time.sleep(0.05)
     return {
         "kind": "sftp",
