@@ -1046,7 +1046,7 @@ static int sftp_put(ls_storage *s, ls_ctx *ctx, const char *key, ls_reader *r)
         tmp[0] = '\0';
 
 cleanup:
-    if (h)
+    if (h && !c->broken) /* a broken session's handles go with it: no blocking close */
         libssh2_sftp_close_handle(h);
     if (tmp[0] && !c->broken)
         libssh2_sftp_unlink_ex(c->sftp, tmp, (unsigned)strlen(tmp));
