@@ -126,7 +126,7 @@ static int s3_err_code(s3_store *st, ls_ctx *ctx, const char *op, const char *ke
                                          "TokenRefreshRequired", "AllAccessDisabled",
                                          "InvalidSecurity", NULL};
     static const char *const transient[] = {"SlowDown", "InternalError", "ServiceUnavailable",
-                                            "RequestTimeout", "RequestTimeTooSkewed", NULL};
+                                            "RequestTimeout", NULL};
     char hs[24] = "";
     if (status)
         snprintf(hs, sizeof(hs), "HTTP %ld ", status);
