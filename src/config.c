@@ -1144,7 +1144,7 @@ cleanup:
  *   1. the replica's own access-key-id / secret-access-key / session-token;
  *   2. the top-level access-key-id / secret-access-key, copied into every
  *      replica that lacks them (as Litestream does), each field on its own;
- *   3. s3 only, the environment, by family in this order: LITESAFE_*,
+ *   3. s3 and gcs only, the environment, by family in this order: LITESAFE_*,
  *      LITESTREAM_*, AWS_*. Without an access key id so far, the first family
  *      with one gives the key id, and the secret and session token of the
  *      same family (LITESAFE_SESSION_TOKEN; AWS_SESSION_TOKEN for LITESTREAM_
@@ -1161,7 +1161,7 @@ static int replica_credentials(const ls_config *cfg, ls_replica_cfg *r)
     if ((rc = fill(&r->access_key_id, cfg->access_key_id)) != 0 ||
         (rc = fill(&r->secret_access_key, cfg->secret_access_key)) != 0)
         return rc;
-    if (strcmp(r->type, "s3") == 0) {
+    if (strcmp(r->type, "s3") == 0 || strcmp(r->type, "gcs") == 0) {
         for (size_t i = 0; i < NROWS(cred_env); i++) {
             const char *key = env_nonempty(cred_env[i].key_id);
             if (!r->access_key_id && key) {
