@@ -579,6 +579,10 @@ int ls_replica_flush(ls_replica *r)
     if (!sp.gen[0])
         return 0;
     int rc = 0;
+    /* At shutdown a server that is away gets two tries per call, not the
+     * full retry budget: what is not shipped stays in the spool and goes
+     * out after the next start. */
+    ls_storage_retry_limit(r->st, 2);
     for (int attempt = 0; attempt < 3; attempt++) {
         if (!r->have_pos || strcmp(r->gen, sp.gen) != 0)
             rc = learn_position(r, &sp);
@@ -589,6 +593,8 @@ int ls_replica_flush(ls_replica *r)
         if (!rc)
             return 0;
         r->have_pos = 0;
+        if (ls_retryable(rc))
+            break;
     }
     return rc;
 }

@@ -46,7 +46,7 @@ struct ls_engine {
 };
 
 /* Tries per storage call before a failure reaches the caller (retry.c). */
-#define STORAGE_ATTEMPTS 5
+#define STORAGE_ATTEMPTS 8
 
 int ls_replica_storage_open(ls_ctx *ctx, const ls_replica_cfg *rc, ls_storage **out)
 {
@@ -338,8 +338,12 @@ shutdown:
         for (size_t j = 0; j < d->nrep; j++) {
             ls_replica *r = d->reps[j];
             if (r->started) {
+                /* Cut short a retry wait or a request to a server that is
+                 * away; the flush below runs uncancelled. */
+                ls_ctx_cancel(r->ctx);
                 pthread_join(r->th, NULL);
                 r->started = 0;
+                r->ctx->cancelled = 0;
             }
             if (!r->unusable && ls_replica_flush(r) != 0) {
                 ls_log(e->ctx, LS_LOG_ERROR, "final replica sync failed db=%s replica=%s "

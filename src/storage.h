@@ -148,6 +148,8 @@ int ls_storage_abs_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **o
  * are the inner backend's.
  */
 int ls_storage_retry_open(ls_ctx *ctx, ls_storage *inner, unsigned attempts, ls_storage **out);
+/* Change the tries per call of a retrying wrapper (no-op on other backends). */
+void ls_storage_retry_limit(ls_storage *s, unsigned attempts);
 
 /*
  * Convenience: put a memory buffer, get a whole object into a malloc'd

@@ -42,8 +42,10 @@ static int again(retry_storage *r, ls_ctx *ctx, int rc, unsigned attempt, const 
         ls_log(ctx, LS_LOG_WARN, "retrying replica=%s op=%s key=%s attempt=%u/%u wait_ms=%llu "
                "error=\"%s\"", r->base.name, op, key ? key : "", attempt + 2, r->attempts,
                (unsigned long long)ms, ls_errmsg(ctx));
-    usleep((useconds_t)(ms * 1000));
-    return 1;
+    /* In slices, so that a cancelled context (a stopping replica) stops waiting. */
+    for (uint64_t slept = 0; slept < ms && !(ctx && ctx->cancelled); slept += 20)
+        usleep((useconds_t)((ms - slept < 20 ? ms - slept : 20) * 1000));
+    return !(ctx && ctx->cancelled);
 }
 
 static int r_put(ls_storage *s, ls_ctx *ctx, const char *key, ls_reader *rd)
@@ -124,6 +126,12 @@ static void r_close(ls_storage *s)
     retry_storage *r = (retry_storage *)s;
     ls_storage_close(r->inner);
     free(r);
+}
+
+void ls_storage_retry_limit(ls_storage *s, unsigned attempts)
+{
+    if (s && s->close == r_close)
+        ((retry_storage *)s)->attempts = attempts ? attempts : 1;
 }
 
 int ls_storage_retry_open(ls_ctx *ctx, ls_storage *inner, unsigned attempts, ls_storage **out)

@@ -59,3 +59,28 @@ def test_age_encryption_refused_not_ignored(tmp_path):
     assert r.returncode == 2, r
     assert "age encryption is not supported" in r.stderr
     assert not (tmp_path / "rep").exists()
+
+
+def test_url_password_hidden_from_ps(tmp_path):
+    """A password in a replica URL on the command line is overwritten in the
+    process's command line (/proc/PID/cmdline, what ps shows), and never
+    logged. The server is unreachable: replicate keeps running and retrying,
+    which gives the time to look."""
+    db = tmp_path / "a.db"
+    new_db(db)
+    secret = "pw-Zq81x"
+    url = "sftp://backup:%s@127.0.0.1:1/replica" % secret
+    p = subprocess.Popen([BIN, "replicate", str(db), url], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        assert p.poll() is None, p.stderr.read()
+        with open("/proc/%d/cmdline" % p.pid, "rb") as f:
+            argv = f.read().split(b"\0")
+        assert secret.encode() not in b" ".join(argv)
+        assert b"sftp://backup:xxxxxxxx@127.0.0.1:1/replica" in argv
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    assert secret not in err
+    assert "replica" in err
