@@ -22,13 +22,10 @@ import email.utils
 import hashlib
 import hmac
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
+
+from common import free_port, log_tail, serve_forever, spawn, stop_pids, wait_ready
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -38,28 +35,6 @@ KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr
 CONTAINER = "litesafe-test"
 VERSION = "2021-08-06"
 READY_TIMEOUT = 30.0
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_open(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _log_tail(path, n=30):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
 def signed_request(port, method, path, query, key=KEY):
@@ -98,91 +73,33 @@ def start(workdir, port=None):
     workdir = os.path.abspath(workdir)
     data = os.path.join(workdir, "data")
     os.makedirs(data, exist_ok=True)
-    port = port or _free_port()
+    port = port or free_port()
     log_path = os.path.join(workdir, "azurite.log")
-    log = open(log_path, "ab")
-    try:
-        proc = subprocess.Popen(
-            [AZURITE, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", data,
-             "--disableTelemetry", "--skipApiVersionCheck"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-            start_new_session=True)
-    finally:
-        log.close()
+    proc = spawn([AZURITE, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", data,
+                  "--disableTelemetry", "--skipApiVersionCheck"], log_path, cwd=workdir)
     info = {"pids": [proc.pid], "port": port, "workdir": workdir, "log": log_path,
             "env": {"LS_TEST_ABS_ENDPOINT": "http://127.0.0.1:%d/%s" % (port, ACCOUNT),
                     "LS_TEST_ABS_ACCOUNT": ACCOUNT,
                     "LS_TEST_ABS_KEY": KEY,
                     "LS_TEST_ABS_CONTAINER": CONTAINER}}
     try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not _port_open(port):
-            if proc.poll() is not None:
-                raise RuntimeError("azurite exited with %s; log tail:\n%s"
-                                   % (proc.returncode, _log_tail(log_path)))
-            if time.monotonic() > deadline:
-                raise RuntimeError("azurite not listening on %d after %.0f s; log tail:\n%s"
-                                   % (port, READY_TIMEOUT, _log_tail(log_path)))
-            time.sleep(0.1)
+        wait_ready(proc, "azurite", port, log_path, READY_TIMEOUT)
         st = signed_request(port, "PUT", "/" + CONTAINER, {"restype": "container"})
         if st not in (201, 409):
             raise RuntimeError("azurite: create container %s: HTTP %d; log tail:\n%s"
-                               % (CONTAINER, st, _log_tail(log_path)))
+                               % (CONTAINER, st, log_tail(log_path)))
     except BaseException:
         stop(info)
         raise
     return info
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie counts as gone: reap it if it is our child, else read its state
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        pass
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def stop(info):
     """SIGTERM azurite (its process group: the .bin entry may be a wrapper),
     wait up to 5 s, then SIGKILL."""
-    for pid in info.get("pids", []):
-        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(pid, sig)
-            except ProcessLookupError:
-                break
-            except PermissionError:
-                os.kill(pid, sig)
-            deadline = time.monotonic() + wait
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if not _alive(pid):
-                break
+    stop_pids(info.get("pids", []))
 
 
 if __name__ == "__main__":
     # Manual use: abs_server.py DIR -> starts, prints the env, stops on ^C or SIGTERM.
-    def _interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    i = start(sys.argv[1] if len(sys.argv) > 1 else "/tmp/abs-server")
-    for k, v in sorted(i["env"].items()):
-        print("%s=%s" % (k, v))
-    sys.stdout.flush()
-    try:
-        signal.pause()
-    except KeyboardInterrupt:
-        pass
-    stop(i)
+    serve_forever(start, stop, "/tmp/abs-server")

@@ -4,7 +4,9 @@ tests/tools by scripts/deps.sh, started through the tests/tools/s3rver.js
 wrapper) on a free 127.0.0.1 port, data under WORKDIR/data, output in
 WORKDIR/s3rver.log.
 
-start(workdir, port=None) -> info     (port: restart on that port, same data)
+start(workdir, port=None, quiet=True) -> info
+                      (port: restart on that port, same data; quiet=False: s3rver
+                      logs every request, one line each, to WORKDIR/s3rver.log)
 stop(info)
 
 s3rver checks SigV4 signatures (a wrong secret gets 403 SignatureDoesNotMatch)
@@ -23,13 +25,10 @@ import datetime
 import hashlib
 import hmac
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
+
+from common import free_port, log_tail, port_open, serve_forever, spawn, stop_pids, wait_ready
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -42,28 +41,6 @@ REGION = "us-east-1"
 ACCESS_KEY = "S3RVER"
 SECRET_KEY = "S3RVER"
 READY_TIMEOUT = 30.0
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_open(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _log_tail(path, n=30):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
 def _hmac(key, msg):
@@ -102,27 +79,24 @@ def signed_request(port, method, path, secret=SECRET_KEY, body=b""):
         return e.code, e.read()
 
 
-def start(workdir, port=None):
+def start(workdir, port=None, quiet=True):
     """Start s3rver (on `port` if given, else a free one) with its data in
-    workdir/data; wait until it listens and the bucket exists."""
+    workdir/data; wait until it listens and the bucket exists. quiet=False
+    drops s3rver's -s (--silent): it then logs every request to its log."""
     if not os.path.exists(WRAPPER) or not os.path.isdir(PACKAGE):
         raise RuntimeError("%s or %s missing: run scripts/deps.sh" % (WRAPPER, PACKAGE))
     workdir = os.path.abspath(workdir)
     data = os.path.join(workdir, "data")
     os.makedirs(data, exist_ok=True)
-    port = port or _free_port()
-    if _port_open(port):  # s3rver exits quietly when it cannot bind
+    port = port or free_port()
+    if port_open(port):  # s3rver exits quietly when it cannot bind
         raise RuntimeError("s3rver: port %d is already in use" % port)
     log_path = os.path.join(workdir, "s3rver.log")
-    log = open(log_path, "ab")
-    try:
-        proc = subprocess.Popen(
-            [NODE, "--openssl-legacy-provider", WRAPPER, "-d", data, "-a", "127.0.0.1",
-             "-p", str(port), "-s"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=TOOLS,
-            start_new_session=True)
-    finally:
-        log.close()
+    # Not quiet: FORCE_COLOR, as s3rver cuts the first 16 characters of each
+    # request line, which are only the "  --> " arrow when it is colored.
+    proc = spawn([NODE, "--openssl-legacy-provider", WRAPPER, "-d", data, "-a", "127.0.0.1",
+                  "-p", str(port)] + (["-s"] if quiet else []), log_path, cwd=TOOLS,
+                 env=None if quiet else {"FORCE_COLOR": "1"})
     info = {"pids": [proc.pid], "port": port, "workdir": workdir, "log": log_path,
             "env": {"LS_TEST_S3_ENDPOINT": "http://127.0.0.1:%d" % port,
                     "LS_TEST_S3_BUCKET": BUCKET,
@@ -130,62 +104,22 @@ def start(workdir, port=None):
                     "LS_TEST_S3_ACCESS_KEY": ACCESS_KEY,
                     "LS_TEST_S3_SECRET_KEY": SECRET_KEY}}
     try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not _port_open(port):
-            if proc.poll() is not None:
-                raise RuntimeError("s3rver exited with %s; log tail:\n%s"
-                                   % (proc.returncode, _log_tail(log_path)))
-            if time.monotonic() > deadline:
-                raise RuntimeError("s3rver not listening on %d after %.0f s; log tail:\n%s"
-                                   % (port, READY_TIMEOUT, _log_tail(log_path)))
-            time.sleep(0.05)
+        wait_ready(proc, "s3rver", port, log_path, READY_TIMEOUT)
         st, body = signed_request(port, "PUT", "/" + BUCKET)
         if st != 200 and b"BucketAlreadyOwnedByYou" not in body and b"BucketAlreadyExists" not in body:
             raise RuntimeError("s3rver: create bucket %s: HTTP %d %s; log tail:\n%s"
-                               % (BUCKET, st, body[:300], _log_tail(log_path)))
+                               % (BUCKET, st, body[:300], log_tail(log_path)))
     except BaseException:
         stop(info)
         raise
     return info
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie child of ours counts as gone once reaped
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        return True
-
-
 def stop(info):
     """SIGTERM node (its own process group), wait up to 5 s, then SIGKILL."""
-    for pid in info.get("pids", []):
-        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(pid, sig)
-            except ProcessLookupError:
-                break
-            except PermissionError:
-                os.kill(pid, sig)
-            deadline = time.monotonic() + wait
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if not _alive(pid):
-                break
+    stop_pids(info.get("pids", []))
 
 
 if __name__ == "__main__":
-    # Manual use: s3_server.py DIR -> starts, prints the env, waits for ^C.
-    i = start(sys.argv[1] if len(sys.argv) > 1 else "/tmp/s3-server")
-    for k, v in sorted(i["env"].items()):
-        print("%s=%s" % (k, v))
-    sys.stdout.flush()
-    try:
-        signal.pause()
-    except KeyboardInterrupt:
-        pass
-    stop(i)
+    # Manual use: s3_server.py DIR -> starts, prints the env, stops on ^C or SIGTERM.
+    serve_forever(start, stop, "/tmp/s3-server")

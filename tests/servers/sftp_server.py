@@ -21,19 +21,13 @@ process may stop what this one started.
 
 import os
 import pwd
-import signal
 import socket
 import subprocess
-import time
+
+from common import free_port, serve_forever, spawn, stop_pids, wait_ready
 
 SSHD = "/usr/sbin/sshd"
 KEYGEN = "ssh-keygen"
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _keygen(path):
@@ -45,14 +39,6 @@ def _keygen(path):
 def _fingerprint(pub):
     out = subprocess.run([KEYGEN, "-lf", pub], check=True, capture_output=True, text=True).stdout
     return out.split()[1]  # "256 SHA256:... comment (ED25519)"
-
-
-def _tail(path, n=30):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
 def _banner(port, timeout=0.5):
@@ -76,7 +62,7 @@ def start(workdir, port=None):
     _keygen(host_key)
     _keygen(client_key)
     os.chmod(client_key, 0o600)
-    port = port or _free_port()
+    port = port or free_port()
 
     authorized = os.path.join(d, "authorized_keys")
     with open(client_key + ".pub") as f, open(authorized, "w") as g:
@@ -117,16 +103,12 @@ ForceCommand internal-sftp -d {remote}
     if check.returncode != 0:
         raise RuntimeError("sftp_server: sshd -t failed: " + check.stderr.strip())
 
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([SSHD, "-D", "-f", config, "-E", log], stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=out, start_new_session=True)
-    deadline = time.monotonic() + 15
-    while not _banner(port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop({"pids": [proc.pid]})
-            raise RuntimeError("sftp_server: sshd did not start on port %d:\n%s"
-                               % (port, _tail(log)))
-        time.sleep(0.05)
+    proc = spawn([SSHD, "-D", "-f", config, "-E", log], log)
+    try:
+        wait_ready(proc, "sshd", port, log, 15, ready=_banner)
+    except BaseException:
+        stop({"pids": [proc.pid]})
+        raise
     return {
         "kind": "sftp",
         "pids": [proc.pid],
@@ -167,45 +149,15 @@ def _children(pid):
     return found
 
 
-def _alive(pid):
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False  # our child, now reaped
-    except ChildProcessError:
-        pass
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return False
-
-
 def stop(info):
+    """SIGTERM sshd and the per-connection children it forked (found through
+    /proc: they need not stay in its process group), wait up to 5 s, then
+    SIGKILL."""
     pids = []
     for pid in info.get("pids", []):
         pids += [pid] + _children(pid)
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not any(_alive(p) for p in pids):
-            return
+    stop_pids(pids, group=False)
 
 
 if __name__ == "__main__":
-    import sys
-    info = start(sys.argv[1] if len(sys.argv) > 1 else "/tmp/sftp-test-server")
-    for k, v in info["env"].items():
-        print("%s=%s" % (k, v))
-    sys.stdout.flush()
-    try:
-        signal.pause()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop(info)
+    serve_forever(start, stop, "/tmp/sftp-test-server")
