@@ -41,7 +41,7 @@ try:  # the writer runs this file as a script, without pytest around
 except ImportError:  # pragma: no cover
     pytest = None
 
-from conftest import BIN, ROOT, integrity, run  # noqa: E402,F401 (integrity: re-exported)
+from conftest import BIN, ROOT, Result, integrity, run  # noqa: E402,F401 (integrity: re-exported)
 
 LITESTREAM = os.path.join(ROOT, "tests", "tools", "node_modules", "@flydotio",
                           "litestream-linux-x64", "litestream")
@@ -473,10 +473,10 @@ def fresh(tmp, stem="r"):
             return p
 
 
-def restore(tmp, source, *opts, stem="restored", expect_ok=True):
+def restore(tmp, source, *opts, stem="restored", expect_ok=True, env=None):
     """litesafe restore -o NEW [opts] SOURCE; returns (path, Result)."""
     out = fresh(tmp, stem)
-    r = run("restore", "-o", out, *opts, source, timeout=600)
+    r = run("restore", "-o", out, *opts, source, timeout=600, env=env)
     if expect_ok:
         assert r.rc == 0, "restore %s %s failed: %r" % (source, opts, r)
         assert os.path.exists(out)
@@ -493,14 +493,14 @@ def litestream_restore(tmp, source, *opts, stem="ls-restored", expect_ok=True):
     return out, p
 
 
-def wait_replicated(tmp, url, src_digest, timeout=120, what="the source"):
+def wait_replicated(tmp, url, src_digest, timeout=120, what="the source", env=None):
     """Restore the replica's latest state until it equals src_digest (a
     digest, or a function returning the current one). The writer must be
     idle. Returns the matching restored path."""
     deadline = time.monotonic() + timeout
     last = None
     while True:
-        out, r = restore(tmp, url, stem="probe", expect_ok=False)
+        out, r = restore(tmp, url, stem="probe", expect_ok=False, env=env)
         if r.rc == 0:
             want = src_digest() if callable(src_digest) else src_digest
             if digest(out) == want:
@@ -514,6 +514,88 @@ def wait_replicated(tmp, url, src_digest, timeout=120, what="the source"):
             raise AssertionError("replica %s never caught up with %s in %ss (%s)"
                                  % (url, what, timeout, last))
         time.sleep(0.3)
+
+
+def restore_cfg(tool, tmp, cfg, db, *opts, expect_ok=True, env=None):
+    """`TOOL restore -config CFG -o NEW [opts] DB` with tool "litesafe" or
+    "litestream" (Litestream 0.3.13 reads the same config files); env: extra
+    environment variables. Returns (path, Result); with expect_ok the restore
+    must succeed."""
+    out = fresh(tmp, "restored" if tool == "litesafe" else "%s-restored" % tool)
+    if tool == "litesafe":
+        r = run("restore", "-config", cfg, "-o", out, *opts, db, timeout=300, env=env)
+    else:
+        assert tool == "litestream", tool
+        e = dict(os.environ, **(env or {}))
+        r = Result(subprocess.run([LITESTREAM, "restore", "-config", str(cfg), "-o", out] +
+                                  [str(o) for o in opts] + [str(db)], capture_output=True,
+                                  text=True, timeout=300, env=e))
+    if expect_ok:
+        assert r.rc == 0, "%s restore -config %s %s failed: %r" % (tool, cfg, opts, r)
+        assert os.path.exists(out)
+    return out, r
+
+
+def wait_restorable(tool, tmp, cfg, db, want, timeout=60, interval=0.3, env=None):
+    """Restore db's replica from the config file (restore_cfg) until it
+    equals `want`: a digest, or a function returning the current one (a
+    source Litestream replicates changes: it writes its own tables). The
+    writer must be idle. Returns the matching restored path."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out, r = restore_cfg(tool, tmp, cfg, db, expect_ok=False, env=env)
+        if r.rc == 0:
+            if digest(out) == (want() if callable(want) else want):
+                return out
+            last = "content differs"
+        else:
+            last = "rc=%d %s" % (r.rc, (r.err or r.out).strip())
+        if os.path.exists(out):
+            os.unlink(out)
+        if time.monotonic() > deadline:
+            raise AssertionError("%s never restored the wanted state from the replica in %s "
+                                 "within %ss: %s" % (tool, cfg, timeout, last))
+        time.sleep(interval)
+
+
+def replicate_workload(tool, tmp, cfg, db, first, then):
+    """`tool` ("litesafe" or "litestream") replicates db through the config
+    file cfg: `first` (write() options) is written before it starts, `then`
+    (start_writer() options) while it runs; once the writer is done, litesafe
+    restores until it equals the source, and the replicator is stopped
+    (litesafe must exit 0). Returns (restored path, the source's LogState
+    with checksums)."""
+    progress = os.path.join(str(tmp), "progress")
+    write(db, progress, **first)
+    start = replicator if tool == "litesafe" else litestream_replicator
+    rep = start(tmp, "-config", cfg)
+    w = start_writer(tmp, db, progress, **then)
+    assert w.wait(300) == 0, w.tail()
+    src = check_log(db, want_cks=True)
+    if tool == "litesafe":
+        out = wait_restorable("litesafe", tmp, cfg, db, digest(db), interval=0.5)
+        assert rep.stop() == 0, rep.tail()
+    else:
+        # Litestream syncs once a second (and writes its own tables into db).
+        out = wait_restorable("litesafe", tmp, cfg, db, lambda: digest(db), interval=1)
+        rep.signal(signal.SIGTERM)
+        rep.wait(60)
+    return out, src
+
+
+def listing(cmd, *source, env=None):
+    """`litesafe CMD SOURCE... --json` (generations, snapshots or wal; source
+    "-config", cfg, db or a URL): the list it prints."""
+    r = run(cmd, *source, "--json", env=env)
+    assert r.rc == 0, r
+    return r.json[cmd]
+
+
+def stop_ok(rep):
+    """Stop a replicator with SIGTERM: it must exit 0 and have logged no error."""
+    rc = rep.stop()
+    assert rc == 0, "replicate exited %d on SIGTERM; log:\n%s" % (rc, rep.tail())
+    assert "level=ERROR" not in rep.text(), rep.tail()
 
 
 def ls_json(cmd, url, *opts):

@@ -15,16 +15,14 @@ auth), through the real litesafe binary and a config file:
     replica, and litesafe restores one Litestream wrote.
 """
 import os
-import signal
-import subprocess
 import time
 
 import pytest
 
 from conftest import run
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
-    reaper, LITESTREAM, replicator, litestream_replicator, start_writer, write, check_log,
-    digest, fresh)
+    reaper, LITESTREAM, replicator, start_writer, write, check_log, digest, restore_cfg,
+    wait_restorable, replicate_workload)
 
 have_litestream = pytest.mark.skipif(not os.access(LITESTREAM, os.X_OK),
                                      reason="Litestream 0.3.13 is not installed (scripts/deps.sh)")
@@ -57,33 +55,6 @@ def write_abs_config(path, db, env, prefix, key=None, container=None, as_url=Fal
     return str(path)
 
 
-def restore_cfg(tmp, cfg, db, *opts, env=None):
-    out = fresh(tmp, "restored")
-    r = run("restore", "-config", cfg, "-o", out, *opts, db, timeout=300, env=env)
-    return out, r
-
-
-def litestream_restore_cfg(tmp, cfg, db):
-    out = fresh(tmp, "lt-restored")
-    p = subprocess.run([LITESTREAM, "restore", "-config", cfg, "-o", out, db],
-                       capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, "litestream restore: %s" % p.stderr
-    return out
-
-
-def wait_restorable(tmp, cfg, db, want, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        out, r = restore_cfg(tmp, cfg, db)
-        if r.rc == 0 and digest(out) == want:
-            return out
-        if os.path.exists(out):
-            os.unlink(out)
-        if time.monotonic() > deadline:
-            raise AssertionError("the abs replica never caught up: rc=%d %s" % (r.rc, r.err))
-        time.sleep(0.3)
-
-
 def test_replicate_and_restore_abs(tmp_path, servers):
     db = str(tmp_path / "app.db")
     prefix = "e2e/%d/app" % os.getpid()
@@ -97,12 +68,11 @@ def test_replicate_and_restore_abs(tmp_path, servers):
     assert w.wait(300) == 0, w.tail()
     src = check_log(db, want_cks=True)
     want = digest(db)
-    wait_restorable(tmp_path, cfg, db, want)
+    wait_restorable("litesafe", tmp_path, cfg, db, want)
     assert rep.stop() == 0, rep.tail()
     assert "ERROR" not in rep.text(), rep.tail()
 
-    out, r = restore_cfg(tmp_path, cfg, db)
-    assert r.rc == 0, r
+    out, _ = restore_cfg("litesafe", tmp_path, cfg, db)
     assert digest(out) == want
     assert check_log(out, ref=src).rows == src.rows
 
@@ -121,20 +91,18 @@ def test_replicate_and_restore_abs(tmp_path, servers):
     assert wal.rc == 0, wal
     idx = sorted({x["index"] for x in wal.json["wal"]})
     assert len(idx) >= 2, "the workload should have restarted the WAL at least once"
-    early, r = restore_cfg(tmp_path, cfg, db, "-index", "%x" % idx[-2])
-    assert r.rc == 0, r
+    early, _ = restore_cfg("litesafe", tmp_path, cfg, db, "-index", "%x" % idx[-2])
     got = check_log(early, ref=src)
     assert 0 < got.rows < src.rows
 
     # The same replica through a URL, the key from the environment.
     ucfg = write_abs_config(tmp_path / "url.yml", db, servers, prefix, as_url=True)
-    out2, r = restore_cfg(tmp_path, ucfg, db,
+    out2, _ = restore_cfg("litesafe", tmp_path, ucfg, db,
                           env={"LITESAFE_AZURE_ACCOUNT_KEY": servers["LS_TEST_ABS_KEY"]})
-    assert r.rc == 0, r
     assert digest(out2) == want
 
     if os.access(LITESTREAM, os.X_OK):  # Litestream reads the same replica
-        assert digest(litestream_restore_cfg(tmp_path, cfg, db)) == want
+        assert digest(restore_cfg("litestream", tmp_path, cfg, db)[0]) == want
 
 
 def assert_clean_failure(r, servers, *words):
@@ -178,7 +146,7 @@ def test_wrong_account_key(tmp_path, servers):
     assert "replica azure (abs://" in log and "403" in log, rep.tail()
     assert WRONG_KEY not in log and servers["LS_TEST_ABS_KEY"] not in log
 
-    _, r = restore_cfg(tmp_path, cfg, db)
+    _, r = restore_cfg("litesafe", tmp_path, cfg, db, expect_ok=False)
     assert_clean_failure(r, servers, "access denied")
     r = run("generations", "-config", cfg, db)
     assert_clean_failure(r, servers, "access denied")
@@ -190,7 +158,7 @@ def test_missing_container(tmp_path, servers):
     cfg = write_abs_config(tmp_path / "cfg.yml", db, servers, "e2e/%d/nocont" % os.getpid(),
                            container="no-such-container")
     write(db, tmp_path / "progress", txns=5, seed=4)
-    _, r = restore_cfg(tmp_path, cfg, db)
+    _, r = restore_cfg("litesafe", tmp_path, cfg, db, expect_ok=False)
     assert_clean_failure(r, servers, "container no-such-container does not exist")
     rep = replicator(tmp_path, "-config", cfg)
     rep.wait_log(r"does not exist", timeout=30)
@@ -202,23 +170,8 @@ def test_missing_container(tmp_path, servers):
 def test_restore_litestream_abs_replica(tmp_path, servers):
     db = str(tmp_path / "app.db")
     cfg = write_abs_config(tmp_path / "cfg.yml", db, servers, "e2e/%d/lt" % os.getpid())
-    progress = tmp_path / "progress"
-    write(db, progress, txns=20, seed=5)
-    lt = litestream_replicator(tmp_path, "-config", cfg)
-    w = start_writer(tmp_path, db, progress, txns=100, sleep=0.003, seed=6)
-    assert w.wait(300) == 0, w.tail()
-    src = check_log(db, want_cks=True)
-    # Litestream syncs once a second (and writes its own table into the db).
-    deadline = time.monotonic() + 60
-    while True:
-        want = digest(db)
-        out, r = restore_cfg(tmp_path, cfg, db)
-        if r.rc == 0 and digest(out) == want:
-            break
-        assert time.monotonic() < deadline, "litesafe never restored Litestream's replica: %r" % r
-        time.sleep(1)
-    lt.signal(signal.SIGTERM)
-    lt.wait(60)
+    out, src = replicate_workload("litestream", tmp_path, cfg, db, dict(txns=20, seed=5),
+                                  dict(txns=100, sleep=0.003, seed=6))
     assert check_log(out, ref=src).rows == src.rows
     gens = run("generations", "-config", cfg, db, "--json")
     assert gens.rc == 0 and len(gens.json["generations"]) >= 1, gens

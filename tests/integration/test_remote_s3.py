@@ -21,7 +21,8 @@ import pytest
 
 from conftest import run, integrity
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
-    reaper, replicator, start_writer, write, check_log, digest, fresh, rfc3339)
+    reaper, replicator, start_writer, write, check_log, digest, fresh, rfc3339, restore_cfg,
+    wait_restorable, listing, stop_ok)
 
 PART = 8 << 20  # the backend's part size: bigger objects go up as multipart uploads
 
@@ -66,37 +67,6 @@ def unique_prefix(stem):
     return "e2e-s3/%d-%d/%s" % (os.getpid(), int(time.time() * 1000), stem)
 
 
-def restore_cfg(tmp, cfg, db, *opts):
-    out = fresh(tmp, "restored")
-    return out, run("restore", "-config", cfg, "-o", out, *opts, db, timeout=300)
-
-
-def wait_restorable(tmp, cfg, db, want, timeout=60):
-    """Restore until the replica's latest state has digest `want`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        out, r = restore_cfg(tmp, cfg, db)
-        if r.rc == 0 and digest(out) == want:
-            return out
-        if os.path.exists(out):
-            os.unlink(out)
-        if time.monotonic() > deadline:
-            raise AssertionError("the s3 replica never caught up: rc=%d %s" % (r.rc, r.err))
-        time.sleep(0.3)
-
-
-def listing(cmd, *args):
-    r = run(cmd, "--json", *args)
-    assert r.rc == 0, r
-    return r.json[cmd]
-
-
-def stop_ok(rep):
-    rc = rep.stop()
-    assert rc == 0, "replicate exited %d on SIGTERM; log:\n%s" % (rc, rep.tail())
-    assert "level=ERROR" not in rep.text(), rep.tail()
-
-
 def test_replicate_live_workload_and_restore(tmp_path, s3env):
     db = str(tmp_path / "app.db")
     prefix = unique_prefix("app")
@@ -109,7 +79,7 @@ def test_replicate_live_workload_and_restore(tmp_path, s3env):
     # A state the replica is seen to hold, and an instant while it holds it.
     write(db, progress, txns=60, seed=2)
     d1 = digest(db)
-    os.unlink(wait_restorable(tmp_path, cfg, db, d1))
+    os.unlink(wait_restorable("litesafe", tmp_path, cfg, db, d1))
     t1 = time.time()
     time.sleep(1.2)  # s3rver's LastModified has whole seconds: later uploads get a later one
 
@@ -126,7 +96,7 @@ def test_replicate_live_workload_and_restore(tmp_path, s3env):
             live = out
     assert w.wait() == 0, w.tail()
     src_digest = digest(db)
-    latest = wait_restorable(tmp_path, cfg, db, src_digest)
+    latest = wait_restorable("litesafe", tmp_path, cfg, db, src_digest)
     stop_ok(rep)
 
     assert integrity(db) == "ok"
@@ -136,8 +106,7 @@ def test_replicate_live_workload_and_restore(tmp_path, s3env):
     assert check_log(live, ref=src).rows <= src.rows
 
     # Point in time: the state at t1.
-    at_t1, r = restore_cfg(tmp_path, cfg, db, "-timestamp", rfc3339(t1))
-    assert r.rc == 0, r
+    at_t1, _ = restore_cfg("litesafe", tmp_path, cfg, db, "-timestamp", rfc3339(t1))
     assert digest(at_t1) == d1
 
     # Listings, through the config and through the URL (keys from the environment).
@@ -154,14 +123,13 @@ def test_replicate_live_workload_and_restore(tmp_path, s3env):
     assert len(indexes) >= 2, "the checkpoints made no new WAL index: %s" % wal
 
     # An earlier WAL index: a clean prefix of the source, short of its end.
-    out, r = restore_cfg(tmp_path, cfg, db, "-index", str(indexes[0]))
-    assert r.rc == 0, r
+    out, _ = restore_cfg("litesafe", tmp_path, cfg, db, "-index", str(indexes[0]))
     assert integrity(out) == "ok"
     assert check_log(out, ref=src).rows < src.rows
 
     # Latest through the URL.
-    out, r = restore_cfg(tmp_path, cfg, db)
-    assert r.rc == 0 and digest(out) == src_digest, r
+    out, _ = restore_cfg("litesafe", tmp_path, cfg, db)
+    assert digest(out) == src_digest
     out = fresh(tmp_path, "url")
     r = run("restore", "-o", out, url, timeout=120)
     assert r.rc == 0, r
@@ -178,7 +146,7 @@ def test_multipart_snapshot_env_credentials(tmp_path, s3env):
     want = digest(db)
     rep = replicator(tmp_path, "-config", cfg)
     rep.wait_log(r"snapshot written", timeout=90)
-    latest = wait_restorable(tmp_path, cfg, db, want, timeout=90)
+    latest = wait_restorable("litesafe", tmp_path, cfg, db, want, timeout=90)
     stop_ok(rep)
     snaps = listing("snapshots", "-config", cfg, db)
     assert max(s["size"] for s in snaps) > 2 * PART, snaps

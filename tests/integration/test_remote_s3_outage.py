@@ -22,32 +22,11 @@ import time
 
 import s3_server
 
-from conftest import run
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
     reaper, replicator, start_writer, read_progress, write_s3_config, check_log, digest,
-    fresh)
+    wait_restorable)
 
 OUTAGE = float(os.environ.get("LS_OUTAGE_SECONDS", "30"))
-
-
-def restore_cfg(tmp, cfg, db):
-    out = fresh(tmp, "restored")
-    r = run("restore", "-config", cfg, "-o", out, db, timeout=300)
-    return out, r
-
-
-def wait_caught_up(tmp, cfg, db, want, timeout):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        out, r = restore_cfg(tmp, cfg, db)
-        if r.rc == 0 and digest(out) == want:
-            return out
-        last = r.err.strip() if r.rc else "content differs"
-        if os.path.exists(out):
-            os.unlink(out)
-        time.sleep(0.5)
-    raise AssertionError("replica never caught up after the outage: %s" % last)
 
 
 def test_server_killed_for_a_while(tmp_path):
@@ -93,7 +72,8 @@ def test_server_killed_for_a_while(tmp_path):
         assert wal_max < 64 << 20, "the WAL grew to %d bytes during the outage" % wal_max
 
         src = check_log(db, want_cks=True)
-        out = wait_caught_up(tmp_path, cfg, db, digest(db), timeout=90)
+        out = wait_restorable("litesafe", tmp_path, cfg, db, digest(db), timeout=90,
+                              interval=0.5)
         got = check_log(out, ref=src)
         assert got.rows == src.rows
 

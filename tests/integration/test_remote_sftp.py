@@ -29,7 +29,7 @@ import pytest
 from conftest import run
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
     reaper, replicator, start_writer, write, check_log, digest, integrity, fresh, rfc3339,
-    LITESTREAM, litestream_restore)
+    LITESTREAM, restore_cfg, wait_restorable, wait_replicated, listing, stop_ok)
 
 SECRET = "s3cr3t-Pa55phrase"
 
@@ -54,42 +54,6 @@ def sftp_config(path, db, env, remote, **keys):
     return str(path)
 
 
-def restore_cfg(tmp, cfg, db, *opts, env=None):
-    out = fresh(tmp, "restored")
-    r = run("restore", "-config", cfg, "-o", out, *opts, db, timeout=300, env=env)
-    assert r.rc == 0, "restore %s failed: %r" % (opts, r)
-    return out
-
-
-def wait_caught_up(tmp, want, *source, env=None, timeout=60):
-    """Restore (from `source`: "-config", cfg, db or a URL) until it equals want."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        out = fresh(tmp, "probe")
-        r = run("restore", "-o", out, *source, timeout=300, env=env)
-        if r.rc == 0 and digest(out) == want:
-            os.unlink(out)
-            return
-        last = r.err.strip() if r.rc else "content differs"
-        if os.path.exists(out):
-            os.unlink(out)
-        time.sleep(0.3)
-    raise AssertionError("the sftp replica never caught up: %s" % last)
-
-
-def listing(cmd, *source, env=None):
-    r = run(cmd, *source, "--json", env=env)
-    assert r.rc == 0, r
-    return r.json[cmd]
-
-
-def stop_ok(rep):
-    rc = rep.stop()
-    assert rc == 0, "replicate exited %d; log:\n%s" % (rc, rep.tail())
-    assert "level=ERROR" not in rep.text(), rep.tail()
-
-
 def remote_files(root):
     out = []
     for d, _, files in os.walk(root):
@@ -109,7 +73,7 @@ def test_live_workload_config_file(tmp_path, servers):
     # A pause point: the writer idle and the replica holding the source exactly.
     write(db, prog, txns=60, big_every=30, big_bytes=1 << 20, seed=2)
     d_pause = digest(db)
-    wait_caught_up(tmp_path, d_pause, "-config", cfg, db)
+    wait_restorable("litesafe", tmp_path, cfg, db, d_pause)
     t_pause = time.time()
     time.sleep(1.2)  # SFTP mtimes are seconds: later uploads must land in a later second
 
@@ -119,16 +83,16 @@ def test_live_workload_config_file(tmp_path, servers):
     assert w.wait() == 0, w.tail()
     src = check_log(db, want_cks=True)
     d_end = digest(db)
-    wait_caught_up(tmp_path, d_end, "-config", cfg, db)
+    wait_restorable("litesafe", tmp_path, cfg, db, d_end)
     stop_ok(rep)
     assert integrity(db) == "ok"
 
-    latest = restore_cfg(tmp_path, cfg, db)
+    latest, _ = restore_cfg("litesafe", tmp_path, cfg, db)
     assert integrity(latest) == "ok"
     assert digest(latest) == d_end
     check_log(latest, ref=src)
 
-    at_pause = restore_cfg(tmp_path, cfg, db, "-timestamp", rfc3339(t_pause))
+    at_pause, _ = restore_cfg("litesafe", tmp_path, cfg, db, "-timestamp", rfc3339(t_pause))
     assert digest(at_pause) == d_pause
 
     gens = listing("generations", "-config", cfg, db)
@@ -138,7 +102,8 @@ def test_live_workload_config_file(tmp_path, servers):
     assert wal
     indexes = sorted({int(str(s["index"]), 16) if isinstance(s["index"], str) else s["index"]
                       for s in wal})
-    mid = restore_cfg(tmp_path, cfg, db, "-index", "%x" % indexes[len(indexes) // 2])
+    mid, _ = restore_cfg("litesafe", tmp_path, cfg, db, "-index",
+                         "%x" % indexes[len(indexes) // 2])
     assert integrity(mid) == "ok"
     check_log(mid, ref=src)
 
@@ -156,7 +121,7 @@ def test_live_workload_config_file(tmp_path, servers):
                         "        path: %s\n" % (db, env["LS_TEST_SFTP_HOST"],
                                                 env["LS_TEST_SFTP_USER"],
                                                 env["LS_TEST_SFTP_KEY"], remote))
-        out, _ = litestream_restore(tmp_path, db, "-config", str(lcfg))
+        out, _ = restore_cfg("litestream", tmp_path, lcfg, db)
         assert digest(out) == d_end
 
 
@@ -177,7 +142,7 @@ def test_url_uses_default_key_and_known_hosts(tmp_path, servers):
     rep.wait_log(r"snapshot written", timeout=60)
     write(db, prog, txns=80, seed=5)
     d = digest(db)
-    wait_caught_up(tmp_path, d, url, env=henv)
+    wait_replicated(tmp_path, url, d, timeout=60, env=henv)
     stop_ok(rep)
 
     out = fresh(tmp_path, "restored")
