@@ -15,8 +15,17 @@ tools, figures are medians over the rounds):
   restore     a replica with a 200 MiB snapshot and many WAL segments over
               several WAL indexes (one written by litesafe, one by Litestream),
               restored by both tools.
+  requests    (--target s3) requests the replicator sent and bytes it stored
+              per MiB of WAL committed during the throughput run, counted
+              from s3rver's request log and its data directory.
 
-Usage: bench/replicate.py [--litesafe build/litesafe] [--rounds 3] [--seconds 8]
+--target file replicates to a local directory; --target s3 to a private
+s3rver on 127.0.0.1 (tests/servers/s3_server.py), both tools reading one
+Litestream-style config. Lag on S3 is measured to the moment s3rver has
+stored the object (its metadata file, written after the body).
+
+Usage: bench/replicate.py [--target file|s3] [--litesafe build/litesafe] [--rounds 3]
+                          [--seconds 8]
 The machine is shared and noisy: compare the ratios, not absolute numbers.
 """
 import argparse
@@ -34,6 +43,52 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LITESTREAM = os.path.join(ROOT, "tests/tools/node_modules/@flydotio/litestream-linux-x64/litestream")
+sys.path.insert(0, os.path.join(ROOT, "tests", "servers"))
+S3 = None  # the s3rver info when --target s3
+
+
+def replica_url(rep):
+    """How both tools name the replica `rep` (a directory; for S3, the key
+    prefix is its path relative to the work directory)."""
+    return "file://" + rep
+
+
+def s3_config(db, rep):
+    env = S3["env"]
+    cfg = rep + ".yml"
+    with open(cfg, "w") as f:
+        f.write("dbs:\n  - path: %s\n    replicas:\n      - type: s3\n        bucket: %s\n"
+                "        path: %s\n        endpoint: %s\n        region: %s\n"
+                "        force-path-style: true\n        access-key-id: %s\n"
+                "        secret-access-key: %s\n"
+                % (db, env["LS_TEST_S3_BUCKET"], s3_prefix(rep), env["LS_TEST_S3_ENDPOINT"],
+                   env["LS_TEST_S3_REGION"], env["LS_TEST_S3_ACCESS_KEY"],
+                   env["LS_TEST_S3_SECRET_KEY"]))
+    return cfg
+
+
+def s3_prefix(rep):
+    return "bench" + rep.replace("/", "-")
+
+
+def s3_dir(rep):
+    return os.path.join(S3["workdir"], "data", S3["env"]["LS_TEST_S3_BUCKET"], s3_prefix(rep))
+
+
+def s3_requests():
+    """Requests s3rver logged so far, by method. Started with quiet=False it
+    logs one line per response, colored (s3_server sets FORCE_COLOR; see
+    there): without the colors, `info: PUT /litesafe-test/KEY 200 8ms 0b`."""
+    import re
+    ansi = re.compile(r"\x1b\[[0-9;]*m")
+    request = re.compile(r"info: (PUT|GET|POST|DELETE|HEAD) /")
+    n = {}
+    with open(S3["log"], errors="replace") as f:
+        for line in f:
+            m = request.match(ansi.sub("", line))
+            if m:
+                n[m.group(1)] = n.get(m.group(1), 0) + 1
+    return n
 
 
 def new_db(path):
@@ -46,7 +101,10 @@ def new_db(path):
 def start(tool, binary, db, rep):
     if tool == "none":
         return None
-    args = [binary, "replicate", db, "file://" + rep]
+    if S3:
+        args = [binary, "replicate", "-config", s3_config(db, rep)]
+    else:
+        args = [binary, "replicate", db, replica_url(rep)]
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     return p
@@ -88,7 +146,19 @@ def writer_rate(db, seconds):
 
 
 def segments(rep):
+    if S3:
+        return set(glob.glob(os.path.join(s3_dir(rep), "generations", "*", "wal",
+                                          "*.wal.lz4._S3rver_metadata.json")))
     return set(glob.glob(os.path.join(rep, "generations", "*", "wal", "*.wal.lz4")))
+
+
+def stored_bytes(rep):
+    """Bytes the replica holds (compressed objects)."""
+    if S3:
+        files = glob.glob(os.path.join(s3_dir(rep), "**", "*._S3rver_object"), recursive=True)
+    else:
+        files = glob.glob(os.path.join(rep, "**", "*.lz4"), recursive=True)
+    return sum(os.path.getsize(f) for f in files)
 
 
 def lags(db, rep, samples, timeout=5.0):
@@ -148,11 +218,12 @@ def make_replica(tool, binary, work, txns, mb):
     return db, rep
 
 
-def time_restore(binary, rep, out):
+def time_restore(binary, db, rep, out):
     if os.path.exists(out):
         os.unlink(out)
+    src = ["-config", rep + ".yml", db] if S3 else [replica_url(rep)]
     t0 = time.monotonic()
-    r = subprocess.run([binary, "restore", "-o", out, "file://" + rep],
+    r = subprocess.run([binary, "restore", "-o", out] + src,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     dt = time.monotonic() - t0
     if r.returncode != 0:
@@ -168,7 +239,12 @@ def main():
     ap.add_argument("--lag-samples", type=int, default=150)
     ap.add_argument("--restore-txns", type=int, default=20000)
     ap.add_argument("--restore-mb", type=int, default=200)
+    ap.add_argument("--target", choices=("file", "s3"), default="file")
     a = ap.parse_args()
+    global S3
+    if a.target == "s3":
+        import s3_server
+        S3 = s3_server.start(tempfile.mkdtemp(prefix="litesafe-bench-s3-"), quiet=False)
     tools = {"none": None, "litesafe": os.path.abspath(a.litesafe), "litestream": LITESTREAM}
     if not os.path.exists(LITESTREAM):
         raise SystemExit("Litestream not installed: run scripts/deps.sh")
@@ -176,6 +252,7 @@ def main():
     rate = {t: [] for t in tools}
     rss = {t: [] for t in tools if t != "none"}
     lag = {t: [] for t in tools if t != "none"}
+    sent = {t: [] for t in tools if t != "none"}  # (requests by method, bytes, WAL bytes)
     try:
         for rnd in range(a.rounds):
             for tool, binary in tools.items():
@@ -183,8 +260,15 @@ def main():
                 os.makedirs(d)
                 db, rep = os.path.join(d, "db"), os.path.join(d, "rep")
                 new_db(db)
+                req0 = s3_requests() if S3 else {}
                 p = start(tool, binary, db, rep)
                 rate[tool].append(writer_rate(db, a.seconds))
+                if p and S3:
+                    time.sleep(2.0)  # Litestream ships once a second
+                    req = s3_requests()
+                    wal = rate[tool][-1] * a.seconds * (4096 + 24)  # one page frame a commit
+                    sent[tool].append(({m: req.get(m, 0) - req0.get(m, 0) for m in req},
+                                       stored_bytes(rep), wal))
                 if p:
                     lag[tool] += lags(db, rep, a.lag_samples if tool == "litesafe" else
                                       max(10, a.lag_samples // 10))
@@ -196,14 +280,17 @@ def main():
         # Restore: the same replica, restored by both tools.
         restore = {}
         for writer in ("litesafe", "litestream"):
-            _, rep = make_replica(writer, tools[writer], work, a.restore_txns, a.restore_mb)
+            db, rep = make_replica(writer, tools[writer], work, a.restore_txns, a.restore_mb)
             nseg = len(segments(rep))
             for reader in ("litesafe", "litestream"):
-                ts = [time_restore(tools[reader], rep, os.path.join(work, "out.db"))
+                ts = [time_restore(tools[reader], db, rep, os.path.join(work, "out.db"))
                       for _ in range(a.rounds)]
                 restore[(writer, reader)] = (statistics.median(ts), nseg)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if S3:
+            s3_server.stop(S3)
+            shutil.rmtree(S3["workdir"], ignore_errors=True)
 
     base = statistics.median(rate["none"])
     print("\n| measure | no replicator | litesafe | Litestream 0.3.13 |")
@@ -219,6 +306,21 @@ def main():
                                                  pct(lag["litestream"], 0.9)))
     print("| replicator peak RSS (median) | | %.1f MiB | %.1f MiB |" % (
         statistics.median(rss["litesafe"]) / 1024, statistics.median(rss["litestream"]) / 1024))
+    if S3:
+        print("\n| per MiB of WAL committed (median) | litesafe | Litestream 0.3.13 |")
+        print("|---|---|---|")
+        for what in ("requests", "PUT", "GET", "POST", "bytes stored"):
+            row = []
+            for tool in ("litesafe", "litestream"):
+                v = []
+                for req, stored, wal in sent[tool]:
+                    x = (sum(req.values()) if what == "requests" else
+                         stored if what == "bytes stored" else req.get(what, 0))
+                    v.append(x / (wal / 1048576.0))
+                row.append(statistics.median(v) if v else float("nan"))
+            fmt = "%.0f KiB" if what == "bytes stored" else "%.1f"
+            print("| %s | %s | %s |" % (what, fmt % (row[0] / (1024 if "bytes" in what else 1)),
+                                        fmt % (row[1] / (1024 if "bytes" in what else 1))))
     print("\n| replica written by | segments | litesafe restore | Litestream restore | "
           "Litestream / litesafe |")
     print("|---|---|---|---|---|")
