@@ -15,7 +15,7 @@ typedef struct ls_restore_opts {
     int64_t pinned_ms;          /* with offset: a snapshot of that same index may be used if
                                    uploaded before this time (its state is then at or before
                                    the offset); 0: never */
-    int parallelism;            /* concurrent downloads (0: 8) */
+    int parallelism;            /* concurrent downloads (0: 16) */
     int skip_integrity;         /* do not run integrity_check (validate compares bytes) */
 } ls_restore_opts;
 
