@@ -773,6 +773,11 @@ static void s3_close(ls_storage *s)
     free(st->prefix);
     free(st->sigv4);
     free(st->key_id);
+    /* the secrets do not outlive the handle */
+    if (st->secret)
+        explicit_bzero(st->secret, strlen(st->secret));
+    if (st->token)
+        explicit_bzero(st->token, strlen(st->token));
     free(st->secret);
     free(st->token);
     free(st);
