@@ -95,7 +95,23 @@ static int learn_position(ls_replica *r, const ls_spool_pos *sp)
     ls_obj_list_free(&l);
     if (have_wal) {
         uint64_t len = 0;
-        if ((rc = ls_catalog_object_length(r->ctx, r->st, best_key, &len)) != 0)
+        rc = ls_catalog_object_length(r->ctx, r->st, best_key, &len);
+        if (rc == LS_ECORRUPT) {
+            /*
+             * The newest segment does not decode: an upload the server kept
+             * although it was cut short (a server that crashed mid-PUT and
+             * stores bodies in place, as s3rver does; S3 itself never shows
+             * a partial object). It was never recorded as shipped, so the
+             * spool still holds its bytes: ship from its start, and the put
+             * of the same key replaces it.
+             */
+            ls_log(r->ctx, LS_LOG_WARN, "replica object damaged db=%s replica=%s key=%s "
+                   "error=\"%s\" action=upload-again", r->src->path, r->name, best_key,
+                   ls_errmsg(r->ctx));
+            len = 0;
+            rc = 0;
+        }
+        if (rc)
             return rc;
         r->index = best.index;
         r->offset = best.offset + len;
