@@ -118,6 +118,7 @@ static void *fetch_main(void *arg)
     ls_ctx *ctx = NULL;
     if (ls_ctx_new(&ctx) != 0)
         return NULL;
+    ls_ctx_set_log(ctx, s->ctx->log_fn, s->ctx->log_ud, s->ctx->log_level); /* retries show */
     for (;;) {
         pthread_mutex_lock(&s->mu);
         if (s->failed || s->next >= s->nseg) {

@@ -16,6 +16,9 @@ with the same data. What must hold:
   * after the server returns the replica catches up by itself, and a restore
     equals the source exactly, with nothing lost or torn;
   * a clean stop afterwards exits 0.
+
+And a restore of hundreds of segments survives the server being killed and
+restarted under it.
 """
 import os
 import signal
@@ -24,9 +27,10 @@ import time
 
 import s3_server
 
+from conftest import BIN, run
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
-    reaper, replicator, start_writer, read_progress, write_s3_config, check_log, digest,
-    restore_cfg, file_url)
+    reaper, replicator, start_writer, start_proc, write, read_progress, write_s3_config,
+    check_log, digest, restore_cfg, file_url)
 
 OUTAGE = float(os.environ.get("LS_OUTAGE_SECONDS", "30"))
 
@@ -102,5 +106,41 @@ def test_server_killed_for_a_while(tmp_path):
         log = rep.text()
         assert "replica sync failed" in log, "the outage went unnoticed?\n" + log[-3000:]
         assert env["LS_TEST_S3_SECRET_KEY"] not in log, "a credential is in the log"
+    finally:
+        s3_server.stop(srv)
+
+
+def test_restore_survives_server_restart(tmp_path):
+    """A restore of hundreds of segments while the S3 server is killed and
+    restarted under it: failed GETs are retried (a cut download resumes
+    where it stopped), and the result equals the source."""
+    srv = s3_server.start(str(tmp_path / "s3"))
+    try:
+        db = str(tmp_path / "app.db")
+        progress = str(tmp_path / "progress")
+        cfg = write_s3_config(tmp_path / "ls.yml", db, srv["env"], "restart/app")
+        write(db, progress, txns=200, payload="20000:60000", seed=21)  # a ~8 MiB snapshot
+        rep = replicator(tmp_path, "-config", cfg, level="info")
+        rep.wait_log("snapshot written", timeout=60)
+        write(db, progress, txns=500, sleep=0.012, payload="2000:8000", seed=22)
+        src = check_log(db, want_cks=True)
+        time.sleep(1.0)
+        assert rep.stop() == 0, rep.tail()
+        assert len(run("wal", "-config", cfg, db, "--json").json["wal"]) >= 300
+
+        out = str(tmp_path / "restored.db")
+        p = start_proc([BIN, "restore", "-parallelism", "4", "-config", cfg, "-o", out, db],
+                       str(tmp_path / "restore.log"))
+        time.sleep(0.3)
+        assert p.alive(), "the restore finished before the server went away:\n" + p.tail()
+        for pid in srv["pids"]:
+            os.killpg(pid, signal.SIGKILL)
+        s3_server.stop(srv)
+        time.sleep(0.5)
+        srv = s3_server.start(str(tmp_path / "s3"), port=srv["port"])
+        assert p.wait(120) == 0, p.tail()
+        assert "retrying" in p.text(), "no retry was needed?\n" + p.tail()
+        assert digest(out) == digest(db)
+        assert check_log(out, ref=src).rows == src.rows
     finally:
         s3_server.stop(srv)
