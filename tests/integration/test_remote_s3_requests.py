@@ -53,8 +53,9 @@ def test_one_put_per_commit_and_no_listing(tmp_path):
         segs = [p for _, p in steady if p.endswith(".wal.lz4")]
         assert len(segs) == len(steady), steady
         # Each commit is shipped on its own (they are 100 ms apart), so one
-        # PUT each; a few may share a segment, none may take two.
-        assert commits * 3 // 4 <= len(segs) <= commits, len(segs)
+        # PUT each; on a loaded machine some may share a segment, none may
+        # take two.
+        assert commits // 2 <= len(segs) <= commits, len(segs)
         c.close()
         wait_restorable("litesafe", tmp_path, cfg, db, digest(db), timeout=30)
     finally:
