@@ -191,25 +191,26 @@ def write_config(path, db, replica_dir, db_keys=None, replica_keys=None):
     return str(path)
 
 
-def write_s3_config(path, db, env, prefix, db_keys=None, replica_keys=None, name=None):
+def write_s3_config(path, db, env, prefix, name=None, bucket=None, secret=None, keys=True,
+                    extra=None):
     """A Litestream 0.3 YAML config replicating db to the test S3 server
-    (env: the `servers` fixture's LS_TEST_S3_* settings) under `prefix`.
-    Litestream 0.3.13 reads the same file."""
-    lines = ["dbs:", "  - path: %s" % db]
-    for k, v in (db_keys or {}).items():
-        lines.append("    %s: %s" % (k, v))
-    lines += ["    replicas:",
-              "      - type: s3",
-              "        bucket: %s" % env["LS_TEST_S3_BUCKET"],
+    (env: the `servers` fixture's LS_TEST_S3_* settings) under `prefix`;
+    Litestream 0.3.13 reads the same file. bucket / secret override the
+    server's; keys=False leaves the credentials to the environment; extra:
+    more replica keys."""
+    lines = ["dbs:", "  - path: %s" % db, "    replicas:"]
+    if name:
+        lines.append("      - name: %s" % name)
+    lines += ["      %s type: s3" % (" " if name else "-"),
+              "        bucket: %s" % (bucket or env["LS_TEST_S3_BUCKET"]),
               "        path: %s" % prefix,
               "        endpoint: %s" % env["LS_TEST_S3_ENDPOINT"],
               "        region: %s" % env["LS_TEST_S3_REGION"],
-              "        force-path-style: true",
-              "        access-key-id: %s" % env["LS_TEST_S3_ACCESS_KEY"],
-              "        secret-access-key: %s" % env["LS_TEST_S3_SECRET_KEY"]]
-    if name:
-        lines.append("        name: %s" % name)
-    for k, v in (replica_keys or {}).items():
+              "        force-path-style: true"]
+    if keys:
+        lines += ["        access-key-id: %s" % env["LS_TEST_S3_ACCESS_KEY"],
+                  "        secret-access-key: %s" % (secret or env["LS_TEST_S3_SECRET_KEY"])]
+    for k, v in (extra or {}).items():
         lines.append("        %s: %s" % (k, v))
     with open(str(path), "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -22,31 +22,9 @@ import pytest
 from conftest import run, integrity
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
     reaper, replicator, start_writer, write, check_log, digest, fresh, rfc3339, restore_cfg,
-    wait_restorable, listing, stop_ok)
+    wait_restorable, listing, stop_ok, write_s3_config)
 
 PART = 8 << 20  # the backend's part size: bigger objects go up as multipart uploads
-
-
-def s3_config(path, db, env, prefix, name="s3", bucket=None, secret=None, keys=True,
-              extra=None):
-    """A Litestream-style config replicating db to the test s3rver under
-    prefix. keys=False leaves the credentials to the environment."""
-    lines = ["dbs:", "  - path: %s" % db, "    replicas:",
-             "      - name: %s" % name,
-             "        type: s3",
-             "        bucket: %s" % (bucket or env["LS_TEST_S3_BUCKET"]),
-             "        path: %s" % prefix,
-             "        endpoint: %s" % env["LS_TEST_S3_ENDPOINT"],
-             "        region: %s" % env["LS_TEST_S3_REGION"],
-             "        force-path-style: true"]
-    if keys:
-        lines += ["        access-key-id: %s" % env["LS_TEST_S3_ACCESS_KEY"],
-                  "        secret-access-key: %s" % (secret or env["LS_TEST_S3_SECRET_KEY"])]
-    for k, v in (extra or {}).items():
-        lines.append("        %s: %s" % (k, v))
-    with open(str(path), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return str(path)
 
 
 def s3_url(env, prefix):
@@ -70,7 +48,7 @@ def unique_prefix(stem):
 def test_replicate_live_workload_and_restore(tmp_path, s3env):
     db = str(tmp_path / "app.db")
     prefix = unique_prefix("app")
-    cfg = s3_config(tmp_path / "cfg.yml", db, s3env, prefix)
+    cfg = write_s3_config(tmp_path / "cfg.yml", db, s3env, prefix, name="s3")
     progress = tmp_path / "progress"
     write(db, progress, txns=20, seed=1)
     rep = replicator(tmp_path, "-config", cfg)
@@ -139,7 +117,7 @@ def test_replicate_live_workload_and_restore(tmp_path, s3env):
 def test_multipart_snapshot_env_credentials(tmp_path, s3env):
     db = str(tmp_path / "big.db")
     prefix = unique_prefix("big")
-    cfg = s3_config(tmp_path / "cfg.yml", db, s3env, prefix, keys=False)
+    cfg = write_s3_config(tmp_path / "cfg.yml", db, s3env, prefix, name="s3", keys=False)
     progress = tmp_path / "progress"
     # ~20 MiB of random rows: the compressed snapshot stays above two parts.
     write(db, progress, txns=10, big_every=1, big_bytes=2 << 20, big_row=64 << 10, seed=7)
@@ -158,7 +136,7 @@ def test_wrong_secret_is_refused_without_printing_it(tmp_path, s3env):
     db = str(tmp_path / "app.db")
     secret = "Wr0ngSecret-%d-xyzzy" % os.getpid()
     write(db, tmp_path / "progress", txns=5, seed=1)
-    cfg = s3_config(tmp_path / "cfg.yml", db, s3env, unique_prefix("bad"), name="s3-bad",
+    cfg = write_s3_config(tmp_path / "cfg.yml", db, s3env, unique_prefix("bad"), name="s3-bad",
                     secret=secret)
     for argv in (["generations", "-config", cfg, db],
                  ["restore", "-config", cfg, "-o", fresh(tmp_path, "nope"), db]):
@@ -185,7 +163,7 @@ def test_missing_bucket(tmp_path, s3env):
     db = str(tmp_path / "app.db")
     write(db, tmp_path / "progress", txns=3, seed=1)
     bucket = "no-such-bucket-%d" % os.getpid()
-    cfg = s3_config(tmp_path / "cfg.yml", db, s3env, "x", bucket=bucket)
+    cfg = write_s3_config(tmp_path / "cfg.yml", db, s3env, "x", name="s3", bucket=bucket)
     r = run("generations", "-config", cfg, db, timeout=120)
     assert r.rc != 0, r
     assert "replica s3" in r.err and "bucket %s does not exist" % bucket in r.err, r.err
