@@ -536,7 +536,7 @@ static int abs_get(ls_storage *s, ls_ctx *ctx, const char *key, uint64_t off, in
     ls_buf drop = {0};
     ls_writer dropw;
     ls_writer_buf(&dropw, &drop);
-    ls_http_req hr = {.out = len == 0 ? &dropw : w};
+    ls_http_req hr = {.out = len == 0 ? &dropw : w, .ranged = c.nh > 0};
     rc = abs_run(as, ctx, &c, &hr);
     ls_buf_free(&drop);
     free(name);

@@ -47,6 +47,7 @@ typedef struct xfer {
     size_t cap;             /* cap of resp->body */
     int cb_rc;              /* reader/writer failure code, 0 if none */
     int over_cap;           /* a 2xx memory body exceeded the cap */
+    int range_ignored;      /* a ranged request got a 200 with a body */
     int nomem;              /* allocation failed in a callback */
 } xfer;
 
@@ -137,12 +138,14 @@ static void resp_clear_headers(ls_http_resp *r)
 /* 1 if a response header of this (lowercase) name is kept. */
 static int header_kept(const char *name)
 {
-    static const char *const kept[] = {"etag",          "content-length", "content-range",
-                                       "last-modified", "content-md5",    "content-type"};
+    /* Only what a backend reads: a reply full of x-amz-meta-* headers must not
+     * crowd Content-Length out of the LS_HTTP_MAX_HEADERS slots. */
+    static const char *const kept[] = {"etag", "content-length", "last-modified",
+                                       "x-ms-error-code"};
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
         if (strcmp(name, kept[i]) == 0)
             return 1;
-    return strncmp(name, "x-ms-", 5) == 0 || strncmp(name, "x-amz-", 6) == 0;
+    return 0;
 }
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
@@ -197,6 +200,10 @@ static size_t on_body(char *buf, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     int ok = r->status >= 200 && r->status < 300;
 
+    if (ok && x->req->ranged && r->status == 200) {
+        x->range_ignored = 1; /* the whole object, not the range: not one byte of it */
+        return 0;
+    }
     if (ok && x->req->out) {
         int rc = x->req->out->write(x->req->out->ud, (const uint8_t *)buf, n);
         if (rc) {
@@ -382,6 +389,9 @@ int ls_http_do(ls_http_pool *p, ls_ctx *ctx, const ls_http_req *req, ls_http_res
         rc = ls_err(ctx, LS_ENOMEM, "out of memory");
     } else if (ctx && ctx->cancelled && c == CURLE_ABORTED_BY_CALLBACK) {
         rc = ls_err(ctx, LS_ECANCEL, "cancelled");
+    } else if (x.range_ignored) {
+        rc = ls_err(ctx, LS_EIO, "HTTP %s failed: the server ignored the Range header "
+                    "(it answered 200 with the whole object)", req->method);
     } else if (x.over_cap) {
         rc = ls_err(ctx, LS_EIO, "HTTP %s failed: reply longer than %zu bytes", req->method,
                     x.cap);

@@ -69,6 +69,8 @@ typedef struct ls_http_req {
     size_t body_len;            /* its length */
     int has_body;               /* 1: send a body (body or body_buf, even empty) */
     ls_writer *out;             /* 2xx reply body goes here; NULL: into resp->body */
+    int ranged;                 /* a Range was asked for: a 200 reply (the server ignored
+                                   it) fails before any of its body reaches out */
     size_t max_body;            /* cap of resp->body; 0: LS_HTTP_MAX_MEM_BODY */
 } ls_http_req;
 
@@ -82,9 +84,9 @@ typedef struct ls_http_resp {
     size_t body_len;            /* its length */
     int truncated;              /* 1: the reply was longer than the cap */
     int64_t content_length;     /* Content-Length header, -1 if absent */
-    size_t nhdr;                /* kept headers: ETag, Content-Length, Content-Range, */
-    char *hname[LS_HTTP_MAX_HEADERS]; /* Last-Modified, Content-MD5, Content-Type, */
-    char *hval[LS_HTTP_MAX_HEADERS];  /* x-ms-*, x-amz-* (names lowercase) */
+    size_t nhdr;                /* kept headers: ETag, Content-Length, Last-Modified, */
+    char *hname[LS_HTTP_MAX_HEADERS]; /* x-ms-error-code (the ones the backends */
+    char *hval[LS_HTTP_MAX_HEADERS];  /* read; names lowercase) */
 } ls_http_resp;
 
 /*

@@ -104,6 +104,10 @@ static int s3_do(s3_store *st, ls_ctx *ctx, ls_http_req *q, struct curl_slist **
     return ls_http_do(st->pool, ctx, q, resp);
 }
 
+/* S3 error codes that may pass on their own. */
+static const char *const transient_codes[] = {"SlowDown", "InternalError", "ServiceUnavailable",
+                                              "RequestTimeout", NULL};
+
 /* 1 if code is one of the names in the NULL-terminated list. */
 static int code_in(const char *code, const char *const *names)
 {
@@ -125,8 +129,6 @@ static int s3_err_code(s3_store *st, ls_ctx *ctx, const char *op, const char *ke
                                          "AccessDenied", "ExpiredToken", "InvalidToken",
                                          "TokenRefreshRequired", "AllAccessDisabled",
                                          "InvalidSecurity", NULL};
-    static const char *const transient[] = {"SlowDown", "InternalError", "ServiceUnavailable",
-                                            "RequestTimeout", NULL};
     char hs[24] = "";
     if (status)
         snprintf(hs, sizeof(hs), "HTTP %ld ", status);
@@ -140,7 +142,8 @@ static int s3_err_code(s3_store *st, ls_ctx *ctx, const char *op, const char *ke
                               "the server refused the credentials or signature (%s%s%s%s): "
                               "check access-key-id and secret-access-key",
                               hs, *code ? code : "no error code", *msg ? ": " : "", msg);
-    int rc = code_in(code, transient) ? LS_ENET : ls_http_status_code(status);
+    /* status 0 (a DeleteObjects entry has none) is not "no reply": the code decides */
+    int rc = code_in(code, transient_codes) ? LS_ENET : status ? ls_http_status_code(status) : 0;
     if (rc == 0)
         rc = LS_EIO;
     if (rc == LS_ENOENT)
@@ -500,10 +503,14 @@ static int s3_stat(ls_storage *s, ls_ctx *ctx, const char *key, ls_obj *out)
         rc = s3_fail(st, ctx, "stat", key, rc, &resp);
         goto cleanup;
     }
+    if (resp.content_length < 0) {
+        rc = ls_storage_err(s, ctx, LS_EIO, "stat", key, "HEAD reply without Content-Length");
+        goto cleanup;
+    }
     const char *lm = ls_http_header(&resp, "last-modified");
     int64_t ms = lm ? ls_http_parse_rfc1123(lm) : -1;
     out->key = NULL;
-    out->size = resp.content_length > 0 ? (uint64_t)resp.content_length : 0;
+    out->size = (uint64_t)resp.content_length;
     out->mtime_ms = ms > 0 ? ms : 0;
 
 cleanup:
@@ -546,6 +553,7 @@ static int s3_get(ls_storage *s, ls_ctx *ctx, const char *key, uint64_t off, int
     q.method = "GET";
     q.url = (const char *)url.p;
     q.out = w;
+    q.ranged = hdrs != NULL;
     rc = s3_do(st, ctx, &q, &hdrs, EMPTY_SHA256, &resp);
     if (rc || (resp.status != 200 && resp.status != 206 && resp.status != 416))
         rc = s3_fail(st, ctx, "get", key, rc, &resp);
@@ -595,13 +603,16 @@ static int list_parse(s3_store *st, ls_ctx *ctx, const char *prefix, const ls_ht
         (!ls_xml_get(resp->body, end, "NextContinuationToken", token, tokensz) || !*token))
         return ls_storage_err(&st->base, ctx, LS_EIO, "list", prefix,
                               "truncated listing without a continuation token");
+    if (strlen(token) + 1 >= tokensz) /* cut by ls_xml_get: it would list the wrong page */
+        return ls_storage_err(&st->base, ctx, LS_EIO, "list", prefix,
+                              "continuation token longer than %zu bytes", tokensz - 1);
     return 0;
 }
 
 static int s3_list(ls_storage *s, ls_ctx *ctx, const char *prefix, ls_obj_list *out)
 {
     s3_store *st = (s3_store *)s;
-    char token[2048] = "";
+    char token[8192] = "";
     ls_buf url = {0}, full = {0};
     int rc = ls_storage_check_key(s, ctx, "list", prefix, 1);
     if (rc)
