@@ -222,6 +222,20 @@ static int is_fx(sftp_conn *c, int lrc, unsigned long st)
     return lrc == LIBSSH2_ERROR_SFTP_PROTOCOL && libssh2_sftp_last_error(c->sftp) == st;
 }
 
+/*
+ * For a call whose failure the caller does not report (a clean-up, a probe):
+ * a transport failure (a timeout included) leaves libssh2's per-channel
+ * request state half done, and the session's next call of the same kind
+ * would read this call's reply. So anything but success or an SFTP status
+ * breaks the session. Returns lrc.
+ */
+static int quiet(sftp_conn *c, int lrc)
+{
+    if (lrc != 0 && lrc != LIBSSH2_ERROR_SFTP_PROTOCOL)
+        c->broken = 1;
+    return lrc;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Paths                                                                   */
 
@@ -850,11 +864,12 @@ static void conn_release(sftp_store *ss, sftp_conn *c)
 /* Attributes of path (lstat); returns 0 or the libssh2 error. */
 static int rstat(sftp_conn *c, const char *path, LIBSSH2_SFTP_ATTRIBUTES *a)
 {
-    return libssh2_sftp_stat_ex(c->sftp, path, (unsigned)strlen(path), LIBSSH2_SFTP_LSTAT, a);
+    return quiet(c, libssh2_sftp_stat_ex(c->sftp, path, (unsigned)strlen(path), LIBSSH2_SFTP_LSTAT,
+                                         a));
 }
 
-/* 1 if path exists and is a directory (transport errors read as 0; the caller's next call sees
- * them). */
+/* 1 if path exists and is a directory (a transport error reads as 0 and breaks the session:
+ * callers check c->broken). */
 static int is_dir(sftp_conn *c, const char *path)
 {
     LIBSSH2_SFTP_ATTRIBUTES a;
@@ -893,6 +908,8 @@ static int mkdir_p(sftp_store *ss, ls_ctx *ctx, sftp_conn *c, const char *key, c
     }
     if (is_dir(c, dir))
         return 0;
+    if (c->broken)
+        return ls_storage_err(&ss->base, ctx, LS_ENET, "put", key, "%s: connection lost", dir);
     return fx_err(ss, ctx, c, st, "put", key, dir);
 }
 
@@ -996,7 +1013,15 @@ static int publish(sftp_store *ss, ls_ctx *ctx, sftp_conn *c, const char *key, c
             return conn_err(ss, ctx, c, lrc, "put", key, "rename temp file");
         if (attempt == PUT_TRIES)
             return conn_err(ss, ctx, c, lrc, "put", key, "rename temp file");
-        /* the key exists (or the rename failed for another reason: then this fails too) */
+        /* the key exists (or the rename failed for another reason: then this fails too);
+         * only a file is moved aside: a directory there holds other keys */
+        LIBSSH2_SFTP_ATTRIBUTES a;
+        if (rstat(c, path, &a) == 0 && (a.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) &&
+            !LIBSSH2_SFTP_S_ISREG(a.permissions))
+            return ls_storage_err(&ss->base, ctx, LS_EIO, "put", key,
+                                  "a directory or other non-file is in the way");
+        if (c->broken)
+            return ls_storage_err(&ss->base, ctx, LS_ENET, "put", key, "connection lost");
         lrc = libssh2_sftp_rename_ex(c->sftp, path, plen, aside, (unsigned)n, flags);
         if (lrc != 0) {
             if (is_fx(c, lrc, LIBSSH2_FX_NO_SUCH_FILE))
@@ -1005,12 +1030,12 @@ static int publish(sftp_store *ss, ls_ctx *ctx, sftp_conn *c, const char *key, c
         }
         lrc = libssh2_sftp_rename_ex(c->sftp, tmp, tlen, path, plen, flags);
         if (lrc == 0) {
-            libssh2_sftp_unlink_ex(c->sftp, aside, (unsigned)n);
+            quiet(c, libssh2_sftp_unlink_ex(c->sftp, aside, (unsigned)n));
             return 0;
         }
         int rc = conn_err(ss, ctx, c, lrc, "put", key, "rename temp file over the old object");
         if (!c->broken)
-            libssh2_sftp_rename_ex(c->sftp, aside, (unsigned)n, path, plen, flags);
+            quiet(c, libssh2_sftp_rename_ex(c->sftp, aside, (unsigned)n, path, plen, flags));
         return rc;
     }
 }
@@ -1047,9 +1072,9 @@ static int sftp_put(ls_storage *s, ls_ctx *ctx, const char *key, ls_reader *r)
 
 cleanup:
     if (h && !c->broken) /* a broken session's handles go with it: no blocking close */
-        libssh2_sftp_close_handle(h);
+        quiet(c, libssh2_sftp_close_handle(h));
     if (tmp[0] && !c->broken)
-        libssh2_sftp_unlink_ex(c->sftp, tmp, (unsigned)strlen(tmp));
+        quiet(c, libssh2_sftp_unlink_ex(c->sftp, tmp, (unsigned)strlen(tmp)));
     conn_release(ss, c);
     return rc;
 }
@@ -1063,7 +1088,7 @@ static int read_err(sftp_store *ss, ls_ctx *ctx, sftp_conn *c, int lrc, const ch
 {
     if (is_fx(c, lrc, LIBSSH2_FX_FAILURE)) {
         LIBSSH2_SFTP_ATTRIBUTES a;
-        if (libssh2_sftp_fstat_ex(h, &a, 0) == 0 && (a.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) &&
+        if (quiet(c, libssh2_sftp_fstat_ex(h, &a, 0)) == 0 && (a.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) &&
             !LIBSSH2_SFTP_S_ISREG(a.permissions))
             return ls_storage_err(&ss->base, ctx, LS_ENOENT, "get", key, "not a regular file");
         return fx_err(ss, ctx, c, LIBSSH2_FX_FAILURE, "get", key, "read");
@@ -1131,7 +1156,7 @@ static int sftp_get(ls_storage *s, ls_ctx *ctx, const char *key, uint64_t off, i
 
 cleanup:
     if (h && !c->broken)
-        libssh2_sftp_close_handle(h);
+        quiet(c, libssh2_sftp_close_handle(h));
     conn_release(ss, c);
     free(buf);
     return rc;
@@ -1187,8 +1212,14 @@ static int walk(sftp_store *ss, ls_ctx *ctx, sftp_conn *c, const char *prefix, c
         if (is_fx(c, lrc, LIBSSH2_FX_NO_SUCH_FILE) || is_fx(c, lrc, LIBSSH2_FX_NO_SUCH_PATH) ||
             is_fx(c, lrc, LIBSSH2_FX_NOT_A_DIRECTORY))
             return 0;
-        if (rlen == 0 && is_fx(c, lrc, LIBSSH2_FX_FAILURE) && !is_dir(c, dir))
-            return 0; /* the root is a file (OpenSSH says FAILURE for ENOTDIR) */
+        if (rlen == 0 && is_fx(c, lrc, LIBSSH2_FX_FAILURE)) {
+            int d = is_dir(c, dir);
+            if (c->broken)
+                return ls_storage_err(&ss->base, ctx, LS_ENET, "list", prefix,
+                                      "%s: connection lost", dir);
+            if (!d)
+                return 0; /* the root is a file (OpenSSH says FAILURE for ENOTDIR) */
+        }
         return conn_err(ss, ctx, c, lrc, "list", prefix, dir);
     }
     for (;;) {
@@ -1226,7 +1257,7 @@ static int walk(sftp_store *ss, ls_ctx *ctx, sftp_conn *c, const char *prefix, c
     }
     rel[rlen] = '\0';
     if (!c->broken)
-        libssh2_sftp_close_handle(h);
+        quiet(c, libssh2_sftp_close_handle(h));
     return rc;
 }
 
