@@ -258,8 +258,10 @@ int cmd_restore(cli_env *env, int argc, char **argv)
     if (configured_db(env, &a))
         return restore_from_replica(env, &a);
     ls_db_hdr hdr;
-    if (ls_db_probe(env->ctx, a.source, &hdr) == 0)
+    if ((rc = ls_db_probe(env->ctx, a.source, &hdr)) == 0)
         return restore_from_file(env, &a);
+    if (rc == LS_ENOTDB) /* a file, but no database: say so (SQLite's words) */
+        return cli_fail_lib(env, rc);
     return cli_fail(env, LS_ENOENT, "%s: not a backup file, and not a database in %s",
                     a.source, ls_config_default_path());
 }

@@ -180,7 +180,9 @@ int ls_db_probe(ls_ctx *ctx, const char *path, ls_db_hdr *hdr)
     if (rc)
         return rc;
     if (got < sizeof(b) || ls_db_hdr_decode(b, hdr) != 0)
-        return ls_err(ctx, LS_ENOTDB, "%s: not an SQLite database", path);
+        return ls_err(ctx, LS_ENOTDB,
+                      "%s: file is not a database (its header is not an SQLite database header)",
+                      path);
     return 0;
 }
 

@@ -24,8 +24,9 @@ typedef struct ls_db_hdr {
 
 /*
  * Check that `path` is a regular, non-empty SQLite database file and decode its
- * header. Returns 0, LS_ENOENT (missing), LS_ENOTDB (empty, a directory, not
- * SQLite), or an I/O error. Never creates anything.
+ * header. Returns 0, LS_ENOENT (missing), LS_ENOTDB (empty, a directory, or
+ * not SQLite; for the last the message has SQLite's own words "file is not a
+ * database"), or an I/O error. Never creates anything.
  *
  * POSIX LOCKS: closing any descriptor of a file drops every fcntl lock the
  * process holds on it, including the locks of SQLite connections (the read

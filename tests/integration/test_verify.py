@@ -163,6 +163,7 @@ def test_not_a_database(ls, backup):
     r = ls("verify", backup)
     assert r.rc == 1, r
     assert "litesafe: verify: " in r.err
+    assert "file is not a database" in r.err
     assert "not an SQLite database" in r.err
 
 
