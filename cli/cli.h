@@ -74,6 +74,18 @@ void out_int(cli_env *env, const char *key, long long val);
 void out_uint(cli_env *env, const char *key, unsigned long long val);
 void out_bool(cli_env *env, const char *key, int val);
 void out_hex32(cli_env *env, const char *key, uint32_t val); /* "0x%08x" */
+/*
+ * sqlite-checkpoint's text layout, which checkpoint, snapshot, backup and info
+ * keep so that scripts written for it still parse litesafe's output: a
+ * headline ("checkpoint PASSIVE [ok]"), then one "  label:   value" line per
+ * field, the label and its colon padded to 20 columns. Both print nothing
+ * with --json, where the out_* calls above give the keys.
+ */
+void out_head(cli_env *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void out_line(cli_env *env, const char *label, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* `n` with a comma every three digits ("16,384"), written to buf; returns buf. */
+const char *out_commas(char *buf, size_t size, unsigned long long n);
 /* Arrays of objects: out_arr_begin, then out_item_begin/out_item_end per item. */
 void out_arr_begin(cli_env *env, const char *key);
 void out_arr_end(cli_env *env);
@@ -115,9 +127,13 @@ int cmd_validate(cli_env *env, int argc, char **argv);
 /* Check --mode and --busy-timeout of checkpoint and snapshot: -1 to go on, or the exit code. */
 int cli_ckpt_args(cli_env *env, const char *mode_s, long long busy, ls_ckpt_mode *mode);
 
-/* Shared printers, so backup and snapshot print a backup result alike. */
+/* Shared printers, so backup and snapshot print a backup result alike: the
+ * JSON members of a result, for --json (snapshot nests them in objects). */
 void print_backup_result(cli_env *env, const ls_backup_result *r);
 void print_checkpoint_result(cli_env *env, const ls_checkpoint_result *r);
+/* The checkpoint's state in sqlite-checkpoint's words: "busy", "ok" (fully
+ * checkpointed) or "partial". */
+const char *cli_ckpt_status(const ls_checkpoint_result *r);
 
 /* Set by SIGINT/SIGTERM (main.c); long-running commands stop when they see it. */
 extern volatile sig_atomic_t cli_stop;

@@ -5,6 +5,9 @@
  * (--dir, default <db dir>/backups/). With --watch INTERVAL it repeats every
  * INTERVAL until SIGINT/SIGTERM, pruning with --keep/--keep-within after each
  * backup; one JSON object (or text block) is printed per backup.
+ *
+ * The text block is sqlite-checkpoint's ("backup complete", then source,
+ * destination, size, sha256 and elapsed lines), litesafe's fields after it.
  */
 #include "cli.h"
 
@@ -29,6 +32,23 @@ void print_backup_result(cli_env *env, const ls_backup_result *r)
     out_bool(env, "compact", r->compact);
     out_int(env, "retries", r->retries);
     out_uint(env, "elapsed_ms", r->elapsed_ms);
+}
+
+/* The text form: sqlite-checkpoint's lines, then litesafe's. */
+static void print_backup_text(cli_env *env, const ls_backup_result *r)
+{
+    char n[32];
+    out_head(env, "backup complete");
+    out_line(env, "source", "%s", r->source);
+    out_line(env, "destination", "%s", r->destination);
+    out_line(env, "size", "%s bytes", out_commas(n, sizeof(n), r->size_bytes));
+    out_line(env, "sha256", "%s", r->sha256);
+    out_line(env, "elapsed", "%llu ms", (unsigned long long)r->elapsed_ms);
+    out_line(env, "page size", "%s", out_commas(n, sizeof(n), r->page_size));
+    out_line(env, "page count", "%s", out_commas(n, sizeof(n), r->page_count));
+    out_line(env, "WAL frames copied", "%llu", (unsigned long long)r->wal_frames);
+    out_line(env, "compact", "%s", r->compact ? "yes" : "no");
+    out_line(env, "retries", "%d", r->retries);
 }
 
 /* Sleep up to ms; returns 1 early when SIGINT/SIGTERM arrived. */
@@ -108,8 +128,12 @@ int cmd_backup(cli_env *env, int argc, char **argv)
         if (rc != 0)
             return cli_fail_lib(env, rc);
         out_begin(env);
-        out_str(env, "command", "backup");
-        print_backup_result(env, &res);
+        if (env->json) {
+            out_str(env, "command", "backup");
+            print_backup_result(env, &res);
+        } else {
+            print_backup_text(env, &res);
+        }
         if (watch) {
             char bdir[8192], *slash;
             ls_prune_result pr;
@@ -122,7 +146,10 @@ int cmd_backup(cli_env *env, int argc, char **argv)
                     out_end(env);
                     return cli_fail_lib(env, rc);
                 }
-                out_uint(env, "pruned", pr.deleted);
+                if (env->json)
+                    out_uint(env, "pruned", pr.deleted);
+                else
+                    out_line(env, "pruned", "%llu", (unsigned long long)pr.deleted);
             }
         }
         out_end(env);

@@ -4,8 +4,21 @@
  *
  * A busy checkpoint (a reader or writer kept it from finishing within the
  * busy timeout) is a result, not a failure: exit 0 with "busy": true. A
- * database not in WAL mode is also exit 0, with a note and wal_mode false.
- * Also home of print_checkpoint_result(), which snapshot shares.
+ * database not in WAL mode is also exit 0: nothing to checkpoint (0 of 0
+ * pages, fully checkpointed), wal_mode false and a note.
+ *
+ * The output is sqlite-checkpoint's, plus litesafe's extra keys:
+ *   JSON  {"command": "checkpoint", "mode": "PASSIVE", "busy", "wal_pages",
+ *          "checkpointed_pages", "fully_checkpointed", "database",
+ *          "elapsed_ms", then "wal_mode"}
+ *   text  checkpoint PASSIVE [ok|partial|busy]
+ *           busy:               no
+ *           wal pages:          12
+ *           checkpointed:       12
+ *           elapsed:            3 ms
+ *         then litesafe's fields in the same layout.
+ * Also home of print_checkpoint_result() and cli_ckpt_status(), which
+ * snapshot shares.
  */
 #include "cli.h"
 
@@ -13,14 +26,32 @@ static const char USAGE[] = "checkpoint DB [-m passive|full|restart|truncate] [-
 
 void print_checkpoint_result(cli_env *env, const ls_checkpoint_result *r)
 {
-    out_str(env, "database", r->database);
     out_str(env, "mode", ls_ckpt_mode_name(r->mode));
     out_bool(env, "busy", r->busy);
     out_int(env, "wal_pages", r->wal_pages);
     out_int(env, "checkpointed_pages", r->checkpointed_pages);
     out_bool(env, "fully_checkpointed", r->fully_checkpointed);
-    out_bool(env, "wal_mode", r->wal_mode);
+    out_str(env, "database", r->database);
     out_uint(env, "elapsed_ms", r->elapsed_ms);
+    out_bool(env, "wal_mode", r->wal_mode);
+}
+
+const char *cli_ckpt_status(const ls_checkpoint_result *r)
+{
+    return r->busy ? "busy" : r->fully_checkpointed ? "ok" : "partial";
+}
+
+/* The text form: sqlite-checkpoint's lines, then litesafe's. */
+static void print_checkpoint_text(cli_env *env, const ls_checkpoint_result *r)
+{
+    out_head(env, "checkpoint %s [%s]", ls_ckpt_mode_name(r->mode), cli_ckpt_status(r));
+    out_line(env, "busy", "%s", r->busy ? "yes" : "no");
+    out_line(env, "wal pages", "%lld", (long long)r->wal_pages);
+    out_line(env, "checkpointed", "%lld", (long long)r->checkpointed_pages);
+    out_line(env, "elapsed", "%llu ms", (unsigned long long)r->elapsed_ms);
+    out_line(env, "database", "%s", r->database);
+    out_line(env, "fully checkpointed", "%s", r->fully_checkpointed ? "yes" : "no");
+    out_line(env, "WAL mode", "%s", r->wal_mode ? "yes" : "no");
 }
 
 int cli_ckpt_args(cli_env *env, const char *mode_s, long long busy, ls_ckpt_mode *mode)
@@ -72,8 +103,12 @@ int cmd_checkpoint(cli_env *env, int argc, char **argv)
         cli_note(env, "%s: checkpoint busy: %lld of %lld WAL frames checkpointed", res.database,
                  (long long)res.checkpointed_pages, (long long)res.wal_pages);
     out_begin(env);
-    out_str(env, "command", "checkpoint");
-    print_checkpoint_result(env, &res);
+    if (env->json) {
+        out_str(env, "command", "checkpoint");
+        print_checkpoint_result(env, &res);
+    } else {
+        print_checkpoint_text(env, &res);
+    }
     out_end(env);
     return 0;
 }

@@ -16,6 +16,21 @@
  * reader is active (the way Litestream's forced checkpoints hang writers).
  * Since the backup is consistent without any checkpoint, waiting buys
  * nothing for the copy; use -m truncate to also shrink the -wal file.
+ *
+ * The output is sqlite-checkpoint's, plus litesafe's extra keys:
+ *   JSON  {"command": "snapshot", "checkpoint": {"mode": "PASSIVE", "busy",
+ *          "wal_pages", "checkpointed_pages", "fully_checkpointed", ...},
+ *          "backup": {"source", "destination", "size_bytes", "sha256", ...},
+ *          "elapsed_ms"}; the top-level elapsed_ms is the sum of the parts'.
+ *   text  snapshot complete [checkpoint ok|partial|busy]
+ *           checkpoint busy:    no
+ *           wal pages:          12
+ *           checkpointed:       12
+ *           destination:        /backups/app.db
+ *           size:               16,384 bytes
+ *           sha256:             <hex>
+ *           elapsed:            5 ms
+ *         then litesafe's fields in the same layout.
  */
 #include "cli.h"
 
@@ -47,6 +62,30 @@ static int check_dest(cli_env *env, const char *dest)
     if (!S_ISDIR(st.st_mode))
         return cli_fail(env, LS_ENOENT, "%s: destination directory %s: Not a directory", dest, d);
     return -1;
+}
+
+/* The text form: sqlite-checkpoint's lines, then litesafe's. */
+static void print_snapshot_text(cli_env *env, const ls_checkpoint_result *cr,
+                                const ls_backup_result *br)
+{
+    char n[32];
+    out_head(env, "snapshot complete [checkpoint %s]", cli_ckpt_status(cr));
+    out_line(env, "checkpoint busy", "%s", cr->busy ? "yes" : "no");
+    out_line(env, "wal pages", "%lld", (long long)cr->wal_pages);
+    out_line(env, "checkpointed", "%lld", (long long)cr->checkpointed_pages);
+    out_line(env, "destination", "%s", br->destination);
+    out_line(env, "size", "%s bytes", out_commas(n, sizeof(n), br->size_bytes));
+    out_line(env, "sha256", "%s", br->sha256);
+    out_line(env, "elapsed", "%llu ms", (unsigned long long)(cr->elapsed_ms + br->elapsed_ms));
+    out_line(env, "source", "%s", br->source);
+    out_line(env, "checkpoint mode", "%s", ls_ckpt_mode_name(cr->mode));
+    out_line(env, "fully checkpointed", "%s", cr->fully_checkpointed ? "yes" : "no");
+    out_line(env, "WAL mode", "%s", cr->wal_mode ? "yes" : "no");
+    out_line(env, "page size", "%s", out_commas(n, sizeof(n), br->page_size));
+    out_line(env, "page count", "%s", out_commas(n, sizeof(n), br->page_count));
+    out_line(env, "WAL frames copied", "%llu", (unsigned long long)br->wal_frames);
+    out_line(env, "compact", "%s", br->compact ? "yes" : "no");
+    out_line(env, "retries", "%d", br->retries);
 }
 
 int cmd_snapshot(cli_env *env, int argc, char **argv)
@@ -103,13 +142,18 @@ int cmd_snapshot(cli_env *env, int argc, char **argv)
         return cli_fail_lib(env, rc);
 
     out_begin(env);
-    out_str(env, "command", "snapshot");
-    out_obj_begin(env, "checkpoint");
-    print_checkpoint_result(env, &cr);
-    out_obj_end(env);
-    out_obj_begin(env, "backup");
-    print_backup_result(env, &br);
-    out_obj_end(env);
+    if (env->json) {
+        out_str(env, "command", "snapshot");
+        out_obj_begin(env, "checkpoint");
+        print_checkpoint_result(env, &cr);
+        out_obj_end(env);
+        out_obj_begin(env, "backup");
+        print_backup_result(env, &br);
+        out_obj_end(env);
+        out_uint(env, "elapsed_ms", cr.elapsed_ms + br.elapsed_ms);
+    } else {
+        print_snapshot_text(env, &cr, &br);
+    }
     out_end(env);
     return 0;
 }

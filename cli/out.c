@@ -1,7 +1,9 @@
 /*
  * out.c - result output. Commands describe a result once with out_* calls;
- * with --json it becomes one JSON object on stdout, otherwise aligned
- * "key: value" lines. Also: errors, notes, the progress bar, the log sink.
+ * with --json it becomes one JSON object on stdout, otherwise "key: value"
+ * lines. The commands sqlite-checkpoint also has (checkpoint, snapshot,
+ * backup, info) print its text layout instead: out_head and out_line.
+ * Also: errors, notes, the progress bar, the log sink.
  */
 #include "cli.h"
 
@@ -163,6 +165,48 @@ void out_hex32(cli_env *env, const char *key, uint32_t val)
     char buf[16];
     snprintf(buf, sizeof(buf), "0x%08x", val);
     out_str(env, key, buf);
+}
+
+/* Width of "label:" in a text field line; a longer label gets one space. */
+#define LABEL_WIDTH 20
+
+void out_head(cli_env *env, const char *fmt, ...)
+{
+    if (env->json)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+}
+
+void out_line(cli_env *env, const char *label, const char *fmt, ...)
+{
+    if (env->json)
+        return;
+    int n = (int)strlen(label) + 1;
+    printf("  %s:%*s", label, n < LABEL_WIDTH ? LABEL_WIDTH - n : 1, "");
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+}
+
+const char *out_commas(char *buf, size_t size, unsigned long long n)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof(digits), "%llu", n);
+    size_t o = 0;
+    for (int i = 0; i < len && o + 1 < size; i++) {
+        if (i > 0 && (len - i) % 3 == 0 && o + 2 < size)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    if (size > 0)
+        buf[o < size ? o : size - 1] = '\0';
+    return buf;
 }
 
 static int exit_for(int code)

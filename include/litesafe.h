@@ -138,14 +138,16 @@ typedef struct ls_checkpoint_result {
     char database[4096];        /* absolute path of the database */
     ls_ckpt_mode mode;
     int busy;                   /* 1 if the checkpoint could not finish (readers/writers) */
-    int64_t wal_pages;          /* frames in the WAL at the end (-1 if not WAL mode) */
-    int64_t checkpointed_pages; /* of those, frames copied back (-1 if not WAL mode) */
-    int fully_checkpointed;     /* 1 when every frame is in the database file */
+    int64_t wal_pages;          /* frames in the WAL at the end: 0 if not WAL mode (nothing
+                                   to do), -1 if busy before the checkpoint could start */
+    int64_t checkpointed_pages; /* of those, frames copied back (the same 0 and -1 cases) */
+    int fully_checkpointed;     /* 1 when not busy and every frame is in the database file */
     int wal_mode;               /* 0: database not in WAL mode, nothing to do */
     uint64_t elapsed_ms;
 } ls_checkpoint_result;
 
-/* Parse "passive|full|restart|truncate" in any case. Returns 0 or LS_EUSAGE. */
+/* Parse "passive|full|restart|truncate" in any case. Returns 0 or LS_EUSAGE.
+ * ls_ckpt_mode_name gives SQLite's upper-case name ("PASSIVE", ...). */
 int ls_ckpt_mode_parse(const char *s, ls_ckpt_mode *out);
 const char *ls_ckpt_mode_name(ls_ckpt_mode mode);
 
@@ -185,7 +187,8 @@ typedef struct ls_info_result {
     char meta_dir[4096];
 } ls_info_result;
 
-/* Inspect `db`. Returns 0, LS_ENOENT, LS_ENOTDB (empty or not SQLite). */
+/* Inspect `db`. Returns 0, LS_ENOENT, LS_ENOTDB (not SQLite; a zero-length file is
+ * an empty database). */
 int ls_info(ls_ctx *ctx, const char *db, ls_info_result *res);
 
 /* ---------------------------------------------------------------------- */

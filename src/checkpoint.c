@@ -25,27 +25,35 @@
  *     without SQLITE_OPEN_CREATE).
  *   - Our connection never checkpoints or deletes the WAL when it closes
  *     (ls_db_open), so the only change to the files is the checkpoint asked.
- *   - A database in rollback-journal mode is left untouched: wal_mode 0.
+ *   - A database in rollback-journal mode is left untouched: wal_mode 0, and
+ *     it is reported as sqlite-checkpoint reports it: nothing to checkpoint,
+ *     0 of 0 pages, fully checkpointed. Its journal mode is only read, never
+ *     set, so no -wal is ever created for it.
+ *   - A zero-length file is, to SQLite, an empty database in rollback-journal
+ *     mode: the same "nothing to checkpoint", without opening it at all
+ *     (SQLite would write a header into it on the first write).
  */
 #include "db.h"
 #include "fsutil.h"
 
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define DEFAULT_BUSY_MS 5000
 #define CKPT_LOCK_RETRY_MS 10
 
 static const struct {
     ls_ckpt_mode mode; /* the mode */
-    const char *name;  /* its lowercase name */
+    const char *name;  /* its name, as SQLite spells it (PRAGMA wal_checkpoint(NAME)) */
     int sqlite_mode;   /* SQLITE_CHECKPOINT_* */
 } MODES[] = {
-    {LS_CKPT_PASSIVE, "passive", SQLITE_CHECKPOINT_PASSIVE},
-    {LS_CKPT_FULL, "full", SQLITE_CHECKPOINT_FULL},
-    {LS_CKPT_RESTART, "restart", SQLITE_CHECKPOINT_RESTART},
-    {LS_CKPT_TRUNCATE, "truncate", SQLITE_CHECKPOINT_TRUNCATE},
+    {LS_CKPT_PASSIVE, "PASSIVE", SQLITE_CHECKPOINT_PASSIVE},
+    {LS_CKPT_FULL, "FULL", SQLITE_CHECKPOINT_FULL},
+    {LS_CKPT_RESTART, "RESTART", SQLITE_CHECKPOINT_RESTART},
+    {LS_CKPT_TRUNCATE, "TRUNCATE", SQLITE_CHECKPOINT_TRUNCATE},
 };
 #define NMODES (sizeof(MODES) / sizeof(MODES[0]))
 
@@ -120,16 +128,38 @@ static int run_checkpoint(ls_ctx *ctx, sqlite3 *db, const char *path, int sqlite
 }
 
 /*
+ * 1 if `path` is a zero-length regular file with no -wal or -journal next to
+ * it: an empty database, which SQLite would create its header in on the
+ * first write. (With a -wal or -journal beside it, it is left to the probe.)
+ */
+static int is_empty_database(const char *path)
+{
+    char side[4096 + 16];
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0)
+        return 0;
+    snprintf(side, sizeof(side), "%s-wal", path);
+    if (ls_path_exists(side))
+        return 0;
+    snprintf(side, sizeof(side), "%s-journal", path);
+    return !ls_path_exists(side);
+}
+
+/*
  * THE CHECKPOINT PROCEDURE
  *   1. Probe the file: it exists and is an SQLite database (nothing created).
+ *      A zero-length file is an empty database: nothing to checkpoint, and it
+ *      is not opened.
  *   2. Open our connection (busy timeout set, no checkpoint on close) and ask
  *      SQLite whether the database is in WAL mode. Not in WAL mode: done,
- *      wal_mode 0 and page counts -1. A writer holding the database past the
- *      busy timeout here is a busy result too.
+ *      wal_mode 0, nothing to checkpoint (0 of 0 pages, fully checkpointed,
+ *      as sqlite-checkpoint reports it). A writer holding the database past
+ *      the busy timeout here is a busy result, with page counts -1 (unknown).
  *   3. sqlite3_wal_checkpoint_v2 in the requested mode (see run_checkpoint).
  *   4. busy: SQLite said SQLITE_BUSY, or a mode that promises a complete
- *      checkpoint left frames behind. fully_checkpointed: every frame of the
- *      WAL is in the database file (0 of 0 after a truncate).
+ *      checkpoint left frames behind. fully_checkpointed: not busy, and every
+ *      frame of the WAL is in the database file (0 of 0 after a truncate);
+ *      sqlite-checkpoint's definition.
  * Locks: only those SQLite's checkpoint takes; none is held on return.
  */
 int ls_checkpoint(ls_ctx *ctx, const char *db, ls_ckpt_mode mode, int busy_timeout_ms,
@@ -154,6 +184,11 @@ int ls_checkpoint(ls_ctx *ctx, const char *db, ls_ckpt_mode mode, int busy_timeo
     /* 1. The file. */
     if ((rc = ls_abspath(ctx, db, res->database, sizeof(res->database))) != 0)
         return rc;
+    if (is_empty_database(res->database)) {
+        res->wal_pages = res->checkpointed_pages = 0;
+        res->fully_checkpointed = 1;
+        goto cleanup;
+    }
     if ((rc = ls_db_probe(ctx, res->database, &hdr)) != 0)
         return rc;
 
@@ -170,17 +205,23 @@ int ls_checkpoint(ls_ctx *ctx, const char *db, ls_ckpt_mode mode, int busy_timeo
         rc = 0;
         goto cleanup;
     }
-    if (rc || !res->wal_mode)
+    if (rc)
         goto cleanup;
+    if (!res->wal_mode) {
+        res->wal_pages = res->checkpointed_pages = 0;
+        res->fully_checkpointed = 1;
+        goto cleanup;
+    }
 
     /* 3. The checkpoint. */
     if ((rc = run_checkpoint(ctx, conn, res->database, sqlite_mode, busy_ms, res)) != 0)
         goto cleanup;
 
     /* 4. What it achieved. */
-    res->fully_checkpointed = res->wal_pages >= 0 && res->wal_pages == res->checkpointed_pages;
-    if (mode != LS_CKPT_PASSIVE && !res->fully_checkpointed)
+    int all = res->wal_pages >= 0 && res->wal_pages == res->checkpointed_pages;
+    if (mode != LS_CKPT_PASSIVE && !all)
         res->busy = 1;
+    res->fully_checkpointed = all && !res->busy;
 
 cleanup:
     sqlite3_close(conn);

@@ -13,7 +13,11 @@
  *
  *   1. Probe the database file and decode its 100-byte header: page size,
  *      journal mode (read/write versions 2 = WAL), and the values as of the
- *      last checkpoint.
+ *      last checkpoint. A zero-length file is what SQLite calls an empty
+ *      database (as sqlite-checkpoint reports it): rollback journal, no
+ *      pages, SQLite's default page size and encoding, which its first write
+ *      would give it. SQLite ignores (and removes) a -wal next to an empty
+ *      database, so one there is reported but changes no figure.
  *   2. Scan the -wal file, if any, with the WAL scanner: only frames whose
  *      salts and checksum chain verify, up to the last commit frame, count.
  *      The last commit frame gives the page count after the last commit.
@@ -39,6 +43,9 @@
 
 /* Times a scan is repeated when the WAL is rewritten while it is read. */
 #define MAX_SCANS 3
+/* What SQLite gives a new database (SQLITE_DEFAULT_PAGE_SIZE, UTF-8). */
+#define EMPTY_DB_PAGE_SIZE 4096
+#define EMPTY_DB_ENCODING 1
 
 /* 1 if `path` is a directory (following links), else 0. */
 static int is_dir(const char *path)
@@ -180,11 +187,19 @@ int ls_info(ls_ctx *ctx, const char *db, ls_info_result *res)
     memset(res, 0, sizeof(*res));
     ls_err_clear(ctx);
 
-    /* 1. The database file and its header. */
+    /* 1. The database file and its header (none in an empty database). */
     if ((rc = ls_abspath(ctx, db, res->path, sizeof(res->path))) != 0)
         return rc;
-    if ((rc = ls_db_probe(ctx, res->path, &hdr)) != 0)
+    if (stat(res->path, &st) != 0)
+        return ls_err_errno(ctx, errno, "%s", res->path);
+    int empty = S_ISREG(st.st_mode) && st.st_size == 0;
+    memset(&hdr, 0, sizeof(hdr));
+    if (empty) {
+        hdr.page_size = EMPTY_DB_PAGE_SIZE;
+        hdr.text_encoding = EMPTY_DB_ENCODING;
+    } else if ((rc = ls_db_probe(ctx, res->path, &hdr)) != 0) {
         return rc;
+    }
     if (stat(res->path, &st) != 0)
         return ls_err_errno(ctx, errno, "stat %s", res->path);
     res->size_bytes = (uint64_t)st.st_size;
@@ -197,9 +212,10 @@ int ls_info(ls_ctx *ctx, const char *db, ls_info_result *res)
     res->text_encoding = hdr.text_encoding;
 
     /* 2-3. The WAL (read even when the header says rollback journal: SQLite
-     * itself uses a -wal file it finds next to the database). */
+     * itself uses a -wal file it finds next to the database). Page size 0
+     * for an empty database: no WAL matches it, so none changes a figure. */
     snprintf(side, sizeof(side), "%s-wal", res->path);
-    if ((rc = inspect_wal(ctx, side, hdr.page_size, res)) != 0)
+    if ((rc = inspect_wal(ctx, side, empty ? 0 : hdr.page_size, res)) != 0)
         return rc;
 
     /* 4. The neighbours. */

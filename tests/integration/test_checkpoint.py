@@ -92,7 +92,7 @@ def test_passive_copies_every_frame_back(ls, waldb, tmp_path):
     j = r.json
     assert j["command"] == "checkpoint"
     assert j["database"] == str(waldb)
-    assert j["mode"] == "passive"
+    assert j["mode"] == "PASSIVE"
     assert j["busy"] is False
     assert j["wal_mode"] is True
     assert j["wal_pages"] == frames
@@ -110,15 +110,15 @@ def test_truncate_empties_the_wal(ls, waldb, tmp_path):
     r = ls("cp", waldb, "-m", "truncate", "--json")  # the alias
     assert r.rc == 0, r
     j = r.json
-    assert j["mode"] == "truncate"
+    assert j["mode"] == "TRUNCATE"
     assert (j["busy"], j["wal_pages"], j["checkpointed_pages"]) == (False, 0, 0)
     assert j["fully_checkpointed"] is True
     assert os.path.getsize(str(waldb) + "-wal") == 0
     assert rows_in_file_alone(waldb, tmp_path) == 140
 
 
-@pytest.mark.parametrize("given,name", [("FULL", "full"), ("Restart", "restart"),
-                                        ("tRuNcAtE", "truncate"), ("PASSIVE", "passive")])
+@pytest.mark.parametrize("given,name", [("FULL", "FULL"), ("Restart", "RESTART"),
+                                        ("tRuNcAtE", "TRUNCATE"), ("passive", "PASSIVE")])
 def test_mode_in_any_case(ls, waldb, tmp_path, given, name):
     r = ls("checkpoint", "--mode=" + given, waldb, "--json")
     assert r.rc == 0, r
@@ -131,11 +131,14 @@ def test_text_output(ls, waldb):
     r = ls("checkpoint", waldb, "-m", "full")
     assert r.rc == 0, r
     lines = r.out.splitlines()
-    assert "mode: full" in lines
-    assert "busy: no" in lines
-    assert "fully_checkpointed: yes" in lines
-    assert "database: %s" % waldb in lines
-    assert "wal_pages: %d" % wal_frames_by_size(waldb) in lines
+    frames = wal_frames_by_size(waldb)
+    # sqlite-checkpoint's layout: headline, then "  label:" padded to 20 columns.
+    assert lines[0] == "checkpoint FULL [ok]"
+    assert "  busy:               no" in lines
+    assert "  fully checkpointed: yes" in lines
+    assert "  database:           %s" % waldb in lines
+    assert "  wal pages:          %d" % frames in lines
+    assert "  checkpointed:       %d" % frames in lines
 
 
 @pytest.mark.parametrize("mode", ["full", "restart", "truncate"])
@@ -149,7 +152,7 @@ def test_pinned_reader_is_busy_not_a_hang(ls, waldb, mode):
         took = time.monotonic() - t0
         assert r.rc == 0, r
         j = r.json
-        assert (j["mode"], j["busy"], j["fully_checkpointed"]) == (mode, True, False)
+        assert (j["mode"], j["busy"], j["fully_checkpointed"]) == (mode.upper(), True, False)
         assert j["wal_pages"] == frames
         # Frames up to the reader's snapshot were copied, none past it.
         assert 0 < j["checkpointed_pages"] < frames
@@ -237,6 +240,8 @@ def test_rollback_writer_holding_the_file(ls, tmp_path):
 
 
 def test_rollback_journal_database(ls, tmp_path):
+    """Nothing to checkpoint: 0 of 0 pages, fully checkpointed (as
+    sqlite-checkpoint reports it), and the database is left as it was."""
     db = tmp_path / "rj.db"
     make_db(db, rows=10, wal=False).close()
     before = files_state(db)
@@ -244,10 +249,10 @@ def test_rollback_journal_database(ls, tmp_path):
     assert r.rc == 0, r
     j = r.json
     assert j["wal_mode"] is False
-    assert (j["wal_pages"], j["checkpointed_pages"]) == (-1, -1)
+    assert (j["wal_pages"], j["checkpointed_pages"]) == (0, 0)
     assert j["busy"] is False
-    assert j["fully_checkpointed"] is False
-    assert j["mode"] == "truncate"
+    assert j["fully_checkpointed"] is True
+    assert j["mode"] == "TRUNCATE"
     assert "not in WAL mode; nothing to checkpoint" in r.err
     assert files_state(db) == before
     assert not os.path.exists(str(db) + "-wal")
@@ -289,14 +294,25 @@ def test_missing_directory(ls, tmp_path):
 
 
 def test_empty_file_stays_empty(ls, tmp_path):
+    """To SQLite a zero-length file is an empty database: nothing to
+    checkpoint, and it is not opened (nothing written, nothing created)."""
     db = tmp_path / "empty.db"
     db.write_bytes(b"")
+    r = ls("checkpoint", db, "--json")
+    assert r.rc == 0, r
+    j = r.json
+    assert (j["wal_mode"], j["busy"], j["fully_checkpointed"]) == (False, False, True)
+    assert (j["wal_pages"], j["checkpointed_pages"]) == (0, 0)
+    assert os.path.getsize(db) == 0
+    assert sorted(os.listdir(tmp_path)) == ["empty.db"]
+    # With a -wal beside it, it is not an empty database: refused.
+    (tmp_path / "empty.db-wal").write_bytes(b"x" * 100)
     r = ls("checkpoint", db, "--json")
     assert r.rc == 1, r
     assert r.json["code"] == "ENOTDB"
     assert "empty" in r.json["error"]
     assert os.path.getsize(db) == 0
-    assert sorted(os.listdir(tmp_path)) == ["empty.db"]
+    assert sorted(os.listdir(tmp_path)) == ["empty.db", "empty.db-wal"]
 
 
 def test_not_a_database(ls, tmp_path):
@@ -305,7 +321,7 @@ def test_not_a_database(ls, tmp_path):
     before = sha256(db)
     r = ls("checkpoint", db)
     assert r.rc == 1, r
-    assert "not an SQLite database" in r.err
+    assert "file is not a database" in r.err
     assert sha256(db) == before
     assert sorted(os.listdir(tmp_path)) == ["notes.db"]
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import make_db, leave_wal, sha256
+from conftest import BIN, make_db, leave_wal, sha256
 
 PAGE = 4096
 
@@ -270,16 +270,17 @@ def test_text_output(ls, waldb):
     assert r.rc == 0, r
     assert dir_state(os.path.dirname(str(waldb))) == before
     lines = r.out.splitlines()
-    assert lines[0] == "command: info"
-    assert "journal_mode: wal" in lines
-    assert "wal_commits: 30" in lines
-    assert "page_size: %d" % PAGE in lines
+    # sqlite-checkpoint's layout: headline, then "  label:" padded to 20 columns.
+    assert lines[0] == "database info"
+    assert "  journal mode:       wal" in lines
+    assert "  WAL commits:        30" in lines
+    assert "  page size:          4,096" in lines
 
 
 def test_relative_path(ls, waldb):
     d = os.path.dirname(str(waldb))
     before = dir_state(d)
-    r = subprocess.run([os.environ.get("LITESAFE_BIN") or "litesafe", "info", "app.db",
+    r = subprocess.run([os.path.abspath(BIN), "info", "app.db",
                         "--json"], cwd=d, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r
     assert dir_state(d) == before
@@ -325,14 +326,27 @@ def test_missing_database_is_not_created(ls, data):
 
 
 def test_empty_file(ls, data):
+    """To SQLite a zero-length file is an empty database: reported as one
+    (sqlite-checkpoint's figures), with a note, and left as it is."""
     db = data / "empty.db"
     db.write_bytes(b"")
-    before = dir_state(data)
-    r = ls("info", db)
-    assert r.rc == 1, r
-    assert "empty file" in r.err
-    assert dir_state(data) == before
+    j = read_only_info(ls, db)
+    assert (j["size_bytes"], j["journal_mode"], j["page_size"], j["page_count"]) == \
+        (0, "delete", 4096, 0)
+    assert (j["freelist_count"], j["wal_file_exists"], j["text_encoding"]) == (0, False, "UTF-8")
+    assert "empty file" in j["_stderr"]
     assert os.path.getsize(db) == 0
+    # SQLite ignores a -wal next to an empty database: it changes no figure.
+    shutil.copyfile(str(make_waldb(data)) + "-wal", str(db) + "-wal")
+    j = read_only_info(ls, db)
+    assert (j["page_count"], j["freelist_count"], j["wal_file_exists"]) == (0, 0, True)
+
+
+def make_waldb(d):
+    db = d / "other.db"
+    make_db(db, rows=10, checkpoint=True).close()
+    leave_wal(db, rows=3)
+    return db
 
 
 def test_not_a_database(ls, data):
@@ -342,7 +356,7 @@ def test_not_a_database(ls, data):
     r = ls("info", db, "--json")
     assert r.rc == 1, r
     assert (r.json["code"], r.json["command"]) == ("ENOTDB", "info")
-    assert "not an SQLite database" in r.json["error"]
+    assert "file is not a database" in r.json["error"]
     assert dir_state(data) == before
 
 

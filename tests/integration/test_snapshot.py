@@ -31,7 +31,7 @@ def test_snapshot_checkpoints_then_copies(ls, waldb, tmp_path):
     c, b = j["checkpoint"], j["backup"]
     assert "command" not in c and "command" not in b
     assert c["database"] == str(waldb)
-    assert c["mode"] == "passive"  # the default: never stalls the application
+    assert c["mode"] == "PASSIVE"  # the default: never stalls the application
     assert (c["busy"], c["wal_mode"], c["fully_checkpointed"]) == (False, True, True)
     assert c["wal_pages"] == c["checkpointed_pages"] == frames
     assert b["source"] == str(waldb)
@@ -40,6 +40,7 @@ def test_snapshot_checkpoints_then_copies(ls, waldb, tmp_path):
     assert b["size_bytes"] == os.path.getsize(dest)
     assert b["page_count"] * b["page_size"] == b["size_bytes"]
     assert b["compact"] is False
+    assert j["elapsed_ms"] == c["elapsed_ms"] + b["elapsed_ms"]
     # The checkpoint ran: the database file alone has every row now.
     assert rows_in_file_alone(waldb, tmp_path) == 140
     assert count(dest) == 140
@@ -52,7 +53,7 @@ def test_snapshot_truncate_mode(ls, waldb, tmp_path):
     r = ls("snap", waldb, dest, "-m", "TRUNCATE", "--json")  # the alias
     assert r.rc == 0, r
     c = r.json["checkpoint"]
-    assert c["mode"] == "truncate"
+    assert c["mode"] == "TRUNCATE"
     assert (c["busy"], c["wal_pages"], c["checkpointed_pages"]) == (False, 0, 0)
     assert os.path.getsize(str(waldb) + "-wal") == 0
     # Nothing left in the WAL, so the backup read only the database file.
@@ -60,14 +61,15 @@ def test_snapshot_truncate_mode(ls, waldb, tmp_path):
     assert count(dest) == 140
 
 
-def test_text_output_has_sections(ls, waldb, tmp_path):
+def test_text_output(ls, waldb, tmp_path):
     r = ls("snapshot", waldb, tmp_path / "s.db")
     assert r.rc == 0, r
     lines = r.out.splitlines()
-    assert lines[0] == "command: snapshot"
-    assert "checkpoint:" in lines and "backup:" in lines
-    assert "  mode: passive" in lines
-    assert "  destination: %s" % (tmp_path / "s.db") in lines
+    # sqlite-checkpoint's layout: headline, then "  label:" padded to 20 columns.
+    assert lines[0] == "snapshot complete [checkpoint ok]"
+    assert "  checkpoint mode:    PASSIVE" in lines
+    assert "  destination:        %s" % (tmp_path / "s.db") in lines
+    assert "  source:             %s" % waldb in lines
 
 
 def test_existing_dest_leaves_source_untouched(ls, waldb, tmp_path):
@@ -144,7 +146,8 @@ def test_rollback_journal_database(ls, tmp_path):
     assert r.rc == 0, r
     c = r.json["checkpoint"]
     assert c["wal_mode"] is False
-    assert (c["wal_pages"], c["checkpointed_pages"]) == (-1, -1)
+    assert (c["wal_pages"], c["checkpointed_pages"]) == (0, 0)
+    assert (c["busy"], c["fully_checkpointed"]) == (False, True)
     assert "not in WAL mode" in r.err
     assert count(tmp_path / "out.db") == 30
     assert not os.path.exists(str(db) + "-wal")
@@ -173,7 +176,7 @@ def test_not_a_database(ls, tmp_path):
     db.write_bytes(os.urandom(8192))
     r = ls("snapshot", db, tmp_path / "out.db")
     assert r.rc == 1, r
-    assert "not an SQLite database" in r.err
+    assert "file is not a database" in r.err
     assert sorted(os.listdir(tmp_path)) == ["x.db"]
 
 

@@ -49,10 +49,10 @@ static void test_parse_refuses(void **state)
 static void test_names_round_trip(void **state)
 {
     (void)state;
-    assert_string_equal(ls_ckpt_mode_name(LS_CKPT_PASSIVE), "passive");
-    assert_string_equal(ls_ckpt_mode_name(LS_CKPT_FULL), "full");
-    assert_string_equal(ls_ckpt_mode_name(LS_CKPT_RESTART), "restart");
-    assert_string_equal(ls_ckpt_mode_name(LS_CKPT_TRUNCATE), "truncate");
+    assert_string_equal(ls_ckpt_mode_name(LS_CKPT_PASSIVE), "PASSIVE");
+    assert_string_equal(ls_ckpt_mode_name(LS_CKPT_FULL), "FULL");
+    assert_string_equal(ls_ckpt_mode_name(LS_CKPT_RESTART), "RESTART");
+    assert_string_equal(ls_ckpt_mode_name(LS_CKPT_TRUNCATE), "TRUNCATE");
     for (int i = LS_CKPT_PASSIVE; i <= LS_CKPT_TRUNCATE; i++)
         assert_int_equal(parse(ls_ckpt_mode_name((ls_ckpt_mode)i)), i);
     assert_string_equal(ls_ckpt_mode_name((ls_ckpt_mode)42), "unknown");
