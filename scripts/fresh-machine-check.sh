@@ -8,6 +8,8 @@
 # test suite runs); not part of CI. Needs root (debootstrap, chroot, mount).
 #   scripts/fresh-machine-check.sh            (make fresh-check)
 #   scripts/fresh-machine-check.sh --refresh  build the cached minbase root anew
+#   scripts/fresh-machine-check.sh [--refresh] -- CMD...
+#                                  run these shell command lines instead
 # Environment:
 #   FRESH_CACHE  where the minbase root is cached as a tarball, and the last
 #                run's logs are kept (default /var/cache/litesafe-fresh-check);
@@ -26,11 +28,15 @@ die() { echo "fresh-machine-check: $*" >&2; exit 2; }
 log() { echo "fresh-machine-check: $*" >&2; }
 
 refresh=""
-case "${1:-}" in
-  "") ;;
-  --refresh) refresh=1 ;;
-  *) die "usage: scripts/fresh-machine-check.sh [--refresh]" ;;
-esac
+commands=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --refresh) refresh=1 ;;
+    --) shift; commands=("$@"); break ;;
+    *) die "usage: scripts/fresh-machine-check.sh [--refresh] [-- CMD...]" ;;
+  esac
+  shift
+done
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap, chroot, mount)"
 repo=$(cd "$(dirname "$0")/.." && pwd)
 command -v git >/dev/null 2>&1 || die "git is needed to list the tree's files"
@@ -44,7 +50,7 @@ logs=$cache/last-run
 mkdir -p "$cache"
 
 # --- the README's commands: the lines of the first sh block of "## Install"
-mapfile -t commands < <(awk '
+[ "${#commands[@]}" -gt 0 ] || mapfile -t commands < <(awk '
   /^## / { ins = ($0 == "## Install") }
   ins && /^```sh/ && !done { inb = 1; next }
   inb && /^```/ { inb = 0; done = 1 }
