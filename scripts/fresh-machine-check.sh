@@ -187,14 +187,15 @@ status=0
 n=0
 for cmd in "${commands[@]}"; do
   n=$((n + 1))
-  logf=$logs/$n-$(echo "$cmd" | tr -c 'A-Za-z0-9._-' '_' | sed 's/_*$//').log
+  logf=$logs/$n-$(echo "$cmd" | tr -c 'A-Za-z0-9._-' '_' | cut -c1-40 | sed 's/_*$//').log
   log "running \`$cmd\` in the chroot (log: $logf)"
   start=$(date +%s)
-  set +e
-  chroot "$root" /usr/bin/env -i "${envs[@]}" /bin/sh -c "cd /root/litesafe && $cmd" </dev/null 2>&1 |
-    tee "$logf"
-  rc=${PIPESTATUS[0]}
-  set -e
+  # in the background, so that a signal reaches the trap at once (bash runs
+  # it only after a foreground command ends); pipefail: the command's status
+  { chroot "$root" /usr/bin/env -i "${envs[@]}" /bin/sh -c "cd /root/litesafe && $cmd" </dev/null 2>&1 |
+      tee "$logf"; } &
+  rc=0
+  wait $! || rc=$?
   secs=$(($(date +%s) - start))
   took=$(printf '%dm%02ds' $((secs / 60)) $((secs % 60)))
   if [ "$rc" = 0 ]; then
