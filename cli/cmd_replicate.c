@@ -5,9 +5,15 @@
  *   litesafe replicate [-exec CMD] DB URL [URL...]
  *
  * Runs in the foreground until SIGINT/SIGTERM, then ships what is committed
- * and exits 0. With -exec, the command runs as a child once the databases are
- * open (so it never writes before replication has started), signals are
- * forwarded to it, and litesafe exits with its status after a final sync.
+ * to every replica (waiting up to shutdown-timeout through transient errors)
+ * and exits 0, or 1 naming the replicas that did not get it. A second signal
+ * stops at once. With -exec, the command runs as a child once every database
+ * had its first look (so it never writes before replication has started on a
+ * database that exists), signals are forwarded to it, and litesafe exits with
+ * its status after the final flush (1 if the flush failed).
+ *
+ * Once the configuration is accepted, nothing about one database or replica
+ * ends the command (see STAYING UP in src/replicate.c).
  */
 #include "cli.h"
 
@@ -132,22 +138,31 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
         ls_config_free(cfg);
         return cli_fail(env, LS_ERROR, "cannot start the replication thread");
     }
-    pid_t child = exec_cmd ? spawn(env, exec_cmd) : 0;
+    if (exec_cmd)
+        ls_engine_wait_tried(e, 10000);
+    pid_t child = exec_cmd && !cli_stop ? spawn(env, exec_cmd) : 0;
     int status = 0, child_done = child <= 0, forwarded = 0;
     /* Until a signal, the -exec child's exit, or the engine's own end. */
     for (;;) {
         int engine_done = __atomic_load_n(&ra.done, __ATOMIC_ACQUIRE);
-        if ((cli_stop || engine_done) && child > 0 && !child_done && !forwarded) {
+        int want = cli_stop ? cli_stop : engine_done; /* SIGTERMs the child should have had */
+        if (child > 0 && !child_done && want > forwarded) {
             kill(child, SIGTERM);
-            forwarded = 1;
+            forwarded = want;
         }
         if (child > 0 && !child_done && waitpid(child, &status, WNOHANG) == child)
             child_done = 1;
-        if (exec_cmd ? child_done : (cli_stop || engine_done))
+        if (exec_cmd && child > 0 ? child_done : (cli_stop || engine_done))
             break;
-        usleep(50000);
+        usleep(20000);
     }
-    ra.stop = 1;
+    /* The final flush; a second signal cuts it short. */
+    ra.stop = cli_stop >= 2 ? 2 : 1;
+    while (!__atomic_load_n(&ra.done, __ATOMIC_ACQUIRE)) {
+        if (cli_stop >= 2)
+            ra.stop = 2;
+        usleep(20000);
+    }
     pthread_join(th, NULL);
     ls_engine_free(e);
     ls_config_free(cfg);

@@ -41,10 +41,11 @@ static const cli_cmd commands[] = {
 static ls_ctx *g_ctx;
 volatile sig_atomic_t cli_stop;
 
+/* Counts stop requests: `replicate` flushes at the first and stops at once at the second. */
 static void on_signal(int sig)
 {
     (void)sig;
-    cli_stop = 1;
+    cli_stop = cli_stop < 2 ? cli_stop + 1 : 2;
     if (g_ctx)
         ls_ctx_cancel(g_ctx);
 }

@@ -62,12 +62,6 @@ static int learn_position(ls_replica *r, const ls_spool_pos *sp)
 
     ls_layout_gen_prefix(prefix, sizeof(prefix), sp->gen);
     rc = r->st->list(r->st, r->ctx, prefix, &l);
-    pthread_mutex_lock(&r->mu);
-    if (r->contact == 0) {
-        r->contact = rc ? rc : 1;
-        ls_strlcpy(r->contact_msg, rc ? ls_errmsg(r->ctx) : "", sizeof(r->contact_msg));
-    }
-    pthread_mutex_unlock(&r->mu);
     if (rc)
         return rc;
     memcpy(r->gen, sp->gen, sizeof(r->gen));
@@ -122,7 +116,8 @@ static int learn_position(ls_replica *r, const ls_spool_pos *sp)
         r->offset = 0;
     }
     r->have_pos = 1;
-    ls_log(r->ctx, LS_LOG_INFO, "replica position db=%s replica=%s pos=%s/%08x:%llu snapshot=%d",
+    ls_log(r->ctx, r->failures ? LS_LOG_DEBUG : LS_LOG_INFO,
+           "replica position db=%s replica=%s pos=%s/%08x:%llu snapshot=%d",
            r->src->path, r->name, r->gen, r->index, (unsigned long long)r->offset,
            r->have_snapshot);
     return 0;
@@ -176,6 +171,17 @@ static int put_segment(ls_replica *r, const char *gen, uint32_t index, uint64_t 
     return rc;
 }
 
+/* Publish the position shipped so far for other threads (ls_replica_has, gc). */
+static void publish(ls_replica *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->shipped_index = r->index;
+    r->shipped_offset = r->offset;
+    r->shipped_snapshot = r->have_snapshot;
+    memcpy(r->shipped_gen, r->gen, sizeof(r->shipped_gen));
+    pthread_mutex_unlock(&r->mu);
+}
+
 /* Ship everything up to the spool position `sp`. */
 static int ship(ls_replica *r, const ls_spool_pos *sp)
 {
@@ -214,10 +220,7 @@ static int ship(ls_replica *r, const ls_spool_pos *sp)
         r->index++;
         r->offset = 0;
     }
-    pthread_mutex_lock(&r->mu);
-    r->shipped_index = r->index;
-    memcpy(r->shipped_gen, r->gen, sizeof(r->shipped_gen));
-    pthread_mutex_unlock(&r->mu);
+    publish(r);
     return 0;
 }
 
@@ -281,6 +284,20 @@ static int pinned_in_spool(ls_replica *r, const ls_dbread *db, ls_spool_pos *sp)
     }
 }
 
+/*
+ * 1 when the database path still names the file the source is attached to.
+ * Checked after pinning by path: a pin of a file that replaced it must never
+ * be labelled with the old file's generation.
+ */
+static int same_file(ls_replica *r)
+{
+    struct stat st;
+    dev_t dev;
+    ino_t ino;
+    return ls_source_identity(r->src, &dev, &ino) == 0 && stat(r->src->path, &st) == 0 &&
+           st.st_dev == dev && st.st_ino == ino;
+}
+
 /* Pin the database, label it with the spool index it belongs to, ship, upload. */
 static int snapshot(ls_replica *r)
 {
@@ -294,6 +311,11 @@ static int snapshot(ls_replica *r)
     for (int attempt = 0;; attempt++) {
         if ((rc = ls_dbread_open(r->ctx, r->src->path, 5000, &db)) != 0)
             return rc;
+        if (!same_file(r)) {
+            ls_dbread_close(db);
+            return ls_err(r->ctx, LS_EBUSY, "replica %s: %s was replaced; no snapshot of it "
+                          "for generation %s", r->name, r->src->path, r->gen);
+        }
         if (pinned_in_spool(r, db, &sp) && strcmp(sp.gen, r->gen) == 0)
             break;
         ls_dbread_close(db);
@@ -334,6 +356,7 @@ static int snapshot(ls_replica *r)
     r->have_snapshot = 1;
     r->last_snapshot_ms = unix_ms();
     r->snapshots++;
+    publish(r);
     ls_log(r->ctx, LS_LOG_INFO, "snapshot written db=%s replica=%s pos=%s/%08x:%llu pages=%llu ms=%llu",
            r->src->path, r->name, sp.gen, sp.index, (unsigned long long)sp.size,
            (unsigned long long)db->page_count, (unsigned long long)(ls_now_ms() - t0));
@@ -520,6 +543,37 @@ int ls_replica_step(ls_replica *r)
     return 0;
 }
 
+/*
+ * Record the outcome of a step for logs and for the owner: a failure is
+ * logged at ERROR when its message differs from the last one logged (a
+ * replica that stays down is one line, not one per retry), and recovery is
+ * logged once.
+ */
+static void note_result(ls_replica *r, int rc, uint64_t back_ms)
+{
+    if (rc == 0) {
+        if (r->failures)
+            ls_log(r->ctx, LS_LOG_INFO, "replica recovered db=%s replica=%s failures=%d",
+                   r->src->path, r->name, r->failures);
+        r->failures = 0;
+        pthread_mutex_lock(&r->mu);
+        r->last_rc = 0;
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    const char *msg = ls_errmsg(r->ctx);
+    pthread_mutex_lock(&r->mu);
+    int same = r->last_rc == rc && strcmp(r->last_err, msg) == 0;
+    r->last_rc = rc;
+    ls_strlcpy(r->last_err, msg, sizeof(r->last_err));
+    pthread_mutex_unlock(&r->mu);
+    r->failures++;
+    ls_log(r->ctx, same ? LS_LOG_DEBUG : LS_LOG_ERROR,
+           "replica sync failed db=%s replica=%s target=\"%s\" retry_ms=%llu error=\"%s\" "
+           "action=retry%s", r->src->path, r->name, r->st->desc, (unsigned long long)back_ms, msg,
+           same ? "" : " (logged again when the error changes)");
+}
+
 static void *replica_main(void *arg)
 {
     ls_replica *r = arg;
@@ -528,24 +582,22 @@ static void *replica_main(void *arg)
         ls_source_pos(r->src, &sp);
         int rc = ls_replica_step(r);
         if (rc && r->src->stopping)
-            break; /* the final flush retries */
+            break;
         if (rc) {
             r->have_pos = 0;
-            r->failures++;
-            uint64_t back = ls_backoff_ms(r->failures - 1, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
-            ls_log(r->ctx, LS_LOG_ERROR, "replica sync failed db=%s replica=%s retry_ms=%llu "
-                   "error=\"%s\"", r->src->path, r->name, (unsigned long long)back,
-                   ls_errmsg(r->ctx));
+            uint64_t back = ls_backoff_ms((unsigned)r->failures, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+            note_result(r, rc, back);
+            ls_err_clear(r->ctx);
             ls_source_sleep(r->src, (int64_t)back);
             continue;
         }
-        r->failures = 0;
-        /* Wait for new data; sync-interval spaces uploads out. */
+        note_result(r, 0, 0);
+        /* Wait for new data; sync-interval spaces uploads out (not during a final flush). */
         if (r->o.sync_interval_ms > 0) {
             uint64_t next = r->last_put_ms + (uint64_t)r->o.sync_interval_ms;
             uint64_t now = ls_now_ms();
             if (now < next)
-                ls_source_sleep(r->src, (int64_t)(next - now));
+                ls_source_pace(r->src, (int64_t)(next - now));
         }
         ls_source_wait(r->src, sp.seq, 1000);
     }
@@ -588,40 +640,29 @@ int ls_replica_start(ls_replica *r)
     return 0;
 }
 
-int ls_replica_flush(ls_replica *r)
-{
-    ls_spool_pos sp;
-    ls_source_pos(r->src, &sp);
-    if (!sp.gen[0])
-        return 0;
-    int rc = 0;
-    /* At shutdown a server that is away gets two tries per call, not the
-     * full retry budget: what is not shipped stays in the spool and goes
-     * out after the next start. */
-    ls_storage_retry_limit(r->st, 2);
-    for (int attempt = 0; attempt < 3; attempt++) {
-        if (!r->have_pos || strcmp(r->gen, sp.gen) != 0)
-            rc = learn_position(r, &sp);
-        if (!rc)
-            rc = ship(r, &sp);
-        if (!rc && !r->have_snapshot)
-            rc = snapshot(r);
-        if (!rc)
-            return 0;
-        r->have_pos = 0;
-        if (ls_retryable(rc))
-            break;
-    }
-    return rc;
-}
-
-int ls_replica_contact(ls_replica *r, char *msg, size_t msgsz)
+int ls_replica_has(ls_replica *r, const ls_spool_pos *sp, int *last_rc, char *msg, size_t msgsz)
 {
     pthread_mutex_lock(&r->mu);
-    int c = r->contact;
-    ls_strlcpy(msg, r->contact_msg, msgsz);
+    int has = !sp->gen[0] ||
+              (r->shipped_snapshot && strcmp(r->shipped_gen, sp->gen) == 0 &&
+               (r->shipped_index > sp->index ||
+                (r->shipped_index == sp->index && r->shipped_offset >= sp->size)));
+    if (last_rc)
+        *last_rc = r->last_rc;
+    if (msg)
+        ls_strlcpy(msg, r->last_err, msgsz);
     pthread_mutex_unlock(&r->mu);
-    return c;
+    return has;
+}
+
+void ls_replica_shipped(ls_replica *r, char *out, size_t n)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->shipped_gen[0] && r->shipped_snapshot)
+        ls_layout_pos_str(out, n, r->shipped_gen, r->shipped_index, r->shipped_offset);
+    else
+        ls_strlcpy(out, "nothing-restorable", n);
+    pthread_mutex_unlock(&r->mu);
 }
 
 uint32_t ls_replica_needs_from(ls_replica *r, const char *gen)

@@ -36,15 +36,16 @@ typedef struct ls_replica {
     int64_t last_snapshot_ms;       /* unix ms of the newest snapshot in `gen` */
     int64_t last_retention_ms;      /* unix ms of the last retention pass */
     uint64_t last_put_ms;           /* monotonic ms of the last segment upload */
-    int failures;                   /* consecutive failures (for backoff) */
+    int failures;                   /* consecutive failed steps (backoff, log once) */
     /* Published for the owner (guarded by mu). */
     pthread_mutex_t mu;
     uint32_t shipped_index;         /* every index below this is on the replica */
     char shipped_gen[LS_GEN_LEN + 1];
     uint64_t segments, bytes, snapshots; /* statistics */
-    int contact;                    /* first listing: 0 not yet, 1 done, < 0 its failure */
-    char contact_msg[512];          /* the failure's message */
-    int unusable;                   /* refused for good at start: no final flush */
+    uint64_t shipped_offset;        /* ...and index shipped_index up to this byte */
+    int shipped_snapshot;           /* shipped_gen has a snapshot here (restorable) */
+    int last_rc;                    /* the last step's failure (0: it succeeded) */
+    char last_err[512];             /* its message */
     pthread_t th;
     int started;
     /* Periodic validation runs in a thread of its own: it waits for this
@@ -61,13 +62,14 @@ int ls_replica_new(ls_ctx *parent, ls_source *src, ls_storage *st, const ls_repl
                    ls_replica **out);
 /* Start its thread. */
 int ls_replica_start(ls_replica *r);
-/* Ship everything the spool holds now (used at shutdown); returns 0 or the last error. */
-int ls_replica_flush(ls_replica *r);
 /*
- * How the replica's first listing went (thread-safe): 0 not done yet, 1
- * succeeded, or its failure code with the message copied into msg.
+ * 1 when the replica holds everything the spool held at `sp`, restorably
+ * (with a snapshot of the generation; an empty generation counts as held). *last_rc and msg (if not NULL) receive the last
+ * step's failure (0 and "" while it works). Thread-safe.
  */
-int ls_replica_contact(ls_replica *r, char *msg, size_t msgsz);
+int ls_replica_has(ls_replica *r, const ls_spool_pos *sp, int *last_rc, char *msg, size_t msgsz);
+/* The position the replica holds, "<gen>/<index>:<offset>" (thread-safe). */
+void ls_replica_shipped(ls_replica *r, char *out, size_t n);
 /* Join the thread (after ls_source_stop) and free. NULL is a no-op. */
 void ls_replica_free(ls_replica *r);
 /* One pass of the worker loop: ship, snapshot if due, retention if due. */

@@ -7,6 +7,37 @@
  * monitor-interval bounds the wait when inotify is unavailable or misses
  * something. Bursts are coalesced: a sync runs at most every COALESCE_MS.
  * After each sync the spool is trimmed to what every replica still needs.
+ *
+ * STAYING UP
+ * Once the configuration is accepted, nothing about one database or one
+ * replica stops the daemon. A database that does not exist yet, is not an
+ * SQLite database or is not in WAL mode is looked at again every
+ * monitor-interval (and at once when inotify sees it created), and attached
+ * as soon as it qualifies; it is never created or changed meanwhile. A
+ * replica that fails (server away, credentials refused, bucket missing)
+ * retries with capped backoff in its own thread (replica.c). Each problem is
+ * logged once, and again only when it changes or ends.
+ *
+ * A DATABASE REPLACED UNDER US
+ * When the database path names another file (deleted and created again, or
+ * renamed over), the source thread (1) copies the old file's last commits
+ * through the descriptors it still holds, (2) waits, up to shutdown-timeout,
+ * until every replica has shipped them, so the old generation stays
+ * restorable up to its end, (3) detaches, and (4) attaches to the new file
+ * with a new generation.
+ *
+ * STOPPING (ls_engine_run after the first stop request)
+ *   1. Each source thread syncs what is committed and reports the spool's
+ *      end as its target; sources keep following the WAL (a snapshot a
+ *      replica still owes needs a live pin).
+ *   2. Replicas stop pacing (sync-interval) and ship; a failure is retried
+ *      with the usual backoff.
+ *   3. The engine waits until every replica holds its database's target,
+ *      or until shutdown-timeout, or a second stop request. A replica whose
+ *      last failure is permanent (refused credentials) is not waited for.
+ *   4. Everything stops; requests still running are cancelled. The result
+ *      is 0 only when every replica holds its target; otherwise LS_EIO
+ *      naming each replica, what it holds and what it lacks.
  */
 #define _GNU_SOURCE
 #include "replicate.h"
@@ -20,29 +51,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
 #define COALESCE_MS 10
 #define PENDING_RECHECK_MS 2
 #define PENDING_RECHECKS 50
+#define DEFAULT_SHUTDOWN_MS 30000
 
 typedef struct engine_db {
     ls_ctx *ctx;                /* the source thread's context */
     const ls_db_cfg *cfg;       /* its configuration */
-    ls_source *src;
+    ls_engine *e;               /* the engine (stop requests, timeouts) */
+    ls_source *src;             /* created at start, attached by the source thread */
     ls_replica **reps;
     size_t nrep;
     pthread_t th;
     int started;
-    int failed;                 /* the source thread stopped on an error */
-    volatile sig_atomic_t *stop;
+    int wake_fd;                /* eventfd: wakes the source thread's poll() */
+    volatile int tried;         /* the source thread made its first attach attempt */
+    volatile int want_target;   /* the engine is stopping: report the final position */
+    volatile int have_target;   /* `target` is set (release/acquire) */
+    ls_spool_pos target;        /* what must be on every replica before the exit */
+    char last_err[512];         /* the attach failure last logged */
 } engine_db;
 
 struct ls_engine {
     ls_ctx *ctx;
     engine_db *dbs;
     size_t ndb;
+    int64_t shutdown_ms;        /* shutdown-timeout */
+    volatile sig_atomic_t *stop; /* stop requests: 1 flush and stop, 2+ stop at once */
+    volatile int quit;          /* source threads end */
 };
 
 /* Tries per storage call before a failure reaches the caller (retry.c). */
@@ -99,23 +140,27 @@ static void gc_spool(engine_db *d)
  * each sync, so a burst of writes costs the application's write() calls one
  * event at most per sync instead of one per write (a permanent IN_MODIFY watch
  * costs a busy writer about a tenth of its throughput). A watch on the
- * directory catches the WAL being created, replaced or deleted. Arming before
- * syncing means a write that lands after the sync's read still wakes us.
+ * directory catches the WAL or the database being created, replaced or
+ * deleted. Arming before syncing means a write that lands after the sync's
+ * read still wakes us. The engine wakes the thread through an eventfd.
  */
 typedef struct wal_watch {
     int fd;                     /* inotify descriptor, -1: poll only */
+    int wake_fd;                /* the engine's eventfd (-1: none) */
     int wal_wd;                 /* one-shot watch on the WAL file, -1 when not armed */
     char walpath[PATH_MAX + 8]; /* the -wal path */
     char walname[PATH_MAX + 8]; /* its base name */
+    char dbname[PATH_MAX];      /* the database's base name */
 } wal_watch;
 
-static void watch_open(wal_watch *w, const char *db)
+static void watch_open(wal_watch *w, const char *db, int wake_fd)
 {
-    char dir[PATH_MAX], base[PATH_MAX];
-    ls_path_split(db, dir, sizeof(dir), base, sizeof(base));
+    char dir[PATH_MAX];
+    ls_path_split(db, dir, sizeof(dir), w->dbname, sizeof(w->dbname));
     snprintf(w->walpath, sizeof(w->walpath), "%s-wal", db);
-    snprintf(w->walname, sizeof(w->walname), "%s-wal", base);
+    snprintf(w->walname, sizeof(w->walname), "%s-wal", w->dbname);
     w->wal_wd = -1;
+    w->wake_fd = wake_fd;
     w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (w->fd >= 0 &&
         inotify_add_watch(w->fd, dir, IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) < 0) {
@@ -130,17 +175,25 @@ static void watch_arm(wal_watch *w)
         w->wal_wd = inotify_add_watch(w->fd, w->walpath, IN_MODIFY | IN_ONESHOT);
 }
 
-/* Wait up to ms; returns 1 when the WAL may have changed. */
+/* Wait up to ms; returns 1 when the WAL or the database may have changed. */
 static int watch_wait(wal_watch *w, int ms)
 {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    struct pollfd pfd = {w->fd, POLLIN, 0};
-    int n = poll(w->fd >= 0 ? &pfd : NULL, w->fd >= 0 ? 1 : 0, ms);
-    if (n <= 0)
-        return n == 0; /* the fallback poll always syncs */
+    struct pollfd pfd[2];
+    nfds_t n = 0;
+    if (w->fd >= 0)
+        pfd[n++] = (struct pollfd){w->fd, POLLIN, 0};
+    if (w->wake_fd >= 0)
+        pfd[n++] = (struct pollfd){w->wake_fd, POLLIN, 0};
+    int got = poll(n ? pfd : NULL, n, ms);
+    if (got <= 0)
+        return got == 0; /* the fallback poll always syncs */
+    uint64_t v;
+    if (w->wake_fd >= 0 && read(w->wake_fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+        return 1;
     int relevant = 0;
     ssize_t len;
-    while ((len = read(w->fd, buf, sizeof(buf))) > 0) {
+    while (w->fd >= 0 && (len = read(w->fd, buf, sizeof(buf))) > 0) {
         for (char *p = buf; p < buf + len;) {
             struct inotify_event *ev = (struct inotify_event *)p;
             if (ev->wd == w->wal_wd) {
@@ -150,6 +203,8 @@ static int watch_wait(wal_watch *w, int ms)
             } else if (ev->len && strcmp(ev->name, w->walname) == 0) {
                 relevant = 1;
                 w->wal_wd = -1; /* a new file: watch its inode */
+            } else if (ev->len && strcmp(ev->name, w->dbname) == 0) {
+                relevant = 1;
             }
             p += sizeof(*ev) + ev->len;
         }
@@ -157,42 +212,161 @@ static int watch_wait(wal_watch *w, int ms)
     return relevant;
 }
 
+static void wake(engine_db *d)
+{
+    uint64_t one = 1;
+    /* A full counter (EAGAIN) means the thread is woken anyway. */
+    if (d->wake_fd >= 0 && write(d->wake_fd, &one, sizeof(one)) < 0)
+        return;
+}
+
+/* ---- the source thread ---- */
+
+/*
+ * Try to attach the source; a failure is logged when it differs from the
+ * last one logged (a database that does not exist yet is one line, not one
+ * per monitor-interval). Returns 1 when attached.
+ */
+static int try_attach(engine_db *d)
+{
+    int rc = ls_source_attach(d->src);
+    d->tried = 1;
+    if (rc == 0) {
+        if (d->last_err[0])
+            ls_log(d->ctx, LS_LOG_INFO, "database ready db=%s", d->src->path);
+        d->last_err[0] = '\0';
+        return 1;
+    }
+    const char *msg = ls_errmsg(d->ctx);
+    if (strcmp(msg, d->last_err) != 0) {
+        if (rc == LS_ENOENT)
+            ls_log(d->ctx, LS_LOG_WARN, "database does not exist yet db=%s action=wait "
+                   "(litesafe never creates it)", d->src->path);
+        else
+            ls_log(d->ctx, LS_LOG_ERROR, "cannot replicate db=%s error=\"%s\" action=retry "
+                   "(every monitor-interval; logged again when the error changes)",
+                   d->src->path, msg);
+        ls_strlcpy(d->last_err, msg, sizeof(d->last_err));
+    }
+    ls_err_clear(d->ctx);
+    return 0;
+}
+
+/* 1 when every replica of d holds `sp`; failed (may be NULL) lists those that do not. */
+static int all_have(engine_db *d, const ls_spool_pos *sp, int skip_permanent)
+{
+    for (size_t i = 0; i < d->nrep; i++) {
+        int last = 0;
+        if (!ls_replica_has(d->reps[i], sp, &last, NULL, 0) &&
+            !(skip_permanent && last && ls_permanent(last)))
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * Log every replica of d that does not hold `sp`; returns how many. With
+ * `first`, the first one also becomes ctx's error message.
+ */
+static int report_missing(engine_db *d, ls_ctx *ctx, const ls_spool_pos *sp, const char *when,
+                          int first)
+{
+    int n = 0;
+    char want[LS_LAYOUT_POS_MAX], have[LS_LAYOUT_POS_MAX], msg[512];
+    ls_layout_pos_str(want, sizeof(want), sp->gen, sp->index, sp->size);
+    for (size_t i = 0; i < d->nrep; i++) {
+        int last = 0;
+        if (ls_replica_has(d->reps[i], sp, &last, msg, sizeof(msg)))
+            continue;
+        ls_replica_shipped(d->reps[i], have, sizeof(have));
+        ls_log(ctx, LS_LOG_ERROR, "not flushed %s db=%s replica=%s target=\"%s\" has=%s "
+               "needs=%s last_error=\"%s\"", when, d->src->path, d->reps[i]->name,
+               d->reps[i]->st->desc, have, want, last ? msg : "");
+        if (first && !n)
+            ls_err(ctx, LS_EIO, "replica %s of %s holds %s, not %s (%s)", d->reps[i]->name,
+                   d->src->path, have, want, last ? msg : "not flushed in time");
+        n++;
+    }
+    return n;
+}
+
+/*
+ * The database path names another file: finish the old one (copy its last
+ * commits, wait for the replicas to hold them, up to shutdown-timeout),
+ * then detach; the next attach starts a new generation.
+ */
+static void on_replaced(engine_db *d)
+{
+    ls_spool_pos sp;
+    int grew = 0;
+    if (ls_source_sync(d->src, &grew) != 0)
+        ls_err_clear(d->ctx);
+    ls_source_pos(d->src, &sp);
+    ls_log(d->ctx, LS_LOG_INFO, "database replaced db=%s generation=%s action=\"ship its last "
+           "commits, then start a new generation\"", d->src->path, sp.gen);
+    uint64_t deadline = ls_now_ms() + (uint64_t)d->e->shutdown_ms;
+    while (!all_have(d, &sp, 1) && ls_now_ms() < deadline && !d->e->quit && !d->want_target)
+        usleep(20000);
+    if (d->want_target)
+        return; /* stopping: the engine waits for this position itself */
+    report_missing(d, d->ctx, &sp, "before the new generation", 0);
+    ls_source_detach(d->src);
+}
+
 static void *db_main(void *arg)
 {
     engine_db *d = arg;
+    ls_source *s = d->src;
     wal_watch w;
-    watch_open(&w, d->src->path);
+    watch_open(&w, s->path, d->wake_fd);
     if (w.fd < 0)
-        ls_log(d->ctx, LS_LOG_WARN, "inotify unavailable db=%s, polling every %lldms",
-               d->src->path, (long long)d->cfg->monitor_interval_ms);
+        ls_log(d->ctx, LS_LOG_WARN, "inotify unavailable db=%s, polling every %lldms", s->path,
+               (long long)d->cfg->monitor_interval_ms);
     int64_t poll_ms = d->cfg->monitor_interval_ms > 0 ? d->cfg->monitor_interval_ms : 1000;
     uint64_t last_sync = 0;
     int relevant = 1, rechecks = 0;
 
-    while (!*d->stop) {
-        if (relevant) {
+    while (!d->e->quit) {
+        int stopping = __atomic_load_n(&d->want_target, __ATOMIC_ACQUIRE);
+        if (!s->opened && !stopping && !try_attach(d)) {
+            relevant = watch_wait(&w, (int)poll_ms);
+            continue;
+        }
+        if (s->opened && !stopping && ls_source_replaced(s)) {
+            on_replaced(d);
+            continue;
+        }
+        if (relevant || (stopping && !d->have_target)) {
             uint64_t now = ls_now_ms();
             if (now - last_sync < COALESCE_MS)
                 usleep((useconds_t)((COALESCE_MS - (now - last_sync)) * 1000));
             watch_arm(&w);
             int grew = 0;
-            int rc = ls_source_sync(d->src, &grew);
+            int rc = ls_source_sync(s, &grew);
             last_sync = ls_now_ms();
             if (rc) {
-                ls_log(d->ctx, LS_LOG_ERROR, "sync failed db=%s error=\"%s\"", d->src->path,
+                ls_log(d->ctx, LS_LOG_ERROR, "sync failed db=%s error=\"%s\"", s->path,
                        ls_errmsg(d->ctx));
                 ls_err_clear(d->ctx);
                 usleep(100000);
             } else {
                 gc_spool(d);
             }
+            if (stopping && !d->have_target) {
+                /* Everything committed before the stop request is in the spool. */
+                if (s->opened)
+                    ls_source_pos(s, &d->target);
+                else
+                    memset(&d->target, 0, sizeof(d->target));
+                __atomic_store_n(&d->have_target, 1, __ATOMIC_RELEASE);
+            }
         }
         /* Frames SQLite has not published yet are normally published within
          * microseconds: look again soon, but not forever (a writer that died
          * before publishing leaves them until the next writer overwrites them). */
-        rechecks = d->src->pending ? rechecks + 1 : 0;
-        int wait = d->src->pending && rechecks <= PENDING_RECHECKS ? PENDING_RECHECK_MS
-                                                                   : (int)poll_ms;
+        rechecks = s->pending ? rechecks + 1 : 0;
+        int wait = s->pending && rechecks <= PENDING_RECHECKS ? PENDING_RECHECK_MS
+                                                              : (int)poll_ms;
         relevant = watch_wait(&w, wait);
     }
     if (w.fd >= 0)
@@ -206,9 +380,16 @@ static void engine_db_close(engine_db *d)
         ls_replica_free(d->reps[i]);
     free(d->reps);
     ls_source_close(d->src);
+    if (d->wake_fd >= 0)
+        close(d->wake_fd);
     ls_ctx_free(d->ctx);
 }
 
+/*
+ * Everything that can be checked without touching a database or a server:
+ * an error here is a configuration error. Databases are attached, and
+ * servers contacted, by the threads ls_engine_run starts.
+ */
 int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out)
 {
     ls_engine *e = calloc(1, sizeof(*e));
@@ -219,10 +400,13 @@ int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out)
         return ls_err(ctx, LS_ENOMEM, "out of memory");
     }
     e->ctx = ctx;
+    e->shutdown_ms = DEFAULT_SHUTDOWN_MS;
     for (size_t i = 0; i < cfg->n_dbs; i++) {
         const ls_db_cfg *dc = &cfg->dbs[i];
         engine_db *d = &e->dbs[e->ndb++];
         d->cfg = dc;
+        d->e = e;
+        d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if ((rc = ls_ctx_new(&d->ctx)) != 0) {
             rc = ls_err(ctx, LS_ENOMEM, "out of memory");
             goto fail;
@@ -232,7 +416,7 @@ int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out)
                              .min_ckpt_pages = dc->min_checkpoint_page_count,
                              .max_ckpt_pages = dc->max_checkpoint_page_count,
                              .ckpt_interval_ms = dc->checkpoint_interval_ms};
-        if ((rc = ls_source_open(d->ctx, dc->path, &so, &d->src)) != 0) {
+        if ((rc = ls_source_new(d->ctx, dc->path, &so, &d->src)) != 0) {
             rc = ls_err(ctx, rc, "%s", ls_errmsg(d->ctx));
             goto fail;
         }
@@ -270,34 +454,55 @@ fail:
     return rc;
 }
 
-/*
- * Wait (at most CONTACT_WAIT_MS) for every replica's first listing. One that
- * was refused for good (credentials, a missing bucket: ls_permanent) stops
- * the start, so a misconfigured replica is an exit status and a message,
- * not a log line repeated forever. One that is only unreachable is not:
- * its worker keeps retrying, and the spool keeps what it has not shipped.
- */
-#define CONTACT_WAIT_MS 15000
-
-static int await_contact(ls_engine *e, volatile sig_atomic_t *stop)
+void ls_engine_set_shutdown_timeout(ls_engine *e, int64_t ms)
 {
-    char msg[512];
-    uint64_t deadline = ls_now_ms() + CONTACT_WAIT_MS;
+    e->shutdown_ms = ms < 0 ? 0 : ms;
+}
+
+int ls_engine_wait_tried(ls_engine *e, int64_t ms)
+{
+    uint64_t deadline = ls_now_ms() + (uint64_t)ms;
     for (;;) {
-        int pending = 0;
-        for (size_t i = 0; i < e->ndb; i++) {
-            for (size_t j = 0; j < e->dbs[i].nrep; j++) {
-                ls_replica *r = e->dbs[i].reps[j];
-                int c = ls_replica_contact(r, msg, sizeof(msg));
-                if (c < 0 && ls_permanent(c)) {
-                    r->unusable = 1;
-                    return ls_err(e->ctx, c, "%s", msg);
-                }
-                pending += c == 0;
-            }
-        }
-        if (!pending || *stop || ls_now_ms() > deadline)
+        size_t n = 0;
+        for (size_t i = 0; i < e->ndb; i++)
+            n += e->dbs[i].tried != 0;
+        if (n == e->ndb)
             return 0;
+        if (ls_now_ms() > deadline || e->quit || (e->stop && *e->stop))
+            return -1;
+        usleep(5000);
+    }
+}
+
+/* Steps 1-3 of STOPPING: returns when every replica holds its target, or not. */
+static void drain(ls_engine *e)
+{
+    uint64_t deadline = 0;
+    for (size_t i = 0; i < e->ndb; i++) {
+        engine_db *d = &e->dbs[i];
+        __atomic_store_n(&d->want_target, 1, __ATOMIC_RELEASE);
+        if (!d->started)
+            d->have_target = 1;
+        wake(d);
+    }
+    for (;;) {
+        int all = 1;
+        for (size_t i = 0; i < e->ndb; i++) {
+            engine_db *d = &e->dbs[i];
+            if (!__atomic_load_n(&d->have_target, __ATOMIC_ACQUIRE)) {
+                all = 0;
+                continue;
+            }
+            if (!deadline)
+                deadline = ls_now_ms() + (uint64_t)e->shutdown_ms;
+            ls_source_flush_request(d->src);
+            if (!all_have(d, &d->target, 1))
+                all = 0;
+        }
+        if (all || *e->stop >= 2)
+            return;
+        if (deadline && ls_now_ms() >= deadline)
+            return;
         usleep(20000);
     }
 }
@@ -305,53 +510,60 @@ static int await_contact(ls_engine *e, volatile sig_atomic_t *stop)
 int ls_engine_run(ls_engine *e, volatile sig_atomic_t *stop)
 {
     int rc = 0;
+    e->stop = stop;
     for (size_t i = 0; i < e->ndb; i++) {
         engine_db *d = &e->dbs[i];
-        d->stop = stop;
         for (size_t j = 0; j < d->nrep; j++)
-            if ((rc = ls_replica_start(d->reps[j])) != 0)
+            if ((rc = ls_replica_start(d->reps[j])) != 0) {
+                rc = ls_err(e->ctx, rc, "%s", ls_errmsg(d->reps[j]->ctx));
                 goto shutdown;
+            }
         if (pthread_create(&d->th, NULL, db_main, d) != 0) {
             rc = ls_err(e->ctx, LS_ERROR, "cannot start a thread");
             goto shutdown;
         }
         d->started = 1;
     }
-    if ((rc = await_contact(e, stop)) != 0)
-        goto shutdown;
     while (!*stop)
-        usleep(50000);
+        usleep(20000);
+    drain(e);
 
 shutdown:
-    *stop = 1;
+    e->quit = 1;
     for (size_t i = 0; i < e->ndb; i++) {
         engine_db *d = &e->dbs[i];
+        wake(d);
         if (d->started)
             pthread_join(d->th, NULL);
         d->started = 0;
-        /* Final sync of what is committed, then stop the workers and flush. */
-        int grew = 0;
-        if (ls_source_sync(d->src, &grew) != 0)
-            ls_log(e->ctx, LS_LOG_ERROR, "final sync failed db=%s error=\"%s\"", d->src->path,
-                   ls_errmsg(d->ctx));
         ls_source_stop(d->src);
+        /* Cut short a retry wait or a request still running. */
+        for (size_t j = 0; j < d->nrep; j++)
+            ls_ctx_cancel(d->reps[j]->ctx);
+    }
+    /* Step 4: what did not make it, named. */
+    int missing = 0;
+    for (size_t i = 0; i < e->ndb; i++) {
+        engine_db *d = &e->dbs[i];
         for (size_t j = 0; j < d->nrep; j++) {
             ls_replica *r = d->reps[j];
-            if (r->started) {
-                /* Cut short a retry wait or a request to a server that is
-                 * away; the flush below runs uncancelled. */
-                ls_ctx_cancel(r->ctx);
+            if (r->started)
                 pthread_join(r->th, NULL);
-                r->started = 0;
-                r->ctx->cancelled = 0;
-            }
-            if (!r->unusable && ls_replica_flush(r) != 0) {
-                ls_log(e->ctx, LS_LOG_ERROR, "final replica sync failed db=%s replica=%s "
-                       "error=\"%s\"", d->src->path, r->name, ls_errmsg(r->ctx));
-                if (!rc)
-                    rc = ls_err(e->ctx, LS_EIO, "replica %s: %s", r->name, ls_errmsg(r->ctx));
-            }
+            r->started = 0;
         }
+        if (d->have_target)
+            missing += report_missing(d, e->ctx, &d->target, "at shutdown", !rc && !missing);
+    }
+    if (!rc && missing) {
+        char first[1024];
+        ls_strlcpy(first, ls_errmsg(e->ctx), sizeof(first));
+        if (missing > 1)
+            rc = ls_err(e->ctx, LS_EIO, "%s; and %d more replica(s) not flushed "
+                        "(shutdown-timeout %llds; see the log)", first, missing - 1,
+                        (long long)(e->shutdown_ms / 1000));
+        else
+            rc = ls_err(e->ctx, LS_EIO, "%s (shutdown-timeout %llds)", first,
+                        (long long)(e->shutdown_ms / 1000));
     }
     return rc;
 }

@@ -14,13 +14,29 @@
 
 typedef struct ls_engine ls_engine;
 
-/* Open every database and replica of `cfg` (defaults applied). Nothing runs yet. */
-int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out);
 /*
- * Run until *stop becomes non-zero; then sync what is committed to every
- * replica and return 0 (or the first shutdown error).
+ * Check every database and replica of `cfg` (defaults applied) and open the
+ * replicas' storage handles; nothing is contacted and no database is opened
+ * yet, so an error here is a configuration error.
+ */
+int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out);
+/* How long the stop waits for replicas to receive the last commits (default 30 s). */
+void ls_engine_set_shutdown_timeout(ls_engine *e, int64_t ms);
+/*
+ * Run until *stop becomes non-zero (see STOPPING in replicate.c): 1 asks for
+ * a flush of everything committed to every replica within the shutdown
+ * timeout, 2 or more stops at once. Returns 0 when every replica holds
+ * everything committed before the stop, LS_EIO naming one that does not.
+ * Problems of one database or replica never end it early: they are logged
+ * and retried.
  */
 int ls_engine_run(ls_engine *e, volatile sig_atomic_t *stop);
+/*
+ * Wait (from another thread, up to ms) until every database had its first
+ * attach attempt, so a child started next finds replication running where
+ * its database exists. 0, or -1 on timeout or stop.
+ */
+int ls_engine_wait_tried(ls_engine *e, int64_t ms);
 void ls_engine_free(ls_engine *e);
 
 /* Open the storage a replica config describes. */

@@ -43,7 +43,7 @@
  * checkpoints cannot finish the restart while our read mark is on slots 1..4
  * and return SQLITE_BUSY after its busy timeout, their copying done.
  *
- * CONTINUITY AT START-UP (ls_source_open)
+ * CONTINUITY AT START-UP (ls_source_attach)
  * Under the write lock: the spool continues if the live WAL has the same
  * header and the frame at the end of the spool carries the same cumulative
  * checksum (which covers every byte before it). Otherwise, or without a
@@ -127,6 +127,8 @@ static void release_lock(ls_source *s)
 static void open_wal(ls_source *s)
 {
     struct stat a, b;
+    if (s->replaced)
+        return; /* the old file's WAL, through the descriptor we have, or none */
     if (s->wal_fd >= 0 && (stat(s->wal_path, &a) != 0 || fstat(s->wal_fd, &b) != 0 ||
                            a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
         close(s->wal_fd);
@@ -395,6 +397,13 @@ static int spool_continues(ls_source *s, const char **why)
     return 1;
 }
 
+/* Wake the replica threads: the spool grew or changed generation (caller holds mu). */
+static void notify(ls_source *s)
+{
+    s->seq++;
+    pthread_cond_broadcast(&s->cv);
+}
+
 /* Take the write lock, waiting up to ms. 0, or LS_EBUSY when the application holds it. */
 static int write_lock(ls_source *s, int ms)
 {
@@ -407,24 +416,16 @@ static void write_unlock(ls_source *s)
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
 }
 
-int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_source **out)
+int ls_source_new(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_source **out)
 {
-    ls_source *s = NULL;
-    ls_db_hdr dh;
-    int rc, grew = 0, locked = 0;
-    const char *why = NULL;
-
+    ls_source *s = calloc(1, sizeof(*s));
     *out = NULL;
-    if ((rc = ls_db_probe(ctx, db, &dh)) != 0)
-        return rc;
-    if (!dh.wal)
-        return ls_err(ctx, LS_ENOTWAL,
-                      "%s: database is not in WAL mode (litesafe does not change it; run "
-                      "PRAGMA journal_mode=WAL)",
-                      db);
-    s = calloc(1, sizeof(*s));
     if (!s)
         return ls_err(ctx, LS_ENOMEM, "out of memory");
+    if (!db || !*db || strlen(db) >= sizeof(s->path)) {
+        free(s);
+        return ls_err(ctx, LS_EUSAGE, "invalid database path");
+    }
     s->ctx = ctx;
     s->cur = -1;
     s->wal_fd = -1;
@@ -432,8 +433,8 @@ int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_s
     s->sh.fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    if ((rc = ls_abspath(ctx, db, s->path, sizeof(s->path))) != 0)
-        goto fail;
+    /* Made absolute at attach, when its directory exists. */
+    ls_strlcpy(s->path, db, sizeof(s->path));
     snprintf(s->wal_path, sizeof(s->wal_path), "%s-wal", s->path);
     if (opts)
         s->o = *opts;
@@ -445,17 +446,81 @@ int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_s
         s->o.ckpt_interval_ms = 60000;
     if (s->o.busy_ms <= 0)
         s->o.busy_ms = DEFAULT_BUSY_MS;
+    *out = s;
+    return 0;
+}
+
+/* The identity (device, inode) of the file s->path names now; 0, or -1 if none. */
+static int path_identity(const ls_source *s, dev_t *dev, ino_t *ino)
+{
+    struct stat st;
+    if (stat(s->path, &st) != 0)
+        return -1;
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+    return 0;
+}
+
+int ls_source_replaced(ls_source *s)
+{
+    dev_t dev;
+    ino_t ino;
+    if (!s->opened)
+        return 0;
+    if (!s->replaced && (path_identity(s, &dev, &ino) != 0 || dev != s->db_dev ||
+                         ino != s->db_ino)) {
+        pthread_mutex_lock(&s->mu);
+        s->replaced = 1;
+        pthread_mutex_unlock(&s->mu);
+    }
+    return s->replaced;
+}
+
+/*
+ * ATTACHING (ls_source_attach)
+ *   1. Probe the file without changing it: it must exist, be an SQLite
+ *      database and be in WAL mode (litesafe never changes the journal mode).
+ *   2. Open the connections, and record the file's identity; a file replaced
+ *      while they were opened is an error (the caller tries again).
+ *   3. Take the meta directory's lock and recover the spool.
+ *   4. Under the write lock: continue the spool or start a new generation
+ *      (see CONTINUITY AT START-UP), and take the first read lock.
+ * On failure everything opened is closed again and `s` can attach later.
+ */
+int ls_source_attach(ls_source *s)
+{
+    ls_ctx *ctx = s->ctx;
+    ls_db_hdr dh;
+    int rc, grew = 0, locked = 0;
+    const char *why = NULL;
+    dev_t dev0, dev1;
+    ino_t ino0, ino1;
+
+    if (s->opened)
+        return 0;
+    if ((rc = ls_db_probe(ctx, s->path, &dh)) != 0)
+        return rc;
+    if (!dh.wal)
+        return ls_err(ctx, LS_ENOTWAL,
+                      "%s: database is not in WAL mode (litesafe does not change it; run "
+                      "PRAGMA journal_mode=WAL)",
+                      s->path);
+    char abs[PATH_MAX];
+    if ((rc = ls_abspath(ctx, s->path, abs, sizeof(abs))) != 0)
+        return rc;
+    ls_strlcpy(s->path, abs, sizeof(s->path));
+    snprintf(s->wal_path, sizeof(s->wal_path), "%s-wal", s->path);
     s->page_size = dh.page_size;
     s->buf_cap = COPY_BUF;
     if (s->buf_cap < 4 * (LS_WAL_FRAME_HDRSIZE + s->page_size))
         s->buf_cap = 4 * (LS_WAL_FRAME_HDRSIZE + s->page_size);
-    s->buf = malloc(s->buf_cap);
-    if (!s->buf) {
-        rc = ls_err(ctx, LS_ENOMEM, "out of memory");
-        goto fail;
-    }
+    free(s->buf);
+    if (!(s->buf = malloc(s->buf_cap)))
+        return ls_err(ctx, LS_ENOMEM, "out of memory");
 
     /* Connections: two readers, the write-lock holder, the checkpointer. */
+    if (path_identity(s, &dev0, &ino0) != 0)
+        return ls_err_errno(ctx, errno, "%s", s->path);
     sqlite3 **conns[] = {&s->rd[0], &s->rd[1], &s->w, &s->ck};
     for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
         if ((rc = ls_db_open(ctx, s->path, 0, 5000, conns[i])) != 0)
@@ -472,6 +537,12 @@ int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_s
             goto fail;
         }
     }
+    if (path_identity(s, &dev1, &ino1) != 0 || dev1 != dev0 || ino1 != ino0) {
+        rc = ls_err(ctx, LS_EBUSY, "%s: database file replaced while it was opened", s->path);
+        goto fail;
+    }
+    s->db_dev = dev0;
+    s->db_ino = ino0;
 
     char meta[PATH_MAX];
     if (s->o.meta_dir) {
@@ -484,40 +555,48 @@ int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_s
     /* One replicator per database: a second one would delete the first's spool. */
     if ((rc = ls_shadow_lock(ctx, meta, &s->lock_fd)) != 0)
         goto fail;
-    if ((rc = ls_shadow_open(ctx, meta, &s->sh)) != 0)
-        goto fail;
 
-    /* Continuity is decided, and the first read lock taken, under the write lock. */
+    /* Continuity is decided, and the first read lock taken, under the write
+     * lock; replica threads may be looking at the spool (mu). */
     if ((rc = write_lock(s, 10000)) != 0)
         goto fail;
     locked = 1;
-    if (spool_continues(s, &why)) {
+    pthread_mutex_lock(&s->mu);
+    rc = ls_shadow_open(ctx, meta, &s->sh);
+    if (!rc && s->after_replace) {
+        why = "database file replaced";
+        rc = new_generation(s, why, &grew);
+    } else if (!rc && spool_continues(s, &why)) {
         int lost = 0;
         rc = catch_up(s, &grew, &lost, &why);
         if (!rc && lost)
             rc = new_generation(s, why, &grew);
-    } else {
+    } else if (!rc) {
         rc = new_generation(s, why, &grew);
     }
     if (!rc)
         rc = ls_shadow_sync(ctx, &s->sh);
     if (!rc)
         rc = advance_lock(s);
+    if (!rc) {
+        s->opened = 1;
+        notify(s);
+    }
+    pthread_mutex_unlock(&s->mu);
     write_unlock(s);
     locked = 0;
     if (rc)
         goto fail;
     s->last_ckpt_ms = ls_now_ms();
-    s->opened = 1;
+    s->after_replace = 0;
     ls_log(ctx, LS_LOG_INFO, "source open db=%s generation=%s index=%08x offset=%llu", s->path,
            s->sh.gen, s->sh.index, (unsigned long long)s->sh.size);
-    *out = s;
     return 0;
 
 fail:
     if (locked)
         write_unlock(s);
-    ls_source_close(s);
+    ls_source_detach(s);
     return rc;
 }
 
@@ -539,6 +618,8 @@ static int sync_locked(ls_source *s, int *grew)
         s->after_cycle = 0;
         return advance_lock(s);
     }
+    if (lost && s->replaced)
+        return 0; /* the caller detaches; the next file gets its own generation */
     if (lost) {
         /* Take the write lock so the new generation starts from a still WAL. */
         if ((rc = write_lock(s, 5000)) != 0)
@@ -554,15 +635,14 @@ static int sync_locked(ls_source *s, int *grew)
     return rc;
 }
 
-static void notify(ls_source *s)
-{
-    s->seq++;
-    pthread_cond_broadcast(&s->cv);
-}
-
 int ls_source_sync(ls_source *s, int *grew)
 {
     int rc, g = 0;
+    if (grew)
+        *grew = 0;
+    if (!s->opened)
+        return 0;
+    ls_source_replaced(s);
     pthread_mutex_lock(&s->mu);
     rc = sync_locked(s, &g);
     if (g)
@@ -582,7 +662,7 @@ int ls_source_sync(ls_source *s, int *grew)
     int due = ((int64_t)frames >= s->o.min_ckpt_pages &&
                (since >= CKPT_MIN_GAP_MS || (int64_t)frames >= s->o.max_ckpt_pages)) ||
               (frames > 0 && s->o.ckpt_interval_ms > 0 && since >= (uint64_t)s->o.ckpt_interval_ms);
-    if (due) {
+    if (due && !s->replaced) {
         int busy = 0;
         rc = ls_source_checkpoint(s, &busy);
     }
@@ -694,6 +774,34 @@ void ls_source_sleep(ls_source *s, int64_t ms)
     pthread_mutex_unlock(&s->mu);
 }
 
+void ls_source_pace(ls_source *s, int64_t ms)
+{
+    struct timespec ts = deadline_in(ms);
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping && !s->flushing)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ls_source_flush_request(ls_source *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->flushing = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int ls_source_identity(ls_source *s, dev_t *dev, ino_t *ino)
+{
+    pthread_mutex_lock(&s->mu);
+    int ok = s->opened && !s->replaced;
+    *dev = s->db_dev;
+    *ino = s->db_ino;
+    pthread_mutex_unlock(&s->mu);
+    return ok ? 0 : -1;
+}
+
 void ls_source_gc(ls_source *s, uint32_t keep_from)
 {
     pthread_mutex_lock(&s->mu);
@@ -711,28 +819,47 @@ void ls_source_stop(ls_source *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-void ls_source_close(ls_source *s)
+void ls_source_detach(ls_source *s)
 {
     if (!s)
         return;
     if (s->sh.fd >= 0)
         ls_shadow_sync(s->ctx, &s->sh);
     release_lock(s);
-    if (s->opened)
+    if (s->opened && !s->replaced)
         db_state_save(s);
     for (int i = 0; i < 2; i++) {
         sqlite3_finalize(s->q_begin[i]);
         sqlite3_finalize(s->q_read[i]);
         sqlite3_finalize(s->q_end[i]);
         sqlite3_close(s->rd[i]);
+        s->q_begin[i] = s->q_read[i] = s->q_end[i] = NULL;
+        s->rd[i] = NULL;
     }
     sqlite3_close(s->w);
     sqlite3_close(s->ck);
+    s->w = s->ck = NULL;
     if (s->wal_fd >= 0)
         close(s->wal_fd);
+    s->wal_fd = -1;
+    pthread_mutex_lock(&s->mu);
     ls_shadow_close(&s->sh);
+    s->sh.gen[0] = '\0'; /* replicas see no generation until the next attach */
+    if (s->replaced)
+        s->after_replace = 1; /* never continue the old file's spool */
+    s->opened = s->replaced = s->pending = s->after_cycle = 0;
+    notify(s);
+    pthread_mutex_unlock(&s->mu);
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the flock */
+    s->lock_fd = -1;
+}
+
+void ls_source_close(ls_source *s)
+{
+    if (!s)
+        return;
+    ls_source_detach(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->buf);

@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/types.h>
 
 typedef struct ls_source_opts {
     const char *meta_dir;          /* spool directory; NULL: "<dir>/.<name>-litesafe" */
@@ -48,7 +49,14 @@ typedef struct ls_source {
     pthread_cond_t cv;             /* broadcast when the spool grows or changes generation */
     uint64_t seq;                  /* incremented at every such change */
     int stopping;                  /* set at shutdown, wakes waiters */
-    int opened;                    /* ls_source_open completed (a clean close records state) */
+    int opened;                    /* attached: connections, lock and spool open */
+    int replaced;                  /* s->path names another file now (or none): the WAL
+                                    * is no longer looked up by path */
+    int after_replace;             /* detached after a replacement: the next attach starts
+                                    * a new generation */
+    int flushing;                  /* a final flush was requested: replicas stop pacing */
+    dev_t db_dev;                  /* identity of the database file at attach */
+    ino_t db_ino;
     uint64_t commits_copied;       /* statistics */
     uint64_t bytes_copied;
     uint64_t checkpoints;
@@ -64,10 +72,28 @@ typedef struct ls_spool_pos {
 } ls_spool_pos;
 
 /*
- * Open the source: the database must exist and be in WAL mode (LS_ENOTWAL
- * otherwise: litesafe never changes the journal mode). Recovers the spool and
- * proves continuity with the live WAL, or starts a new generation.
+ * A source for database `db`, not attached yet: nothing is opened, and the
+ * file need not exist. Replica threads may use it at once (they see no
+ * generation until it attaches).
  */
+int ls_source_new(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_source **out);
+/*
+ * Attach to the database file (see ATTACHING in ship.c): it must exist and be
+ * in WAL mode (LS_ENOENT, LS_ENOTDB, LS_ENOTWAL otherwise; litesafe never
+ * creates it or changes its journal mode). Recovers the spool and proves
+ * continuity with the live WAL, or starts a new generation. 0 if attached.
+ */
+int ls_source_attach(ls_source *s);
+/*
+ * 1 when the database path no longer names the file attached to (deleted,
+ * or replaced by another file): from then on the WAL is read only through
+ * the descriptor already open, so a final sync copies the old file's last
+ * commits and never mixes in the new file's WAL.
+ */
+int ls_source_replaced(ls_source *s);
+/* Final spool sync, release every lock, close the connections; attach may follow. */
+void ls_source_detach(ls_source *s);
+/* ls_source_new + ls_source_attach. */
 int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_source **out);
 /*
  * Copy newly committed frames into the spool and move the read lock forward.
@@ -78,7 +104,7 @@ int ls_source_sync(ls_source *s, int *grew);
 int ls_source_checkpoint(ls_source *s, int *busy);
 /* Remove spool indexes below keep_from (every replica has them). */
 void ls_source_gc(ls_source *s, uint32_t keep_from);
-/* Final sync, release every lock, close. NULL is a no-op. */
+/* Detach and free. NULL is a no-op. */
 void ls_source_close(ls_source *s);
 
 /* Snapshot of the spool position (thread-safe). */
@@ -87,6 +113,16 @@ void ls_source_pos(ls_source *s, ls_spool_pos *out);
 void ls_source_wait(ls_source *s, uint64_t seq, int64_t ms);
 /* Sleep `ms`, returning early only when the source stops (thread-safe). */
 void ls_source_sleep(ls_source *s, int64_t ms);
+/* Sleep `ms` (sync-interval pacing), returning early when the source stops or a
+ * flush is requested (thread-safe). */
+void ls_source_pace(ls_source *s, int64_t ms);
+/* Ask replicas to ship what they have at once, without pacing (shutdown). */
+void ls_source_flush_request(ls_source *s);
+/*
+ * The attached database file's identity; -1 when not attached or replaced
+ * (thread-safe). A reader that opened the file by path checks it afterwards.
+ */
+int ls_source_identity(ls_source *s, dev_t *dev, ino_t *ino);
 /* Wake every waiter and make them see `stopping`. */
 void ls_source_stop(ls_source *s);
 

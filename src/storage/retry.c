@@ -14,12 +14,15 @@
  *     result of a failed attempt is dropped first).
  *   - put is not: its reader is a one-way stream. The replica worker repeats
  *     its whole step, from the position it knows, with its own backoff.
- * Each retry is logged at WARN with the failure it follows; the final
- * failure is returned unchanged (message and code of the backend).
+ * A retry is logged at WARN with the failure it follows, at DEBUG when that
+ * failure is the one the previous retry followed (a server that stays away
+ * is one line, not eight per call); the final failure is returned unchanged
+ * (message and code of the backend).
  */
 #include "retry.h"
 #include "storage.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +32,8 @@ typedef struct retry_storage {
     ls_storage *inner;
     unsigned attempts;         /* tries per call, first included */
     uint64_t min_ms, max_ms;   /* backoff bounds */
+    pthread_mutex_t mu;        /* guards last (restore's threads share a handle) */
+    char last[512];            /* the failure the last retry logged followed */
 } retry_storage;
 
 /* After failure rc of try `attempt` (0-based): 1 if another try should follow. */
@@ -38,8 +43,17 @@ static int again(retry_storage *r, ls_ctx *ctx, int rc, unsigned attempt, const 
     if (!ls_retryable(rc) || attempt + 1 >= r->attempts || (ctx && ctx->cancelled))
         return 0;
     uint64_t ms = ls_backoff_ms(attempt, r->min_ms, r->max_ms);
+    int level = LS_LOG_DEBUG;
+    if (ctx) {
+        pthread_mutex_lock(&r->mu);
+        if (strcmp(r->last, ls_errmsg(ctx)) != 0) {
+            level = LS_LOG_WARN;
+            ls_strlcpy(r->last, ls_errmsg(ctx), sizeof(r->last));
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
     if (ctx)
-        ls_log(ctx, LS_LOG_WARN, "retrying replica=%s op=%s key=%s attempt=%u/%u wait_ms=%llu "
+        ls_log(ctx, level, "retrying replica=%s op=%s key=%s attempt=%u/%u wait_ms=%llu "
                "error=\"%s\"", r->base.name, op, key ? key : "", attempt + 2, r->attempts,
                (unsigned long long)ms, ls_errmsg(ctx));
     /* In slices, so that a cancelled context (a stopping replica) stops waiting. */
@@ -125,6 +139,7 @@ static void r_close(ls_storage *s)
 {
     retry_storage *r = (retry_storage *)s;
     ls_storage_close(r->inner);
+    pthread_mutex_destroy(&r->mu);
     free(r);
 }
 
@@ -153,6 +168,7 @@ int ls_storage_retry_open(ls_ctx *ctx, ls_storage *inner, unsigned attempts, ls_
     r->attempts = attempts ? attempts : 1;
     r->min_ms = 100;
     r->max_ms = 5000;
+    pthread_mutex_init(&r->mu, NULL);
     *out = &r->base;
     return 0;
 }
