@@ -104,7 +104,6 @@ FULL_05 = """
 access-key-id: AKIAEXAMPLE
 secret-access-key: secret
 sync-interval: 10s
-validation-interval: 0s
 region: us-east-1
 sign-payload: true
 require-content-md5: true
