@@ -249,20 +249,11 @@ static const key_def settings_keys[] = {
                "litesafe always recovers on its own: when it cannot prove that the replica "
                "continues the database, it starts a new generation with a fresh snapshot; "
                "remove it"),
-    ROW_COMPAT("sign-payload", K_BOOL, "true",
-               "litesafe always signs the payload (x-amz-content-sha256 is the body's SHA-256): "
-               "remove it or set it to true"),
-    ROW_COMPAT("require-content-md5", K_BOOL, "true",
-               "litesafe checks every upload by its signed SHA-256 and sends Content-MD5 where "
-               "S3 requires it (DeleteObjects), which it cannot leave out: remove it"),
-    ROW_COMPAT("storage-class", K_STR, "STANDARD",
-               "litesafe stores objects in the bucket's default storage class: remove it, and "
-               "move objects to another class with a bucket lifecycle rule"),
-    ROW_COMPAT("part-size", K_ANY, NULL,
-               "litesafe uploads in parts of 8 MiB (doubling every 2500 parts): remove it"),
-    ROW_COMPAT("concurrency", K_ANY, NULL,
-               "litesafe uploads the parts of one object one after another (its replicas in "
-               "parallel): remove it"),
+    ROW_COMPAT("sign-payload", K_BOOL, "true", LS_WHY_SIGN_PAYLOAD),
+    ROW_COMPAT("require-content-md5", K_BOOL, "true", LS_WHY_CONTENT_MD5),
+    ROW_COMPAT("storage-class", K_STR, "STANDARD", LS_WHY_STORAGE_CLASS),
+    ROW_COMPAT("part-size", K_ANY, NULL, LS_WHY_PART_SIZE),
+    ROW_COMPAT("concurrency", K_ANY, NULL, LS_WHY_PART_SIZE),
     ROW_COMPAT("sse-customer-algorithm", K_ANY, NULL, WHY_SSE),
     ROW_COMPAT("sse-customer-key", K_ANY, NULL, WHY_SSE),
     ROW_COMPAT("sse-customer-key-path", K_ANY, NULL, WHY_SSE),

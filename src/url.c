@@ -431,30 +431,17 @@ static int s3_query(ls_ctx *ctx, const char *s, const char *q, size_t n, ls_url 
                 u->force_path_style = b, u->force_path_style_set = 1;
             else if (k[0] == 's' && k[1] == 'k')
                 u->skip_verify = b;
-            else if (!b && k[0] == 's')
-                rc = ls_err(ctx, LS_EUSAGE,
-                            "replica URL %s: query parameter %s=false: litesafe always signs the "
-                            "payload (x-amz-content-sha256 is the body's SHA-256): remove it",
-                            s, k);
             else if (!b)
-                rc = ls_err(ctx, LS_EUSAGE,
-                            "replica URL %s: query parameter %s=false: litesafe checks every "
-                            "upload by its signed SHA-256 and sends Content-MD5 where S3 requires "
-                            "it, which it cannot leave out: remove it",
-                            s, k);
+                rc = ls_err(ctx, LS_EUSAGE, "replica URL %s: query parameter %s=false: %s", s, k,
+                            k[0] == 's' ? LS_WHY_SIGN_PAYLOAD : LS_WHY_CONTENT_MD5);
         } else if (strcmp(k, "storageClass") == 0 || strcmp(k, "storage-class") == 0) {
             if (strcasecmp(v, "STANDARD") != 0)
-                rc = ls_err(ctx, LS_EUSAGE,
-                            "replica URL %s: query parameter %s: litesafe stores objects in the "
-                            "bucket's default storage class: remove it, and move objects to "
-                            "another class with a bucket lifecycle rule",
-                            s, k);
+                rc = ls_err(ctx, LS_EUSAGE, "replica URL %s: query parameter %s: %s", s, k,
+                            LS_WHY_STORAGE_CLASS);
         } else if (strcmp(k, "partSize") == 0 || strcmp(k, "part-size") == 0 ||
                    strcmp(k, "concurrency") == 0) {
-            rc = ls_err(ctx, LS_EUSAGE,
-                        "replica URL %s: query parameter %s: litesafe uploads in parts of 8 MiB "
-                        "(doubling every 2500 parts), one after another: remove it",
-                        s, k);
+            rc = ls_err(ctx, LS_EUSAGE, "replica URL %s: query parameter %s: %s", s, k,
+                        LS_WHY_PART_SIZE);
         } else {
             rc = ls_err(ctx, LS_EUSAGE,
                         "replica URL %s: unknown query parameter \"%s\" (s3 URLs take endpoint, "

@@ -56,6 +56,22 @@ int ls_url_is_url(const char *s);
 int ls_url_parse(ls_ctx *ctx, const char *url, ls_url *out);
 
 /*
+ * Why Litestream 0.5's s3 upload options are refused (or accepted only with
+ * one value), as config keys and as s3 URL query parameters.
+ */
+#define LS_WHY_SIGN_PAYLOAD                                                                        \
+    "litesafe always signs the payload (x-amz-content-sha256 is the body's SHA-256): remove it "   \
+    "or set it to true"
+#define LS_WHY_CONTENT_MD5                                                                         \
+    "litesafe checks every upload by its signed SHA-256 and sends Content-MD5 where S3 requires "  \
+    "it (DeleteObjects), which it cannot leave out: remove it"
+#define LS_WHY_STORAGE_CLASS                                                                       \
+    "litesafe stores objects in the bucket's default storage class: remove it, and move objects "  \
+    "to another class with a bucket lifecycle rule"
+#define LS_WHY_PART_SIZE                                                                           \
+    "litesafe uploads in parts of 8 MiB (doubling every 2500 parts), one after another: remove it"
+
+/*
  * Why a Litestream 0.5 replica type or URL scheme litesafe does not have
  * (webdav, webdavs, nats, oss; any case) is refused, with what to use
  * instead; NULL for any other word.
