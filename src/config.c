@@ -148,17 +148,20 @@ struct key_table {
     {.key = k, .kind = K_ENUM, .off = offsetof(T, f), .choices = c, .refuse = r}
 #define ROW_BOOL(T, k, f) {.key = k, .kind = K_BOOL, .off = offsetof(T, f)}
 #define ROW_DUR(T, k, f) {.key = k, .kind = K_DUR, .off = offsetof(T, f)}
-#define ROW_DUR_SAME(T, k, f, s) {.key = k, .kind = K_DUR, .off = offsetof(T, f), .same = s}
+#define ROW_DUR_SAME(T, k, f, s)                                                                   \
+    {.key = k, .kind = K_DUR, .off = offsetof(T, f), .same = s}
 #define ROW_INT(T, k, f, m) {.key = k, .kind = K_INT, .off = offsetof(T, f), .min = m}
 #define ROW_LIST(T, k, f, fn)                                                                      \
     {.key = k, .kind = K_LIST, .off = offsetof(T, f), .off_n = offsetof(T, fn)}
 #define ROW_MAP(k, t) {.key = k, .kind = K_MAP, .sub = &t}
-#define ROW_MAP_AT(T, k, f, t) {.key = k, .kind = K_MAP, .off = offsetof(T, f), .sub = &t}
+#define ROW_MAP_AT(T, k, f, t)                                                                     \
+    {.key = k, .kind = K_MAP, .off = offsetof(T, f), .sub = &t}
 #define ROW_SEQ(T, k, f, fn, t)                                                                    \
     {.key = k, .kind = K_SEQ, .off = offsetof(T, f), .off_n = offsetof(T, fn), .sub = &t}
 #define ROW_ONE(T, k, f, fn, t)                                                                    \
     {.key = k, .kind = K_ONE, .off = offsetof(T, f), .off_n = offsetof(T, fn), .sub = &t}
-#define ROW_COMPAT(k, vk, acc, w) {.key = k, .kind = K_COMPAT, .vkind = vk, .accept = acc, .why = w}
+#define ROW_COMPAT(k, vk, acc, w)                                                                  \
+    {.key = k, .kind = K_COMPAT, .vkind = vk, .accept = acc, .why = w}
 #define NROWS(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const replica_types[] = {"file", "s3", "gcs", "abs", "sftp", "gs", NULL};
@@ -211,8 +214,10 @@ static const key_def age_keys[] = {
     ROW_LIST(ls_replica_cfg, "identities", age_identities, n_age_identities),
     ROW_LIST(ls_replica_cfg, "recipients", age_recipients, n_age_recipients),
 };
-static const key_table age_table = {.what = "age", .prefix = "age.",
-                                    .hint = "an age key (under age:)", .keys = age_keys,
+static const key_table age_table = {.what = "age",
+                                    .prefix = "age.",
+                                    .hint = "an age key (under age:)",
+                                    .keys = age_keys,
                                     .n = NROWS(age_keys)};
 
 /*
@@ -282,9 +287,11 @@ static const key_def settings_keys[] = {
     ROW_COMPAT("reconnect-wait", K_ANY, NULL, WHY_NATS),
     ROW_COMPAT("timeout", K_ANY, NULL, WHY_NATS),
 };
-static const key_table settings_table = {.what = "replica", .prefix = "",
+static const key_table settings_table = {.what = "replica",
+                                         .prefix = "",
                                          .hint = "a replica key (under replica: or replicas:)",
-                                         .keys = settings_keys, .n = NROWS(settings_keys)};
+                                         .keys = settings_keys,
+                                         .n = NROWS(settings_keys)};
 
 /* dbs[].replicas[], dbs[].replica: the settings plus these */
 static const key_def replica_keys[] = {
@@ -296,26 +303,33 @@ static const key_def replica_keys[] = {
     ROW_DUR(ls_replica_cfg, "retention-check-interval", retention_check_interval_ms),
     ROW_DUR(ls_replica_cfg, "snapshot-interval", snapshot_interval_ms),
 };
-static const key_table replica_table = {.what = "replica", .prefix = "",
+static const key_table replica_table = {.what = "replica",
+                                        .prefix = "",
                                         .hint = "a replica key (under replica: or replicas:)",
-                                        .keys = replica_keys, .n = NROWS(replica_keys),
-                                        .inl = &settings_table, .inl_off = 0,
-                                        .size = sizeof(ls_replica_cfg), .init = replica_init};
+                                        .keys = replica_keys,
+                                        .n = NROWS(replica_keys),
+                                        .inl = &settings_table,
+                                        .inl_off = 0,
+                                        .size = sizeof(ls_replica_cfg),
+                                        .init = replica_init};
 
 /* snapshot: (top level and db), into the replica defaults of its level */
 static const key_def snapshot_keys[] = {
     ROW_DUR(ls_replica_cfg, "interval", snapshot_interval_ms),
     ROW_DUR(ls_replica_cfg, "retention", retention_ms),
 };
-static const key_table snapshot_table = {.what = "snapshot", .prefix = "snapshot.",
+static const key_table snapshot_table = {.what = "snapshot",
+                                         .prefix = "snapshot.",
                                          .hint = "a snapshot key (under snapshot:)",
-                                         .keys = snapshot_keys, .n = NROWS(snapshot_keys)};
+                                         .keys = snapshot_keys,
+                                         .n = NROWS(snapshot_keys)};
 
 /* validation: (top level), into the replica defaults */
 static const key_def validation_keys[] = {
     ROW_DUR_SAME(ls_replica_cfg, "interval", validation_interval_ms, "validation-interval"),
 };
-static const key_table validation_table = {.what = "validation", .prefix = "validation.",
+static const key_table validation_table = {.what = "validation",
+                                           .prefix = "validation.",
                                            .hint = "a validation key (under validation:)",
                                            .keys = validation_keys,
                                            .n = NROWS(validation_keys)};
@@ -332,10 +346,15 @@ static const key_def db_keys[] = {
     ROW_DUR(ls_db_cfg, "checkpoint-interval", checkpoint_interval_ms),
     ROW_DUR(ls_db_cfg, "busy-timeout", busy_timeout_ms),
     ROW_INT(ls_db_cfg, "min-checkpoint-page-count", min_checkpoint_page_count, 1),
-    {.key = "max-checkpoint-page-count", .kind = K_INT,
-     .off = offsetof(ls_db_cfg, max_checkpoint_page_count), .same = "truncate-page-n"},
-    {.key = "truncate-page-n", .kind = K_INT, .off = offsetof(ls_db_cfg, max_checkpoint_page_count),
-     .zero_unset = 1, .same = "max-checkpoint-page-count"},
+    {.key = "max-checkpoint-page-count",
+     .kind = K_INT,
+     .off = offsetof(ls_db_cfg, max_checkpoint_page_count),
+     .same = "truncate-page-n"},
+    {.key = "truncate-page-n",
+     .kind = K_INT,
+     .off = offsetof(ls_db_cfg, max_checkpoint_page_count),
+     .zero_unset = 1,
+     .same = "max-checkpoint-page-count"},
     ROW_DUR(ls_db_cfg, "sync-interval", defaults.sync_interval_ms),
     ROW_MAP_AT(ls_db_cfg, "snapshot", defaults, snapshot_table),
     ROW_SEQ(ls_db_cfg, "replicas", replicas, n_replicas, replica_table),
@@ -350,9 +369,13 @@ static const key_def db_keys[] = {
                "litesafe scans dir once, at start: restart replicate to pick up new databases "
                "(e.g. from a systemd path unit), or set watch: false"),
 };
-static const key_table db_table = {.what = "db", .prefix = "", .hint = "a db key (under dbs:)",
-                                   .keys = db_keys, .n = NROWS(db_keys),
-                                   .size = sizeof(ls_db_cfg), .init = db_init};
+static const key_table db_table = {.what = "db",
+                                   .prefix = "",
+                                   .hint = "a db key (under dbs:)",
+                                   .keys = db_keys,
+                                   .n = NROWS(db_keys),
+                                   .size = sizeof(ls_db_cfg),
+                                   .init = db_init};
 
 /* logging */
 static const key_def logging_keys[] = {
@@ -362,17 +385,21 @@ static const key_def logging_keys[] = {
     ROW_COMPAT("source", K_BOOL, "false",
                "litesafe's log lines carry no source positions: remove it or set it to false"),
 };
-static const key_table logging_table = {.what = "logging", .prefix = "logging.",
+static const key_table logging_table = {.what = "logging",
+                                        .prefix = "logging.",
                                         .hint = "a logging key (under logging:)",
-                                        .keys = logging_keys, .n = NROWS(logging_keys)};
+                                        .keys = logging_keys,
+                                        .n = NROWS(logging_keys)};
 
 /* retention: (0.5, top level) */
 static const key_def retention_keys[] = {
     ROW_BOOL(ls_config, "enabled", retention_enabled),
 };
-static const key_table retention_table = {.what = "retention", .prefix = "retention.",
+static const key_table retention_table = {.what = "retention",
+                                          .prefix = "retention.",
                                           .hint = "a retention key (under retention:)",
-                                          .keys = retention_keys, .n = NROWS(retention_keys)};
+                                          .keys = retention_keys,
+                                          .n = NROWS(retention_keys)};
 
 /* socket: (0.5's control socket, top level): only "off" is accepted */
 static const key_def socket_keys[] = {
@@ -382,9 +409,11 @@ static const key_def socket_keys[] = {
     ROW_COMPAT("path", K_ANY, "*", NULL),
     ROW_COMPAT("permissions", K_ANY, "*", NULL),
 };
-static const key_table socket_table = {.what = "socket", .prefix = "socket.",
+static const key_table socket_table = {.what = "socket",
+                                       .prefix = "socket.",
                                        .hint = "a socket key (under socket:)",
-                                       .keys = socket_keys, .n = NROWS(socket_keys)};
+                                       .keys = socket_keys,
+                                       .n = NROWS(socket_keys)};
 
 /* the top level: these plus the replica settings as defaults */
 static const key_def top_keys[] = {
@@ -424,16 +453,18 @@ static const key_def top_keys[] = {
                "shutdown-timeout runs out: remove it (shutdown-timeout, or its 0.5 name "
                "shutdown-sync-timeout, bounds the wait)"),
 };
-static const key_table top_table = {.what = "the top level", .prefix = "",
-                                    .hint = "a top-level key", .keys = top_keys,
-                                    .n = NROWS(top_keys), .inl = &settings_table,
+static const key_table top_table = {.what = "the top level",
+                                    .prefix = "",
+                                    .hint = "a top-level key",
+                                    .keys = top_keys,
+                                    .n = NROWS(top_keys),
+                                    .inl = &settings_table,
                                     .inl_off = offsetof(ls_config, defaults)};
 
 /* walk_map's duplicate-key mask has one bit per row, inline rows included */
 #define MAX_ROWS 256
 _Static_assert(NROWS(replica_keys) + NROWS(settings_keys) <= MAX_ROWS &&
-                   NROWS(top_keys) + NROWS(settings_keys) <= MAX_ROWS &&
-                   NROWS(db_keys) <= MAX_ROWS,
+                   NROWS(top_keys) + NROWS(settings_keys) <= MAX_ROWS && NROWS(db_keys) <= MAX_ROWS,
                "a key table has more than MAX_ROWS rows");
 
 /* Every level, in the order "belongs to" hints look for an unknown key. */
@@ -618,8 +649,7 @@ static int want_scalar(walker *w, yaml_node_t *key, const char *k, yaml_node_t *
     if (node_is_null(v))
         return 0;
     if (strlen((const char *)v->data.scalar.value) != v->data.scalar.length)
-        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: the value contains a NUL byte",
-                       k);
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: the value contains a NUL byte", k);
     *out = (const char *)v->data.scalar.value;
     return 0;
 }
@@ -682,13 +712,11 @@ static int set_seq(walker *w, yaml_node_t *key, const char *k, yaml_node_t *v, c
     *FIELD(base, kd->off, void *) = arr;
     *FIELD(base, kd->off_n, size_t) = n;
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *it =
-            one ? v : yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
+        yaml_node_t *it = one ? v : yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
         t->init(arr + i * t->size, (int)it->start_mark.line + 1, (int)it->start_mark.column + 1);
     }
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *it =
-            one ? v : yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
+        yaml_node_t *it = one ? v : yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
         if (it->type != YAML_MAPPING_NODE)
             return pos_err(w->ctx, LS_EUSAGE, w->name, AT(it),
                            "%s: item %zu: expected a mapping (a %s), got %s", k, i + 1, t->what,
@@ -719,7 +747,7 @@ static int bad_scalar(walker *w, yaml_node_t *key, const char *k, key_kind kind,
 }
 
 static const char *const expect_kind[] = {
-    [K_STR] = "a string", [K_ENUM] = "a word", [K_BOOL] = "a boolean",
+    [K_STR] = "a string",   [K_ENUM] = "a word",  [K_BOOL] = "a boolean",
     [K_DUR] = "a duration", [K_INT] = "a number",
 };
 
@@ -774,8 +802,8 @@ static int field_is_set(const key_def *kd, const void *base)
 }
 
 /* Read the value of one known key (full name k) into its field. */
-static int set_value(walker *w, yaml_node_t *key, const char *k, yaml_node_t *v,
-                     const key_def *kd, void *base)
+static int set_value(walker *w, yaml_node_t *key, const char *k, yaml_node_t *v, const key_def *kd,
+                     void *base)
 {
     const char *s = NULL;
     int rc;
@@ -886,8 +914,8 @@ static int unknown_key(walker *w, yaml_node_t *key, const key_table *t)
     }
     if (best)
         return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key),
-                       "unknown key \"%s%s\" in %s (did you mean \"%s%s\"?)", t->prefix, k,
-                       t->what, t->prefix, best->key);
+                       "unknown key \"%s%s\" in %s (did you mean \"%s%s\"?)", t->prefix, k, t->what,
+                       t->prefix, best->key);
     return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "unknown key \"%s%s\" in %s", t->prefix, k,
                    t->what);
 }
@@ -1523,8 +1551,9 @@ ls_replica_cfg *ls_db_cfg_find_replica(const ls_db_cfg *db, const char *name)
 #define DEF_SYNC_MS 0
 #define DEF_VALIDATION_MS 0
 #define DEF_SHUTDOWN_MS 30000 /* Litestream 0.5's shutdown-sync-timeout default */
-#define DEF_MAX_BUSY_MS 60000 /* busy-timeout's limit: a cycle that waits longer than this
-                                 for the write lock is better retried at the next sync */
+#define DEF_MAX_BUSY_MS                                                                            \
+    60000 /* busy-timeout's limit: a cycle that waits longer than this                             \
+             for the write lock is better retried at the next sync */
 
 /* Environment credentials for s3, in precedence order. */
 static const struct {
@@ -1820,9 +1849,9 @@ static int default_meta_path(const char *db_path, char **out)
 
 /* The databases a dir scan found, in the order found. */
 typedef struct found_list {
-    char **path;                /* absolute paths */
-    char **rel;                 /* the same, relative to the dir */
-    size_t n, cap;              /* used, allocated */
+    char **path;   /* absolute paths */
+    char **rel;    /* the same, relative to the dir */
+    size_t n, cap; /* used, allocated */
 } found_list;
 
 static void found_free(found_list *f)
@@ -1968,7 +1997,9 @@ static int expand_dirs(ls_ctx *ctx, ls_config *cfg)
         if (!db->dir) {
             if (db->pattern || db->recursive >= 0 || db->meta_dir)
                 return DERR(ctx, cfg, db, "db: %s only applies with dir",
-                            db->pattern ? "pattern" : db->meta_dir ? "meta-dir" : "recursive");
+                            db->pattern    ? "pattern"
+                            : db->meta_dir ? "meta-dir"
+                                           : "recursive");
             continue;
         }
         if (db->path)

@@ -46,9 +46,9 @@ typedef struct ls_replica_cfg {
     char *access_key_id, *secret_access_key, *session_token;
     /* sftp; host is "HOST[:PORT]" (port 22 if none) */
     char *host, *user, *password, *key_path;
-    char *known_hosts;               /* litesafe: known_hosts file for host key verification */
-    char *host_key;                  /* pinned host key: "SHA256:<base64>" fingerprint or an
-                                        authorized-keys line "TYPE BASE64 [comment]" (0.5) */
+    char *known_hosts; /* litesafe: known_hosts file for host key verification */
+    char *host_key;    /* pinned host key: "SHA256:<base64>" fingerprint or an
+                          authorized-keys line "TYPE BASE64 [comment]" (0.5) */
     /* abs */
     char *account_name, *account_key;
     /* timing, milliseconds; -1 unset */
@@ -80,9 +80,9 @@ typedef struct ls_db_cfg {
     int64_t checkpoint_interval_ms;  /* 1m */
     int64_t min_checkpoint_page_count; /* 1000 */
     int64_t max_checkpoint_page_count; /* 10000 (0.5's truncate-page-n is the same setting) */
-    int64_t busy_timeout_ms;         /* 0.5 busy-timeout: how long a checkpoint cycle waits
-                                        for the write lock; 0 after defaults: the engine's */
-    ls_replica_cfg defaults;         /* settings for its replicas (sync-interval, snapshot:) */
+    int64_t busy_timeout_ms;           /* 0.5 busy-timeout: how long a checkpoint cycle waits
+                                          for the write lock; 0 after defaults: the engine's */
+    ls_replica_cfg defaults;           /* settings for its replicas (sync-interval, snapshot:) */
     ls_replica_cfg *replicas;        /* replicas[0..n_replicas) */
     size_t n_replicas;
     int line, col;                   /* position in the config file (1-based; 0: none) */

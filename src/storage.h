@@ -109,9 +109,9 @@ typedef struct ls_storage_opts {
     const char *access_key_id, *secret_access_key, *session_token;
     const char *host, *user, *password, *key_path, *known_hosts;
     const char *host_key_fingerprint; /* sftp: pinned "SHA256:<base64>" fingerprint */
-    const char *host_key;       /* sftp: pinned host key as the config's host-key says it: a
-                                   fingerprint or an authorized-keys line (see
-                                   ls_storage_sftp_check_host_key) */
+    const char *host_key;             /* sftp: pinned host key as the config's host-key says it: a
+                                         fingerprint or an authorized-keys line (see
+                                         ls_storage_sftp_check_host_key) */
     const char *account_name, *account_key;
     int timeout_ms;             /* per remote call; 0: backend default */
 } ls_storage_opts;

@@ -325,8 +325,8 @@ static const scheme_def schemes[] = {
 
 /* Litestream 0.5's replica types litesafe does not have, and what to use instead. */
 static const struct {
-    const char *name;           /* type / URL scheme */
-    const char *why;            /* the refusal */
+    const char *name; /* type / URL scheme */
+    const char *why;  /* the refusal */
 } refused_schemes[] = {
     {"webdav", "WebDAV replicas are not supported by litesafe: use sftp, s3, abs, or a file "
                "replica on a mounted WebDAV share"},
@@ -365,8 +365,8 @@ static int query_bool(const char *v)
 static int local_host(const char *h)
 {
     size_t n = strcspn(h, ":/");
-    static const char *const pre[] = {"192.168.", "10.", "172.16.", "172.17.", "172.18.",
-                                      "172.19.", "172.2", "172.30.", "172.31.", NULL};
+    static const char *const pre[] = {"192.168.", "10.",   "172.16.", "172.17.", "172.18.",
+                                      "172.19.",  "172.2", "172.30.", "172.31.", NULL};
     if ((n == 9 && strncmp(h, "localhost", 9) == 0) || (n == 9 && strncmp(h, "127.0.0.1", 9) == 0))
         return 1;
     for (int i = 0; pre[i]; i++)
@@ -412,7 +412,10 @@ static int s3_query(ls_ctx *ctx, const char *s, const char *q, size_t n, ls_url 
                 rc = LS_ENOMEM;
             else
                 snprintf(u->endpoint, cap, "%s%s",
-                         has_scheme ? "" : local_host(v) ? "http://" : "https://", v);
+                         has_scheme      ? ""
+                         : local_host(v) ? "http://"
+                                         : "https://",
+                         v);
             endpoint = 1;
         } else if (strcmp(k, "region") == 0) {
             free(u->region);
@@ -577,8 +580,8 @@ int ls_url_parse(ls_ctx *ctx, const char *url, ls_url *out)
             why = ls_url_scheme_refusal(word);
         }
         if (why)
-            rc = ls_err(ctx, LS_EUSAGE, "replica URL %s: scheme \"%.*s\": %s", s, (int)sn, url,
-                        why);
+            rc =
+                ls_err(ctx, LS_EUSAGE, "replica URL %s: scheme \"%.*s\": %s", s, (int)sn, url, why);
         else
             rc = ls_err(ctx, LS_EUSAGE,
                         "replica URL %s: unknown scheme \"%.*s\" (expected file, s3, gcs, abs or "

@@ -36,7 +36,7 @@ typedef struct ls_url {
     int force_path_style;   /* s3: 1 for provider hosts and ?endpoint=, 0 for AWS
                                virtual-host style; ?forcePathStyle= overrides */
     int force_path_style_set; /* s3: ?forcePathStyle= was given */
-    int skip_verify;        /* s3: ?skipVerify= (0/1), -1 when not given */
+    int skip_verify;          /* s3: ?skipVerify= (0/1), -1 when not given */
 } ls_url;
 
 /*

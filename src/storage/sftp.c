@@ -125,8 +125,8 @@ typedef struct sftp_store {
     char *known_hosts;  /* known_hosts file set by the user, or NULL */
     char *pin;          /* pinned SHA-256 fingerprint, base64 without padding, or NULL */
     unsigned char *pin_key; /* pinned key blob (from an authorized-keys line), or NULL */
-    size_t pin_key_len; /* its length */
-    int pin_key_type;   /* its LIBSSH2_HOSTKEY_TYPE_* */
+    size_t pin_key_len;     /* its length */
+    int pin_key_type;       /* its LIBSSH2_HOSTKEY_TYPE_* */
     char *root;         /* remote root: "", "rel/dir" or "/abs/dir"; no trailing '/' but "/" */
     long timeout_ms;    /* per blocking call and for connecting */
     pthread_mutex_t mu; /* guards idle, nconn */
@@ -446,7 +446,7 @@ static int load_known_hosts(LIBSSH2_KNOWNHOSTS *kh, const char *path)
 static const struct {
     const char *name;
     int type;
-    size_t point;   /* ECDSA: length of the public point (0x04 || X || Y) */
+    size_t point; /* ECDSA: length of the public point (0x04 || X || Y) */
 } line_types[] = {
     {"ssh-ed25519", LIBSSH2_HOSTKEY_TYPE_ED25519, 0},
     {"ecdsa-sha2-nistp256", LIBSSH2_HOSTKEY_TYPE_ECDSA_256, 65},
@@ -596,7 +596,8 @@ static int parse_key_line(ls_ctx *ctx, const char *line, int *type, unsigned cha
     }
     if (t < 0) {
         p = line + strspn(line, " \t");
-        return ls_err(ctx, LS_EUSAGE, "host-key: \"%.*s\" is not a key type litesafe can check (%s)",
+        return ls_err(ctx, LS_EUSAGE,
+                      "host-key: \"%.*s\" is not a key type litesafe can check (%s)",
                       (int)(field_end(p) - p), p, types);
     }
     p = e + strspn(e, " \t");
@@ -650,7 +651,8 @@ static int parse_fingerprint(ls_ctx *ctx, const char *fp, char **out)
 static int is_key_line(const char *spec)
 {
     spec += strspn(spec, " \t");
-    return strncmp(spec, "SHA256:", 7) != 0 && (strpbrk(spec, " \t") || line_type(spec, strlen(spec)) >= 0);
+    return strncmp(spec, "SHA256:", 7) != 0 &&
+           (strpbrk(spec, " \t") || line_type(spec, strlen(spec)) >= 0);
 }
 
 int ls_storage_sftp_check_host_key(ls_ctx *ctx, const char *spec)

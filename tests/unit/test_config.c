@@ -316,7 +316,8 @@ static void test_logging_defaults(void **state)
     cfg = parse_defaults("logging:\n  level: Warning\ndbs:\n  - path: /tmp/x.db\n");
     eq(cfg->log_level, "warn");
     ls_config_free(cfg);
-    parse_err("logging:\n  level: loud\n", "test.yml:2:3: logging.level: \"loud\" is not one of debug");
+    parse_err("logging:\n  level: loud\n",
+              "test.yml:2:3: logging.level: \"loud\" is not one of debug");
     parse_err("logging:\n  type: xml\n", "not one of text, json");
 }
 
@@ -396,8 +397,9 @@ static void test_unknown_keys(void **state)
                                 "logging key");
     parse_err("db:\n  - path: /x.db\n", "unknown key \"db\" in the top level (did you mean "
                                         "\"dbs\"?)");
-    parse_err("dbs:\n  - path: /x.db\n    replicas:\n      - age:\n          recipient: [k]\n",
-              "test.yml:5:11: unknown key \"age.recipient\" in age (did you mean \"age.recipients\"?)");
+    parse_err(
+        "dbs:\n  - path: /x.db\n    replicas:\n      - age:\n          recipient: [k]\n",
+        "test.yml:5:11: unknown key \"age.recipient\" in age (did you mean \"age.recipients\"?)");
     /* merge keys are not supported */
     parse_err("dbs:\n  - <<: {path: /x.db}\n", "unknown key \"<<\"");
     /* duplicate keys */
@@ -877,9 +879,9 @@ static void test_05_settings_inherited(void **state)
                                     "    replica:\n"
                                     "      type: sftp\n      host: h\n      user: u\n");
     ls_replica_cfg *r = &cfg->dbs[0].replicas[0];
-    assert_int_equal(r->sync_interval_ms, 2000);            /* the db's */
-    assert_int_equal(r->snapshot_interval_ms, 3600000);     /* the db's snapshot: */
-    assert_int_equal(r->retention_ms, 72 * 3600000LL);      /* the top's snapshot: */
+    assert_int_equal(r->sync_interval_ms, 2000);        /* the db's */
+    assert_int_equal(r->snapshot_interval_ms, 3600000); /* the db's snapshot: */
+    assert_int_equal(r->retention_ms, 72 * 3600000LL);  /* the top's snapshot: */
     assert_int_equal(r->validation_interval_ms, 6 * 3600000LL);
     eq(r->bucket, "topbucket");
     eq(r->region, "eu-west-1");
@@ -895,7 +897,7 @@ static void test_05_settings_inherited(void **state)
     assert_int_equal(r->retention_ms, 3600000);
     assert_int_equal(r->force_path_style, 0);
     r = &cfg->dbs[0].replicas[2];
-    eq(r->bucket, "urlbucket");                   /* the URL's parts beat the defaults */
+    eq(r->bucket, "urlbucket"); /* the URL's parts beat the defaults */
     eq(r->endpoint, "http://localhost:9000");
     eq(r->region, "us-east-1");
     r = &cfg->dbs[1].replicas[0];
@@ -972,7 +974,8 @@ static void test_05_compat_keys(void **state)
          "sse-kms-key-id: litesafe sends no server-side encryption"},
         {"dbs:\n  - path: /x.db\n    replica:\n      type: nats\n",
          "test.yml:4:7: type: \"nats\": NATS JetStream replicas are not supported"},
-        {"dbs:\n  - path: /x.db\n    replica:\n      type: OSS\n", "type: \"OSS\": litesafe has no oss"},
+        {"dbs:\n  - path: /x.db\n    replica:\n      type: OSS\n",
+         "type: \"OSS\": litesafe has no oss"},
         {"dbs:\n  - path: /x.db\n    replica:\n      type: ftp\n",
          "type: \"ftp\" is not one of file, s3, gcs, abs, sftp, gs"},
     };
@@ -1130,8 +1133,7 @@ static void test_dir_entries(void **state)
                  "meta-path and meta-dir cannot both be set");
     /* a database both listed and found */
     snprintf(text, sizeof(text),
-             "dbs:\n  - path: %s/data/a.db\n  - dir: %s/data\n    pattern: a.db\n", F->dir,
-             F->dir);
+             "dbs:\n  - path: %s/data/a.db\n  - dir: %s/data\n    pattern: a.db\n", F->dir, F->dir);
     defaults_err(text, "is configured twice");
 }
 

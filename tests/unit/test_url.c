@@ -350,10 +350,10 @@ static void test_litestream05(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_is_url),     cmocka_unit_test(test_file),
-        cmocka_unit_test(test_s3_aws),     cmocka_unit_test(test_s3_providers),
-        cmocka_unit_test(test_gcs_abs),    cmocka_unit_test(test_sftp),
-        cmocka_unit_test(test_path_clean), cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_is_url),       cmocka_unit_test(test_file),
+        cmocka_unit_test(test_s3_aws),       cmocka_unit_test(test_s3_providers),
+        cmocka_unit_test(test_gcs_abs),      cmocka_unit_test(test_sftp),
+        cmocka_unit_test(test_path_clean),   cmocka_unit_test(test_bad),
         cmocka_unit_test(test_litestream05),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
