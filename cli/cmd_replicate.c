@@ -126,6 +126,7 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
         ls_config_free(cfg);
         return cli_fail_lib(env, rc);
     }
+    ls_engine_set_shutdown_timeout(e, cfg->shutdown_timeout_ms);
     for (size_t i = 0; i < cfg->n_dbs; i++)
         for (size_t j = 0; j < cfg->dbs[i].n_replicas; j++)
             ls_log(env->ctx, LS_LOG_INFO, "replicating db=%s replica=%s type=%s", cfg->dbs[i].path,

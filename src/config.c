@@ -2,23 +2,55 @@
  * config.c - the replication config: YAML read with libyaml's document API
  * into an ls_config through key tables, then defaults and validation.
  *
- * Tables. Each mapping level (top, logging, dbs[], replicas[], age) has a
- * table of rows {key, kind, offset of the field}. One walker parses every
- * level from its table, and ls_config_free() frees from the same tables, so
- * a key added to a table is parsed, type-checked and freed.
+ * Tables. Each mapping level (top, logging, socket, snapshot, validation,
+ * retention, dbs[], a replica, age) has a table of rows {key, kind, offset
+ * of the field}. One walker parses every level from its table, and
+ * ls_config_free() frees (copy_fields() copies, inherit_fields() fills) from
+ * the same tables, so a key added to a table is parsed, type-checked, freed
+ * and copied. A level may take in another table's keys as its own, at an
+ * offset ("inline", as Go's yaml does): the replica settings
+ * (settings_table) are keys of every replica and, as defaults for every
+ * replica, of the top level (Litestream 0.5's ReplicaSettings).
  *
- * Stricter than Litestream 0.3 (yaml.v2, non-strict, ignores all of these):
+ * Stricter than Litestream (yaml, non-strict, ignores all of these):
  *   - an unknown key is an error, naming the known key within edit distance 2
  *     ("did you mean") or the level where the key belongs;
- *   - a duplicate key is an error;
+ *   - a duplicate key is an error, and so are two names of one setting
+ *     (shutdown-timeout and shutdown-sync-timeout);
  *   - a value of the wrong shape (a list where a string goes) or that does
  *     not parse (a duration, a number, a boolean, an enumerated word) is an
  *     error;
  *   - YAML merge keys ("<<") are not supported and so are unknown keys.
  * Every parse error reads "<file>:<line>:<col>: <problem>", at the key.
  *
+ * Litestream 0.5 (v0.5.0 to v0.5.16: its Config, DBConfig, ReplicaSettings,
+ * ReplicaConfig, SnapshotConfig, LoggingConfig and SocketConfig structs).
+ * Every key it reads is known here, and is one of:
+ *   - accepted with its meaning: replica: (one replica, a mapping; with
+ *     replicas: in the same db an error), sync-interval, validation-interval,
+ *     the s3/abs/sftp keys, age, logging, exec, addr, meta-path, ...;
+ *   - mapped onto litesafe's setting: top-level replica settings are
+ *     defaults for every replica (as in 0.5), snapshot.interval/retention
+ *     are snapshot-interval/retention of the replicas of its level,
+ *     validation.interval is validation-interval, retention.enabled: false
+ *     is retention 0 (keep everything), shutdown-sync-timeout is
+ *     shutdown-timeout, truncate-page-n is max-checkpoint-page-count,
+ *     busy-timeout bounds the checkpoint cycle's wait for the write lock,
+ *     dir + pattern (+ recursive, meta-dir) expand at start into one db per
+ *     SQLite file found (expand_dirs), type gs is gcs, host-key takes an
+ *     authorized-keys line (checked by the sftp backend);
+ *   - a K_COMPAT row, for a feature litesafe does not have: accepted when
+ *     empty or when its value asks for what litesafe does anyway
+ *     (verify-compaction: false, watch: false, socket.enabled: false,
+ *     sign-payload: true, concurrent-writes: any), otherwise refused, exit
+ *     2, with the reason and what to use instead (levels, l0-retention,
+ *     mcp-addr, heartbeat-*, part-size, sse-*, the nats and webdav keys...).
+ * Nothing is accepted and then ignored. The README's "Moving from
+ * Litestream 0.5" lists them all.
+ *
  * Value rules:
- *   - null, ~ and empty values mean "not given", as does "" for a string.
+ *   - null, ~ and empty values mean "not given", as does "" for a string
+ *     (and an empty list or mapping for a K_COMPAT key).
  *   - Booleans: YAML 1.1 true/false/yes/no/on/off in any case.
  *   - Durations: Go syntax plus d and w (ls_duration_parse). A bare number is
  *     refused except 0, as Go's time.ParseDuration does: "sync-interval: 10"
@@ -30,23 +62,29 @@
  * whole text before parsing, comments included: $NAME and ${NAME}; an unset
  * variable becomes empty; there is no escape, so "$$" is the (normally unset)
  * variable "$" and becomes empty, as in Litestream; a '$' followed by no name
- * stays. Positions in messages are positions in the expanded text.
+ * stays; $PID is the process id (Litestream 0.5.8+). Positions in messages
+ * are positions in the expanded text.
  *
  * Defaults and validation (ls_config_apply_defaults) are described above that
  * function, credentials precedence included.
  */
 #include "config.h"
 
+#include "storage.h"
 #include "url.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -57,14 +95,17 @@
 /* Key tables                                                              */
 
 typedef enum {
-    K_STR,  /* char *: a scalar */
-    K_ENUM, /* char *: one of `choices` (any case), stored as the choice */
-    K_BOOL, /* int: 0 or 1 */
-    K_DUR,  /* int64_t: milliseconds */
-    K_INT,  /* int64_t: a decimal integer >= `min` */
-    K_LIST, /* char ** and a size_t count at off_n: a list of scalars */
-    K_MAP,  /* a nested mapping whose fields live in the same struct (`sub`) */
-    K_SEQ   /* an array and a size_t count at off_n: a list of mappings (`sub`) */
+    K_STR,    /* char *: a scalar */
+    K_ENUM,   /* char *: one of `choices` (any case), stored as the choice */
+    K_BOOL,   /* int: 0 or 1 */
+    K_DUR,    /* int64_t: milliseconds */
+    K_INT,    /* int64_t: a decimal integer >= `min` */
+    K_LIST,   /* char ** and a size_t count at off_n: a list of scalars */
+    K_MAP,    /* a nested mapping (`sub`) whose base is this level's base + off */
+    K_SEQ,    /* an array and a size_t count at off_n: a list of mappings (`sub`) */
+    K_ONE,    /* the array of a K_SEQ row, from one mapping: a one-element array */
+    K_COMPAT, /* no field: a Litestream 0.5 key litesafe accepts only as `accept` */
+    K_ANY     /* (K_COMPAT's vkind only) any value: a scalar, a list or a mapping */
 } key_kind;
 
 typedef struct key_table key_table;
@@ -73,36 +114,57 @@ typedef struct key_table key_table;
 typedef struct key_def {
     const char *key;            /* as written in YAML */
     key_kind kind;              /* how the value is read */
-    size_t off;                 /* offset of the field in the level's struct */
-    size_t off_n;               /* K_LIST, K_SEQ: offset of the size_t count */
-    const key_table *sub;       /* K_MAP, K_SEQ: the nested level */
+    size_t off;                 /* offset of the field (K_MAP: of the nested base) in the
+                                   level's struct */
+    size_t off_n;               /* K_LIST, K_SEQ, K_ONE: offset of the size_t count */
+    const key_table *sub;       /* K_MAP, K_SEQ, K_ONE: the nested level */
     const char *const *choices; /* K_ENUM: accepted words, NULL-terminated */
+    const char *(*refuse)(const char *word); /* K_ENUM: why a word that is no choice is
+                                   refused, or NULL (then: "not one of") */
     int64_t min;                /* K_INT: smallest accepted value */
+    int zero_unset;             /* K_INT: 0 means "not given" */
+    const char *same;           /* another key that sets the same field (both: an error) */
+    key_kind vkind;             /* K_COMPAT: the value's kind (K_BOOL, K_INT, K_STR, K_ANY) */
+    const char *accept;         /* K_COMPAT: the one value accepted, "*" any, NULL none */
+    const char *why;            /* K_COMPAT: why any other value is refused, and what to
+                                   use instead */
 } key_def;
 
 /* One mapping level. */
 struct key_table {
     const char *what;           /* the level in messages: "unknown key ... in <what>" */
-    const char *hint;           /* where its keys go: "a replica key (under replicas:)" */
+    const char *prefix;         /* in front of its keys in messages ("socket.") */
+    const char *hint;           /* where its keys go: "a replica key (under replica:)" */
     const key_def *keys;        /* rows */
-    size_t n;                   /* number of rows (at most 64: duplicate check mask) */
+    size_t n;                   /* number of rows */
+    const key_table *inl;       /* a table whose keys are this level's too, or NULL */
+    size_t inl_off;             /* offset of inl's base in this level's base */
     size_t size;                /* K_SEQ element size */
     void (*init)(void *elem, int line, int col); /* K_SEQ element: set "not given" */
 };
 
 #define ROW_STR(T, k, f) {.key = k, .kind = K_STR, .off = offsetof(T, f)}
-#define ROW_ENUM(T, k, f, c) {.key = k, .kind = K_ENUM, .off = offsetof(T, f), .choices = c}
+#define ROW_ENUM(T, k, f, c, r)                                                                    \
+    {.key = k, .kind = K_ENUM, .off = offsetof(T, f), .choices = c, .refuse = r}
 #define ROW_BOOL(T, k, f) {.key = k, .kind = K_BOOL, .off = offsetof(T, f)}
 #define ROW_DUR(T, k, f) {.key = k, .kind = K_DUR, .off = offsetof(T, f)}
+#define ROW_DUR_SAME(T, k, f, s)                                                                   \
+    {.key = k, .kind = K_DUR, .off = offsetof(T, f), .same = s}
 #define ROW_INT(T, k, f, m) {.key = k, .kind = K_INT, .off = offsetof(T, f), .min = m}
 #define ROW_LIST(T, k, f, fn)                                                                      \
     {.key = k, .kind = K_LIST, .off = offsetof(T, f), .off_n = offsetof(T, fn)}
 #define ROW_MAP(k, t) {.key = k, .kind = K_MAP, .sub = &t}
+#define ROW_MAP_AT(T, k, f, t)                                                                     \
+    {.key = k, .kind = K_MAP, .off = offsetof(T, f), .sub = &t}
 #define ROW_SEQ(T, k, f, fn, t)                                                                    \
     {.key = k, .kind = K_SEQ, .off = offsetof(T, f), .off_n = offsetof(T, fn), .sub = &t}
+#define ROW_ONE(T, k, f, fn, t)                                                                    \
+    {.key = k, .kind = K_ONE, .off = offsetof(T, f), .off_n = offsetof(T, fn), .sub = &t}
+#define ROW_COMPAT(k, vk, acc, w)                                                                  \
+    {.key = k, .kind = K_COMPAT, .vkind = vk, .accept = acc, .why = w}
 #define NROWS(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const replica_types[] = {"file", "s3", "gcs", "abs", "sftp", NULL};
+static const char *const replica_types[] = {"file", "s3", "gcs", "abs", "sftp", "gs", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "warning", "error", NULL};
 static const char *const log_types[] = {"text", "json", NULL};
 
@@ -123,42 +185,58 @@ static void replica_init(void *elem, int line, int col)
 static void db_init(void *elem, int line, int col)
 {
     ls_db_cfg *d = elem;
+    d->recursive = -1;
     d->monitor_interval_ms = -1;
     d->checkpoint_interval_ms = -1;
     d->min_checkpoint_page_count = -1;
     d->max_checkpoint_page_count = -1;
+    d->busy_timeout_ms = -1;
+    replica_init(&d->defaults, 0, 0);
     d->line = line;
     d->col = col;
 }
 
-/* dbs[].replicas[].age */
+/* Why Litestream 0.5 keys litesafe has no use for are refused (K_COMPAT rows). */
+#define WHY_NATS                                                                                   \
+    "a NATS replica setting: litesafe has no NATS replica type; use s3, gcs, abs, sftp or file"
+#define WHY_WEBDAV                                                                                 \
+    "WebDAV replicas are not supported by litesafe: use sftp, s3, abs, or a file replica on a "    \
+    "mounted WebDAV share"
+#define WHY_SSE                                                                                    \
+    "litesafe sends no server-side encryption headers: encrypt the replica with age "              \
+    "(age: recipients:) instead, or turn on the bucket's default encryption"
+#define WHY_HEARTBEAT                                                                              \
+    "litesafe sends no heartbeats: remove it, and ping your monitor from exec or from a cron "     \
+    "job that checks the replica (litesafe generations --json)"
+
+/* dbs[].replica(s).age, and the top level's age */
 static const key_def age_keys[] = {
     ROW_LIST(ls_replica_cfg, "identities", age_identities, n_age_identities),
     ROW_LIST(ls_replica_cfg, "recipients", age_recipients, n_age_recipients),
 };
-static const key_table age_table = {"age", "an age key (under age:)", age_keys, NROWS(age_keys),
-                                     0, NULL};
+static const key_table age_table = {.what = "age",
+                                    .prefix = "age.",
+                                    .hint = "an age key (under age:)",
+                                    .keys = age_keys,
+                                    .n = NROWS(age_keys)};
 
-/* dbs[].replicas[] */
-static const key_def replica_keys[] = {
-    ROW_ENUM(ls_replica_cfg, "type", type, replica_types),
-    ROW_STR(ls_replica_cfg, "name", name),
-    ROW_STR(ls_replica_cfg, "url", url),
-    ROW_STR(ls_replica_cfg, "path", path),
-    ROW_STR(ls_replica_cfg, "bucket", bucket),
-    ROW_STR(ls_replica_cfg, "region", region),
-    ROW_STR(ls_replica_cfg, "endpoint", endpoint),
-    ROW_BOOL(ls_replica_cfg, "force-path-style", force_path_style),
-    ROW_BOOL(ls_replica_cfg, "skip-verify", skip_verify),
-    ROW_DUR(ls_replica_cfg, "retention", retention_ms),
-    ROW_DUR(ls_replica_cfg, "retention-check-interval", retention_check_interval_ms),
-    ROW_DUR(ls_replica_cfg, "snapshot-interval", snapshot_interval_ms),
+/*
+ * The replica settings: keys of a replica, and of the top level as defaults
+ * for every replica (Litestream 0.5's ReplicaSettings, plus litesafe's own).
+ */
+static const key_def settings_keys[] = {
     ROW_DUR(ls_replica_cfg, "sync-interval", sync_interval_ms),
-    ROW_DUR(ls_replica_cfg, "validation-interval", validation_interval_ms),
+    ROW_DUR_SAME(ls_replica_cfg, "validation-interval", validation_interval_ms,
+                 "validation.interval"),
     ROW_MAP("age", age_table),
     ROW_STR(ls_replica_cfg, "access-key-id", access_key_id),
     ROW_STR(ls_replica_cfg, "secret-access-key", secret_access_key),
     ROW_STR(ls_replica_cfg, "session-token", session_token),
+    ROW_STR(ls_replica_cfg, "region", region),
+    ROW_STR(ls_replica_cfg, "bucket", bucket),
+    ROW_STR(ls_replica_cfg, "endpoint", endpoint),
+    ROW_BOOL(ls_replica_cfg, "force-path-style", force_path_style),
+    ROW_BOOL(ls_replica_cfg, "skip-verify", skip_verify),
     ROW_STR(ls_replica_cfg, "ca-file", ca_file),
     ROW_STR(ls_replica_cfg, "host", host),
     ROW_STR(ls_replica_cfg, "user", user),
@@ -168,55 +246,269 @@ static const key_def replica_keys[] = {
     ROW_STR(ls_replica_cfg, "host-key", host_key),
     ROW_STR(ls_replica_cfg, "account-name", account_name),
     ROW_STR(ls_replica_cfg, "account-key", account_key),
+    /* Litestream 0.5 */
+    ROW_COMPAT("max-sync-ltx-files", K_INT, "0",
+               "litesafe uploads everything pending on each sync: remove it (sync-interval "
+               "batches uploads)"),
+    ROW_COMPAT("auto-recover", K_BOOL, "true",
+               "litesafe always recovers on its own: when it cannot prove that the replica "
+               "continues the database, it starts a new generation with a fresh snapshot; "
+               "remove it"),
+    ROW_COMPAT("sign-payload", K_BOOL, "true", LS_WHY_SIGN_PAYLOAD),
+    ROW_COMPAT("require-content-md5", K_BOOL, "true", LS_WHY_CONTENT_MD5),
+    ROW_COMPAT("storage-class", K_STR, "STANDARD", LS_WHY_STORAGE_CLASS),
+    ROW_COMPAT("part-size", K_ANY, NULL, LS_WHY_PART_SIZE),
+    ROW_COMPAT("concurrency", K_ANY, NULL, LS_WHY_PART_SIZE),
+    ROW_COMPAT("sse-customer-algorithm", K_ANY, NULL, WHY_SSE),
+    ROW_COMPAT("sse-customer-key", K_ANY, NULL, WHY_SSE),
+    ROW_COMPAT("sse-customer-key-path", K_ANY, NULL, WHY_SSE),
+    ROW_COMPAT("sse-kms-key-id", K_ANY, NULL,
+               "litesafe sends no server-side encryption headers: make this KMS key the "
+               "bucket's default encryption (every object is then encrypted with it), or "
+               "encrypt the replica with age (age: recipients:)"),
+    ROW_COMPAT("sas-token", K_ANY, NULL,
+               "litesafe signs Azure requests with the account key (Shared Key): use "
+               "account-key (or LITESAFE_AZURE_ACCOUNT_KEY) instead"),
+    ROW_COMPAT("concurrent-writes", K_BOOL, "*", NULL), /* in-order pipelined writes suit both */
+    ROW_COMPAT("webdav-url", K_ANY, NULL, WHY_WEBDAV),
+    ROW_COMPAT("webdav-username", K_ANY, NULL, WHY_WEBDAV),
+    ROW_COMPAT("webdav-password", K_ANY, NULL, WHY_WEBDAV),
+    ROW_COMPAT("jwt", K_ANY, NULL, WHY_NATS),
+    ROW_COMPAT("seed", K_ANY, NULL, WHY_NATS),
+    ROW_COMPAT("creds", K_ANY, NULL, WHY_NATS),
+    ROW_COMPAT("nkey", K_ANY, NULL, WHY_NATS),
+    ROW_COMPAT("username", K_ANY, NULL, WHY_NATS),
+    ROW_COMPAT("token", K_ANY, NULL, WHY_NATS),
+    ROW_COMPAT("tls", K_ANY, NULL, WHY_NATS),
+    ROW_COMPAT("root-cas", K_ANY, NULL, WHY_NATS),
+    ROW_COMPAT("client-cert", K_ANY, NULL, WHY_NATS),
+    ROW_COMPAT("client-key", K_ANY, NULL, WHY_NATS),
+    ROW_COMPAT("max-reconnects", K_ANY, NULL, WHY_NATS),
+    ROW_COMPAT("reconnect-wait", K_ANY, NULL, WHY_NATS),
+    ROW_COMPAT("timeout", K_ANY, NULL, WHY_NATS),
 };
-static const key_table replica_table = {"replica", "a replica key (under replicas:)",
-                                        replica_keys, NROWS(replica_keys),
-                                        sizeof(ls_replica_cfg), replica_init};
+static const key_table settings_table = {.what = "replica",
+                                         .prefix = "",
+                                         .hint = "a replica key (under replica: or replicas:)",
+                                         .keys = settings_keys,
+                                         .n = NROWS(settings_keys)};
+
+/* dbs[].replicas[], dbs[].replica: the settings plus these */
+static const key_def replica_keys[] = {
+    ROW_ENUM(ls_replica_cfg, "type", type, replica_types, ls_url_scheme_refusal),
+    ROW_STR(ls_replica_cfg, "name", name),
+    ROW_STR(ls_replica_cfg, "url", url),
+    ROW_STR(ls_replica_cfg, "path", path),
+    ROW_DUR(ls_replica_cfg, "retention", retention_ms),
+    ROW_DUR(ls_replica_cfg, "retention-check-interval", retention_check_interval_ms),
+    ROW_DUR(ls_replica_cfg, "snapshot-interval", snapshot_interval_ms),
+};
+static const key_table replica_table = {.what = "replica",
+                                        .prefix = "",
+                                        .hint = "a replica key (under replica: or replicas:)",
+                                        .keys = replica_keys,
+                                        .n = NROWS(replica_keys),
+                                        .inl = &settings_table,
+                                        .inl_off = 0,
+                                        .size = sizeof(ls_replica_cfg),
+                                        .init = replica_init};
+
+/* snapshot: (top level and db), into the replica defaults of its level */
+static const key_def snapshot_keys[] = {
+    ROW_DUR(ls_replica_cfg, "interval", snapshot_interval_ms),
+    ROW_DUR(ls_replica_cfg, "retention", retention_ms),
+};
+static const key_table snapshot_table = {.what = "snapshot",
+                                         .prefix = "snapshot.",
+                                         .hint = "a snapshot key (under snapshot:)",
+                                         .keys = snapshot_keys,
+                                         .n = NROWS(snapshot_keys)};
+
+/* validation: (top level), into the replica defaults */
+static const key_def validation_keys[] = {
+    ROW_DUR_SAME(ls_replica_cfg, "interval", validation_interval_ms, "validation-interval"),
+};
+static const key_table validation_table = {.what = "validation",
+                                           .prefix = "validation.",
+                                           .hint = "a validation key (under validation:)",
+                                           .keys = validation_keys,
+                                           .n = NROWS(validation_keys)};
 
 /* dbs[] */
 static const key_def db_keys[] = {
     ROW_STR(ls_db_cfg, "path", path),
+    ROW_STR(ls_db_cfg, "dir", dir),
+    ROW_STR(ls_db_cfg, "pattern", pattern),
+    ROW_BOOL(ls_db_cfg, "recursive", recursive),
     ROW_STR(ls_db_cfg, "meta-path", meta_path),
+    ROW_STR(ls_db_cfg, "meta-dir", meta_dir),
     ROW_DUR(ls_db_cfg, "monitor-interval", monitor_interval_ms),
     ROW_DUR(ls_db_cfg, "checkpoint-interval", checkpoint_interval_ms),
+    ROW_DUR(ls_db_cfg, "busy-timeout", busy_timeout_ms),
     ROW_INT(ls_db_cfg, "min-checkpoint-page-count", min_checkpoint_page_count, 1),
-    ROW_INT(ls_db_cfg, "max-checkpoint-page-count", max_checkpoint_page_count, 0),
+    {.key = "max-checkpoint-page-count",
+     .kind = K_INT,
+     .off = offsetof(ls_db_cfg, max_checkpoint_page_count),
+     .same = "truncate-page-n"},
+    {.key = "truncate-page-n",
+     .kind = K_INT,
+     .off = offsetof(ls_db_cfg, max_checkpoint_page_count),
+     .zero_unset = 1,
+     .same = "max-checkpoint-page-count"},
+    ROW_DUR(ls_db_cfg, "sync-interval", defaults.sync_interval_ms),
+    ROW_MAP_AT(ls_db_cfg, "snapshot", defaults, snapshot_table),
     ROW_SEQ(ls_db_cfg, "replicas", replicas, n_replicas, replica_table),
+    ROW_ONE(ls_db_cfg, "replica", replicas, n_replicas, replica_table),
+    ROW_COMPAT("max-sync-wal-bytes", K_INT, "0",
+               "litesafe ships every committed frame on each sync (through its spool on disk, "
+               "not memory): remove it"),
+    ROW_COMPAT("restore-if-db-not-exists", K_BOOL, "false",
+               "replicate does not restore: run `litesafe restore -if-db-not-exists "
+               "-if-replica-exists -config FILE DB` before it (e.g. as ExecStartPre=)"),
+    ROW_COMPAT("watch", K_BOOL, "false",
+               "litesafe scans dir once, at start: restart replicate to pick up new databases "
+               "(e.g. from a systemd path unit), or set watch: false"),
 };
-static const key_table db_table = {"db", "a db key (under dbs:)", db_keys, NROWS(db_keys),
-                                   sizeof(ls_db_cfg), db_init};
+static const key_table db_table = {.what = "db",
+                                   .prefix = "",
+                                   .hint = "a db key (under dbs:)",
+                                   .keys = db_keys,
+                                   .n = NROWS(db_keys),
+                                   .size = sizeof(ls_db_cfg),
+                                   .init = db_init};
 
 /* logging */
 static const key_def logging_keys[] = {
-    ROW_ENUM(ls_config, "level", log_level, log_levels),
-    ROW_ENUM(ls_config, "type", log_type, log_types),
+    ROW_ENUM(ls_config, "level", log_level, log_levels, NULL),
+    ROW_ENUM(ls_config, "type", log_type, log_types, NULL),
     ROW_BOOL(ls_config, "stderr", log_stderr),
+    ROW_COMPAT("source", K_BOOL, "false",
+               "litesafe's log lines carry no source positions: remove it or set it to false"),
 };
-static const key_table logging_table = {"logging", "a logging key (under logging:)",
-                                        logging_keys, NROWS(logging_keys), 0, NULL};
+static const key_table logging_table = {.what = "logging",
+                                        .prefix = "logging.",
+                                        .hint = "a logging key (under logging:)",
+                                        .keys = logging_keys,
+                                        .n = NROWS(logging_keys)};
 
-/* the top level */
+/* retention: (0.5, top level) */
+static const key_def retention_keys[] = {
+    ROW_BOOL(ls_config, "enabled", retention_enabled),
+};
+static const key_table retention_table = {.what = "retention",
+                                          .prefix = "retention.",
+                                          .hint = "a retention key (under retention:)",
+                                          .keys = retention_keys,
+                                          .n = NROWS(retention_keys)};
+
+/* socket: (0.5's control socket, top level): only "off" is accepted */
+static const key_def socket_keys[] = {
+    ROW_COMPAT("enabled", K_BOOL, "false",
+               "litesafe has no control socket (Litestream 0.5's start, stop and sync "
+               "commands): remove socket: or set enabled: false"),
+    ROW_COMPAT("path", K_ANY, "*", NULL),
+    ROW_COMPAT("permissions", K_ANY, "*", NULL),
+};
+static const key_table socket_table = {.what = "socket",
+                                       .prefix = "socket.",
+                                       .hint = "a socket key (under socket:)",
+                                       .keys = socket_keys,
+                                       .n = NROWS(socket_keys)};
+
+/* the top level: these plus the replica settings as defaults */
 static const key_def top_keys[] = {
     ROW_SEQ(ls_config, "dbs", dbs, n_dbs, db_table),
     ROW_STR(ls_config, "addr", addr),
     ROW_STR(ls_config, "exec", exec),
-    ROW_STR(ls_config, "access-key-id", access_key_id),
-    ROW_STR(ls_config, "secret-access-key", secret_access_key),
     ROW_MAP("logging", logging_table),
+    ROW_DUR_SAME(ls_config, "shutdown-timeout", shutdown_timeout_ms, "shutdown-sync-timeout"),
+    ROW_DUR_SAME(ls_config, "shutdown-sync-timeout", shutdown_timeout_ms, "shutdown-timeout"),
+    ROW_MAP_AT(ls_config, "snapshot", defaults, snapshot_table),
+    ROW_MAP_AT(ls_config, "validation", defaults, validation_table),
+    ROW_MAP("retention", retention_table),
+    ROW_MAP("socket", socket_table),
+    ROW_COMPAT("levels", K_ANY, NULL,
+               "Litestream 0.5's compaction levels have no equivalent: litesafe writes "
+               "Litestream 0.3's layout (snapshots and WAL segments, nothing to compact); "
+               "remove levels (snapshot.interval and snapshot.retention say how often "
+               "snapshots are taken and how long the replica keeps them)"),
+    ROW_COMPAT("l0-retention", K_ANY, NULL,
+               "litesafe has no L0 files to keep (it writes Litestream 0.3's layout): remove "
+               "it; snapshot.retention (or a replica's retention) says how long the replica "
+               "keeps what restores need"),
+    ROW_COMPAT("l0-retention-check-interval", K_ANY, NULL,
+               "litesafe has no L0 files to keep: remove it; a replica's "
+               "retention-check-interval says how often retention runs"),
+    ROW_COMPAT("verify-compaction", K_BOOL, "false",
+               "litesafe does not compact: remove it; validation-interval (or "
+               "validation.interval) restores the replica and compares it with the live "
+               "database"),
+    ROW_COMPAT("heartbeat-url", K_ANY, NULL, WHY_HEARTBEAT),
+    ROW_COMPAT("heartbeat-interval", K_ANY, NULL, WHY_HEARTBEAT),
+    ROW_COMPAT("mcp-addr", K_ANY, NULL,
+               "litesafe has no MCP server: remove it (tools can run litesafe's commands with "
+               "--json)"),
+    ROW_COMPAT("shutdown-sync-interval", K_ANY, NULL,
+               "litesafe retries the final sync with its own capped backoff until "
+               "shutdown-timeout runs out: remove it (shutdown-timeout, or its 0.5 name "
+               "shutdown-sync-timeout, bounds the wait)"),
 };
-static const key_table top_table = {"the top level", "a top-level key", top_keys, NROWS(top_keys),
-                                    0, NULL};
+static const key_table top_table = {.what = "the top level",
+                                    .prefix = "",
+                                    .hint = "a top-level key",
+                                    .keys = top_keys,
+                                    .n = NROWS(top_keys),
+                                    .inl = &settings_table,
+                                    .inl_off = offsetof(ls_config, defaults)};
 
-/* walk_map's duplicate-key mask has one bit per row */
-_Static_assert(NROWS(replica_keys) <= 64 && NROWS(db_keys) <= 64 && NROWS(top_keys) <= 64 &&
-                   NROWS(logging_keys) <= 64 && NROWS(age_keys) <= 64,
-               "a key table has more than 64 rows");
+/* walk_map's duplicate-key mask has one bit per row, inline rows included */
+#define MAX_ROWS 256
+_Static_assert(NROWS(replica_keys) + NROWS(settings_keys) <= MAX_ROWS &&
+                   NROWS(top_keys) + NROWS(settings_keys) <= MAX_ROWS && NROWS(db_keys) <= MAX_ROWS,
+               "a key table has more than MAX_ROWS rows");
 
 /* Every level, in the order "belongs to" hints look for an unknown key. */
 static const key_table *const all_tables[] = {&db_table, &replica_table, &top_table,
                                               &logging_table, &age_table};
 
 #define FIELD(base, off, type) ((type *)(void *)((char *)(base) + (off)))
+
+/* The number of rows of t, its inline table's included. */
+static size_t table_rows(const key_table *t)
+{
+    return t->n + (t->inl ? t->inl->n : 0);
+}
+
+/*
+ * Row i of t (inline rows follow t's own); *base_off is the offset to add to
+ * the level's base for it.
+ */
+static const key_def *table_row(const key_table *t, size_t i, size_t *base_off)
+{
+    if (i < t->n) {
+        *base_off = 0;
+        return &t->keys[i];
+    }
+    *base_off = t->inl_off;
+    return &t->inl->keys[i - t->n];
+}
+
+/* The row of `key` in t (inline rows included) and its index, or NULL. */
+static const key_def *find_key(const key_table *t, const char *key, size_t *idx, size_t *base_off)
+{
+    size_t off = 0, n = table_rows(t);
+    for (size_t i = 0; i < n; i++) {
+        const key_def *kd = table_row(t, i, &off);
+        if (strcmp(kd->key, key) == 0) {
+            if (idx)
+                *idx = i;
+            if (base_off)
+                *base_off = off;
+            return kd;
+        }
+    }
+    return NULL;
+}
 
 /* ---------------------------------------------------------------------- */
 /* Messages                                                                */
@@ -264,14 +556,6 @@ static size_t edit_distance(const char *a, const char *b)
     return prev[nb];
 }
 
-static const key_def *find_key(const key_table *t, const char *key)
-{
-    for (size_t i = 0; i < t->n; i++)
-        if (strcmp(t->keys[i].key, key) == 0)
-            return &t->keys[i];
-    return NULL;
-}
-
 /* ---------------------------------------------------------------------- */
 /* The walker                                                              */
 
@@ -304,6 +588,16 @@ static int node_is_null(const yaml_node_t *n)
            strcmp(v, "NULL") == 0;
 }
 
+/* 1 if n is a null, an empty list or an empty mapping. */
+static int node_is_empty(const yaml_node_t *n)
+{
+    if (n->type == YAML_SEQUENCE_NODE)
+        return n->data.sequence.items.top == n->data.sequence.items.start;
+    if (n->type == YAML_MAPPING_NODE)
+        return n->data.mapping.pairs.top == n->data.mapping.pairs.start;
+    return node_is_null(n);
+}
+
 #define AT(n) (n)->start_mark.line + 1, (n)->start_mark.column + 1
 
 /* Boolean words of YAML 1.1. Returns 0/1, or -1 when s is not one. */
@@ -330,32 +624,40 @@ static int parse_config_duration(const char *s, int64_t *ms)
     return ls_duration_parse(s, ms);
 }
 
+/* A decimal integer; 0 or LS_EUSAGE. */
+static int parse_int(const char *s, long long *n)
+{
+    char *end = NULL;
+    errno = 0;
+    *n = strtoll(s, &end, 10);
+    return (end == s || *end != '\0' || errno) ? LS_EUSAGE : 0;
+}
+
 static int walk_map(walker *w, yaml_node_t *node, const key_table *t, void *base);
 
 /*
- * The value of `key` must be a scalar (or null): *out is its text, or NULL
+ * The value of key `k` must be a scalar (or null): *out is its text, or NULL
  * for null. A scalar with a NUL byte in it is refused.
  */
-static int want_scalar(walker *w, yaml_node_t *key, yaml_node_t *v, const char *expect,
-                       const char **out)
+static int want_scalar(walker *w, yaml_node_t *key, const char *k, yaml_node_t *v,
+                       const char *expect, const char **out)
 {
     *out = NULL;
     if (v->type != YAML_SCALAR_NODE)
-        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: expected %s, got %s",
-                       (const char *)key->data.scalar.value, expect, node_kind(v));
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: expected %s, got %s", k, expect,
+                       node_kind(v));
     if (node_is_null(v))
         return 0;
     if (strlen((const char *)v->data.scalar.value) != v->data.scalar.length)
-        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: the value contains a NUL byte",
-                       (const char *)key->data.scalar.value);
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: the value contains a NUL byte", k);
     *out = (const char *)v->data.scalar.value;
     return 0;
 }
 
 /* Read a list of scalars into a char ** array and its count. */
-static int set_list(walker *w, yaml_node_t *key, yaml_node_t *v, const key_def *kd, void *base)
+static int set_list(walker *w, yaml_node_t *key, const char *k, yaml_node_t *v, const key_def *kd,
+                    void *base)
 {
-    const char *k = (const char *)key->data.scalar.value;
     if (node_is_null(v))
         return 0;
     if (v->type != YAML_SEQUENCE_NODE)
@@ -382,28 +684,39 @@ static int set_list(walker *w, yaml_node_t *key, yaml_node_t *v, const key_def *
     return 0;
 }
 
-/* Read a list of mappings into a new array of kd->sub->size elements. */
-static int set_seq(walker *w, yaml_node_t *key, yaml_node_t *v, const key_def *kd, void *base)
+/*
+ * Read a list of mappings (K_SEQ) or one mapping (K_ONE) into a new array of
+ * kd->sub->size elements. The two rows that share an array (replicas:,
+ * replica:) cannot both be given.
+ */
+static int set_seq(walker *w, yaml_node_t *key, const char *k, yaml_node_t *v, const key_def *kd,
+                   void *base)
 {
-    const char *k = (const char *)key->data.scalar.value;
     const key_table *t = kd->sub;
+    int one = kd->kind == K_ONE;
     if (node_is_null(v))
         return 0;
-    if (v->type != YAML_SEQUENCE_NODE)
-        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: expected a list, got %s", k,
+    if (*FIELD(base, kd->off, void *))
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key),
+                       "%s: replica and replicas cannot both be set: use replica: for one "
+                       "replica, or replicas: for a list",
+                       k);
+    if (v->type != (one ? YAML_MAPPING_NODE : YAML_SEQUENCE_NODE))
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: expected %s, got %s", k,
+                       one ? "a mapping (one replica; replicas: takes a list)" : "a list",
                        node_kind(v));
-    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    size_t n = one ? 1 : (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
     char *arr = calloc(n ? n : 1, t->size);
     if (!arr)
         return LS_ENOMEM;
     *FIELD(base, kd->off, void *) = arr;
     *FIELD(base, kd->off_n, size_t) = n;
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *it = yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
+        yaml_node_t *it = one ? v : yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
         t->init(arr + i * t->size, (int)it->start_mark.line + 1, (int)it->start_mark.column + 1);
     }
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *it = yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
+        yaml_node_t *it = one ? v : yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
         if (it->type != YAML_MAPPING_NODE)
             return pos_err(w->ctx, LS_EUSAGE, w->name, AT(it),
                            "%s: item %zu: expected a mapping (a %s), got %s", k, i + 1, t->what,
@@ -415,35 +728,110 @@ static int set_seq(walker *w, yaml_node_t *key, yaml_node_t *v, const key_def *k
     return 0;
 }
 
-/* Read the value of one known key into its field. */
-static int set_value(walker *w, yaml_node_t *key, yaml_node_t *v, const key_def *kd, void *base)
+/* "<k>: expected <kind>..., got "<s>"" for a scalar that does not parse as `kind`. */
+static int bad_scalar(walker *w, yaml_node_t *key, const char *k, key_kind kind, const char *s)
 {
-    const char *k = (const char *)key->data.scalar.value;
+    switch (kind) {
+    case K_BOOL:
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key),
+                       "%s: expected a boolean (true/false, yes/no, on/off), got \"%s\"", k, s);
+    case K_DUR:
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key),
+                       "%s: expected a duration with a unit (e.g. 500ms, 10s, 1h30m, 7d), got "
+                       "\"%s\"",
+                       k, s);
+    default:
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: expected a number, got \"%s\"", k,
+                       s);
+    }
+}
+
+static const char *const expect_kind[] = {
+    [K_STR] = "a string",   [K_ENUM] = "a word",  [K_BOOL] = "a boolean",
+    [K_DUR] = "a duration", [K_INT] = "a number",
+};
+
+/*
+ * A K_COMPAT key: accepted when empty, or when its value (of kind vkind) is
+ * kd->accept ("*": any); otherwise LS_EUSAGE "<key>: <why>".
+ */
+static int check_compat(walker *w, yaml_node_t *key, const char *k, yaml_node_t *v,
+                        const key_def *kd)
+{
+    const char *s = NULL;
+    int rc, ok = 0;
+    if (node_is_empty(v))
+        return 0;
+    if (kd->vkind != K_ANY) {
+        if ((rc = want_scalar(w, key, k, v, expect_kind[kd->vkind], &s)) != 0 || !s)
+            return rc;
+        long long n = 0, want = 0;
+        if (kd->vkind == K_BOOL && parse_bool(s) < 0)
+            return bad_scalar(w, key, k, K_BOOL, s);
+        if (kd->vkind == K_INT && parse_int(s, &n) != 0)
+            return bad_scalar(w, key, k, K_INT, s);
+        if (kd->accept && strcmp(kd->accept, "*") != 0) {
+            if (kd->vkind == K_BOOL)
+                ok = parse_bool(s) == parse_bool(kd->accept);
+            else if (kd->vkind == K_INT)
+                ok = parse_int(kd->accept, &want) == 0 && n == want;
+            else
+                ok = strcasecmp(s, kd->accept) == 0;
+        }
+    }
+    if (ok || (kd->accept && strcmp(kd->accept, "*") == 0))
+        return 0;
+    return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: %s", k, kd->why);
+}
+
+/* 1 if the scalar field of kd in base holds a value already. */
+static int field_is_set(const key_def *kd, const void *base)
+{
+    switch (kd->kind) {
+    case K_STR:
+    case K_ENUM:
+        return *FIELD(base, kd->off, char *) != NULL;
+    case K_BOOL:
+        return *FIELD(base, kd->off, int) >= 0;
+    case K_DUR:
+    case K_INT:
+        return *FIELD(base, kd->off, int64_t) >= 0;
+    default:
+        return 0;
+    }
+}
+
+/* Read the value of one known key (full name k) into its field. */
+static int set_value(walker *w, yaml_node_t *key, const char *k, yaml_node_t *v, const key_def *kd,
+                     void *base)
+{
     const char *s = NULL;
     int rc;
 
     switch (kd->kind) {
     case K_LIST:
-        return set_list(w, key, v, kd, base);
+        return set_list(w, key, k, v, kd, base);
     case K_SEQ:
-        return set_seq(w, key, v, kd, base);
+    case K_ONE:
+        return set_seq(w, key, k, v, kd, base);
+    case K_COMPAT:
+        return check_compat(w, key, k, v, kd);
     case K_MAP:
         if (node_is_null(v))
             return 0;
         if (v->type != YAML_MAPPING_NODE)
             return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: expected a mapping, got %s",
                            k, node_kind(v));
-        return walk_map(w, v, kd->sub, base);
+        return walk_map(w, v, kd->sub, (char *)base + kd->off);
     default:
         break;
     }
 
-    static const char *const expect[] = {
-        [K_STR] = "a string", [K_ENUM] = "a word", [K_BOOL] = "a boolean",
-        [K_DUR] = "a duration", [K_INT] = "a number",
-    };
-    if ((rc = want_scalar(w, key, v, expect[kd->kind], &s)) != 0 || !s)
+    if ((rc = want_scalar(w, key, k, v, expect_kind[kd->kind], &s)) != 0 || !s)
         return rc;
+    if (kd->same && field_is_set(kd, base))
+        return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key),
+                       "%s: the same setting as %s, which is set too: set only one", k, kd->same);
 
     switch (kd->kind) {
     case K_STR: {
@@ -454,6 +842,7 @@ static int set_value(walker *w, yaml_node_t *key, yaml_node_t *v, const key_def 
     case K_ENUM: {
         char **dst = FIELD(base, kd->off, char *);
         char list[256] = "";
+        const char *why;
         for (int i = 0; kd->choices[i]; i++) {
             if (strcasecmp(s, kd->choices[i]) == 0) {
                 free(*dst);
@@ -462,37 +851,34 @@ static int set_value(walker *w, yaml_node_t *key, yaml_node_t *v, const key_def 
             size_t l = strlen(list);
             snprintf(list + l, sizeof(list) - l, "%s%s", i ? ", " : "", kd->choices[i]);
         }
+        if (kd->refuse && (why = kd->refuse(s)) != NULL)
+            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: \"%s\": %s", k, s, why);
         return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: \"%s\" is not one of %s", k, s,
                        list);
     }
     case K_BOOL: {
         int b = parse_bool(s);
         if (b < 0)
-            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key),
-                           "%s: expected a boolean (true/false, yes/no, on/off), got \"%s\"", k, s);
+            return bad_scalar(w, key, k, K_BOOL, s);
         *FIELD(base, kd->off, int) = b;
         return 0;
     }
     case K_DUR: {
         int64_t ms = 0;
         if (parse_config_duration(s, &ms) != 0)
-            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key),
-                           "%s: expected a duration with a unit (e.g. 500ms, 10s, 1h30m, 7d), "
-                           "got \"%s\"",
-                           k, s);
+            return bad_scalar(w, key, k, K_DUR, s);
         *FIELD(base, kd->off, int64_t) = ms;
         return 0;
     }
     case K_INT: {
-        char *end = NULL;
-        errno = 0;
-        long long n = strtoll(s, &end, 10);
-        if (end == s || *end != '\0' || errno)
-            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: expected a number, got \"%s\"",
-                           k, s);
+        long long n = 0;
+        if (parse_int(s, &n) != 0)
+            return bad_scalar(w, key, k, K_INT, s);
         if (n < kd->min)
             return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s must be %s 0, got %lld", k,
                            kd->min > 0 ? ">" : ">=", n);
+        if (n == 0 && kd->zero_unset)
+            return 0;
         *FIELD(base, kd->off, int64_t) = n;
         return 0;
     }
@@ -510,30 +896,34 @@ static int unknown_key(walker *w, yaml_node_t *key, const key_table *t)
 {
     const char *k = (const char *)key->data.scalar.value;
     const key_def *best = NULL;
-    size_t best_d = 3;
+    size_t best_d = 3, off = 0;
 
     for (size_t i = 0; i < NROWS(all_tables); i++) {
-        if (all_tables[i] != t && find_key(all_tables[i], k))
+        if (all_tables[i] != t && find_key(all_tables[i], k, NULL, NULL))
             return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key),
-                           "unknown key \"%s\" in %s: it is %s", k, t->what, all_tables[i]->hint);
+                           "unknown key \"%s%s\" in %s: it is %s", t->prefix, k, t->what,
+                           all_tables[i]->hint);
     }
-    for (size_t i = 0; i < t->n; i++) {
-        size_t d = edit_distance(k, t->keys[i].key);
+    for (size_t i = 0; i < table_rows(t); i++) {
+        const key_def *kd = table_row(t, i, &off);
+        size_t d = edit_distance(k, kd->key);
         if (d < best_d) {
             best_d = d;
-            best = &t->keys[i];
+            best = kd;
         }
     }
     if (best)
         return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key),
-                       "unknown key \"%s\" in %s (did you mean \"%s\"?)", k, t->what, best->key);
-    return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "unknown key \"%s\" in %s", k, t->what);
+                       "unknown key \"%s%s\" in %s (did you mean \"%s%s\"?)", t->prefix, k, t->what,
+                       t->prefix, best->key);
+    return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "unknown key \"%s%s\" in %s", t->prefix, k,
+                   t->what);
 }
 
-/* Read one mapping level into `base` by table `t`. */
+/* Read one mapping level into `base` by table `t` (inline rows included). */
 static int walk_map(walker *w, yaml_node_t *node, const key_table *t, void *base)
 {
-    uint64_t seen = 0;
+    uint64_t seen[MAX_ROWS / 64] = {0};
     if (node->type != YAML_MAPPING_NODE)
         return pos_err(w->ctx, LS_EUSAGE, w->name, AT(node), "%s: expected a mapping, got %s",
                        t->what, node_kind(node));
@@ -541,63 +931,189 @@ static int walk_map(walker *w, yaml_node_t *node, const key_table *t, void *base
          p++) {
         yaml_node_t *key = yaml_document_get_node(w->doc, p->key);
         yaml_node_t *val = yaml_document_get_node(w->doc, p->value);
+        size_t idx = 0, off = 0;
+        char k[128];
         if (key->type != YAML_SCALAR_NODE || node_is_null(key))
             return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s: a key must be a word, got %s",
                            t->what, key->type == YAML_SCALAR_NODE ? "nothing" : node_kind(key));
-        const key_def *kd = find_key(t, (const char *)key->data.scalar.value);
+        const key_def *kd = find_key(t, (const char *)key->data.scalar.value, &idx, &off);
         if (!kd)
             return unknown_key(w, key, t);
-        uint64_t bit = (uint64_t)1 << (kd - t->keys);
-        if (seen & bit)
-            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "duplicate key \"%s\" in %s",
-                           kd->key, t->what);
-        seen |= bit;
-        int rc = set_value(w, key, val, kd, base);
+        snprintf(k, sizeof(k), "%s%s", t->prefix, kd->key);
+        if (seen[idx / 64] & ((uint64_t)1 << (idx % 64)))
+            return pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "duplicate key \"%s\" in %s", k,
+                           t->what);
+        seen[idx / 64] |= (uint64_t)1 << (idx % 64);
+        int rc = set_value(w, key, k, val, kd, (char *)base + off);
         if (rc)
             return rc;
     }
     return 0;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Whole levels: free, copy, inherit                                       */
+
 /* Free every field `t` describes in `base` (not base itself). */
 static void free_fields(const key_table *t, void *base)
 {
-    for (size_t i = 0; i < t->n; i++) {
-        const key_def *kd = &t->keys[i];
+    size_t off = 0;
+    for (size_t i = 0; i < table_rows(t); i++) {
+        const key_def *kd = table_row(t, i, &off);
+        void *b = (char *)base + off;
         switch (kd->kind) {
         case K_STR:
         case K_ENUM:
-            free(*FIELD(base, kd->off, char *));
+            free(*FIELD(b, kd->off, char *));
             break;
         case K_LIST: {
-            char **arr = *FIELD(base, kd->off, char **);
-            size_t n = *FIELD(base, kd->off_n, size_t);
+            char **arr = *FIELD(b, kd->off, char **);
+            size_t n = *FIELD(b, kd->off_n, size_t);
             for (size_t j = 0; j < n; j++)
                 free(arr[j]);
             free(arr);
             break;
         }
         case K_MAP:
-            free_fields(kd->sub, base);
+            free_fields(kd->sub, (char *)b + kd->off);
             break;
         case K_SEQ: {
-            char *arr = *FIELD(base, kd->off, char *);
-            size_t n = *FIELD(base, kd->off_n, size_t);
+            char *arr = *FIELD(b, kd->off, char *);
+            size_t n = *FIELD(b, kd->off_n, size_t);
             for (size_t j = 0; j < n; j++)
                 free_fields(kd->sub, arr + j * kd->sub->size);
             free(arr);
+            break;
+        }
+        default: /* K_ONE: its K_SEQ row frees the array */
+            break;
+        }
+    }
+}
+
+/* A copy of the list src[0..n) into *dst (NULL on failure); 0 or LS_ENOMEM. */
+static int copy_list(char ***dst, size_t *dst_n, char *const *src, size_t n)
+{
+    *dst = NULL;
+    *dst_n = 0;
+    if (!src)
+        return 0;
+    if (!(*dst = calloc(n ? n : 1, sizeof(char *))))
+        return LS_ENOMEM;
+    for (size_t j = 0; j < n; j++) {
+        if (!((*dst)[j] = strdup(src[j])))
+            return LS_ENOMEM;
+        *dst_n = j + 1;
+    }
+    return 0;
+}
+
+/*
+ * Make `base`, a byte copy of another level, own its fields: every string,
+ * list and array it points to is replaced by a copy. On LS_ENOMEM the fields
+ * not copied are NULL (and counts 0), so base is still fit for free_fields.
+ */
+static int copy_fields(const key_table *t, void *base)
+{
+    size_t off = 0;
+    int rc = 0;
+    for (size_t i = 0; i < table_rows(t); i++) {
+        const key_def *kd = table_row(t, i, &off);
+        void *b = (char *)base + off;
+        switch (kd->kind) {
+        case K_STR:
+        case K_ENUM: {
+            char **f = FIELD(b, kd->off, char *);
+            if (*f && !(*f = strdup(*f)))
+                rc = LS_ENOMEM;
+            break;
+        }
+        case K_LIST: {
+            char **src = *FIELD(b, kd->off, char **);
+            if (copy_list(FIELD(b, kd->off, char **), FIELD(b, kd->off_n, size_t), src,
+                          *FIELD(b, kd->off_n, size_t)) != 0)
+                rc = LS_ENOMEM;
+            break;
+        }
+        case K_MAP:
+            if (copy_fields(kd->sub, (char *)b + kd->off) != 0)
+                rc = LS_ENOMEM;
+            break;
+        case K_SEQ: {
+            char *src = *FIELD(b, kd->off, char *), *arr = NULL;
+            size_t n = *FIELD(b, kd->off_n, size_t), sz = kd->sub->size;
+            if (src && !(arr = calloc(n ? n : 1, sz))) {
+                n = 0;
+                rc = LS_ENOMEM;
+            }
+            if (arr)
+                memcpy(arr, src, n * sz);
+            *FIELD(b, kd->off, char *) = arr;
+            *FIELD(b, kd->off_n, size_t) = n;
+            for (size_t j = 0; j < n; j++)
+                if (copy_fields(kd->sub, arr + j * sz) != 0)
+                    rc = LS_ENOMEM;
             break;
         }
         default:
             break;
         }
     }
+    return rc;
+}
+
+/*
+ * Give `dst` (a replica) every setting of table t that it lacks and `src`
+ * (defaults: a db's or the top level's) has. Returns 0 or LS_ENOMEM.
+ */
+static int inherit_fields(const key_table *t, void *dst, const void *src)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < table_rows(t); i++) {
+        const key_def *kd = table_row(t, i, &off);
+        void *d = (char *)dst + off;
+        const void *s = (const char *)src + off;
+        switch (kd->kind) {
+        case K_STR:
+        case K_ENUM:
+            if (!*FIELD(d, kd->off, char *) && *FIELD(s, kd->off, char *) &&
+                !(*FIELD(d, kd->off, char *) = strdup(*FIELD(s, kd->off, char *))))
+                return LS_ENOMEM;
+            break;
+        case K_BOOL:
+            if (*FIELD(d, kd->off, int) < 0)
+                *FIELD(d, kd->off, int) = *FIELD(s, kd->off, int);
+            break;
+        case K_DUR:
+        case K_INT:
+            if (*FIELD(d, kd->off, int64_t) < 0)
+                *FIELD(d, kd->off, int64_t) = *FIELD(s, kd->off, int64_t);
+            break;
+        case K_LIST:
+            if (*FIELD(d, kd->off_n, size_t) == 0 && *FIELD(s, kd->off_n, size_t) > 0) {
+                free(*FIELD(d, kd->off, char **));
+                if (copy_list(FIELD(d, kd->off, char **), FIELD(d, kd->off_n, size_t),
+                              *FIELD(s, kd->off, char **), *FIELD(s, kd->off_n, size_t)) != 0)
+                    return LS_ENOMEM;
+            }
+            break;
+        case K_MAP:
+            if (inherit_fields(kd->sub, (char *)d + kd->off, (const char *)s + kd->off) != 0)
+                return LS_ENOMEM;
+            break;
+        default:
+            break;
+        }
+    }
+    return 0;
 }
 
 void ls_config_free(ls_config *cfg)
 {
     if (!cfg)
         return;
+    for (size_t i = 0; i < cfg->n_dbs; i++)
+        free(cfg->dbs[i].rel_path);
     free_fields(&top_table, cfg);
     free(cfg->source);
     free(cfg);
@@ -609,6 +1125,9 @@ static ls_config *config_new(const char *source)
     if (!cfg)
         return NULL;
     cfg->log_stderr = -1;
+    cfg->retention_enabled = -1;
+    cfg->shutdown_timeout_ms = -1;
+    replica_init(&cfg->defaults, 0, 0);
     if (!(cfg->source = strdup(source))) {
         free(cfg);
         return NULL;
@@ -649,7 +1168,8 @@ static int buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n)
  *   ${X} where X is one special character; else ${...} up to the first '}'
  *   ("${}" and an unclosed "${" are bad syntax and vanish); else one special
  *   character; else a run of [A-Za-z0-9_]. A name is replaced by its value
- *   ("" if unset); no name (e.g. "$/") leaves the '$' in place.
+ *   ("" if unset; PID by the process id, whatever the environment says, as
+ *   Litestream 0.5 does); no name (e.g. "$/") leaves the '$' in place.
  */
 int ls_config_expand_env(const char *in, char **out)
 {
@@ -696,7 +1216,12 @@ int ls_config_expand_env(const char *in, char **out)
             }
             memcpy(name, s + nstart, nlen);
             name[nlen] = '\0';
+            char pid[24];
             const char *v = getenv(name);
+            if (strcmp(name, "PID") == 0) { /* Litestream 0.5.8+: always the process id */
+                snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+                v = pid;
+            }
             free(name);
             name = NULL;
             if (v && (rc = buf_add(&b, &len, &cap, v, strlen(v))) != 0)
@@ -1025,6 +1550,10 @@ ls_replica_cfg *ls_db_cfg_find_replica(const ls_db_cfg *db, const char *name)
 #define DEF_SNAPSHOT_MS 0
 #define DEF_SYNC_MS 0
 #define DEF_VALIDATION_MS 0
+#define DEF_SHUTDOWN_MS 30000 /* Litestream 0.5's shutdown-sync-timeout default */
+#define DEF_MAX_BUSY_MS                                                                            \
+    60000 /* busy-timeout's limit: a cycle that waits longer than this                             \
+             for the write lock is better retried at the next sync */
 
 /* Environment credentials for s3, in precedence order. */
 static const struct {
@@ -1080,7 +1609,9 @@ static int prefix_pos(ls_ctx *ctx, int rc, const char *source, int line, int col
 /*
  * Fill the replica fields its URL implies, where the config leaves them
  * unset (Litestream: "only apply URL parts to fields not overridden"); the
- * URL may not be combined with path, bucket or host.
+ * URL may not be combined with path, bucket or host. Runs before the
+ * replica inherits its db's and the top level's defaults, so the URL's
+ * parts win over those.
  */
 static int replica_from_url(ls_ctx *ctx, const ls_config *cfg, ls_replica_cfg *r)
 {
@@ -1106,9 +1637,12 @@ static int replica_from_url(ls_ctx *ctx, const ls_config *cfg, ls_replica_cfg *r
     take(&r->type, &u.scheme);
     take(&r->path, &u.path);
     if (strcmp(r->type, "s3") == 0) {
-        /* an endpoint in the config means path style, as in Litestream */
-        if (r->force_path_style < 0)
-            r->force_path_style = (r->endpoint || u.force_path_style) ? 1 : 0;
+        /* path style: a provider host or ?forcePathStyle= says; else the endpoint
+           decides (replica_defaults step 7), as in Litestream */
+        if (r->force_path_style < 0 && (u.force_path_style_set || u.force_path_style))
+            r->force_path_style = u.force_path_style;
+        if (r->skip_verify < 0 && u.skip_verify >= 0)
+            r->skip_verify = u.skip_verify;
         take(&r->bucket, &u.bucket);
         if (!r->region)
             take(&r->region, &u.region);
@@ -1142,8 +1676,9 @@ cleanup:
 /*
  * Credentials, first found wins:
  *   1. the replica's own access-key-id / secret-access-key / session-token;
- *   2. the top-level access-key-id / secret-access-key, copied into every
- *      replica that lacks them (as Litestream does), each field on its own;
+ *   2. its db's and then the top level's (the top-level replica settings,
+ *      which include 0.3's access-key-id / secret-access-key), each field on
+ *      its own: copied by replica_defaults step 3 before this runs;
  *   3. s3 and gcs only, the environment, by family in this order: LITESAFE_*,
  *      LITESTREAM_*, AWS_*. Without an access key id so far, the first family
  *      with one gives the key id, and the secret and session token of the
@@ -1155,12 +1690,9 @@ cleanup:
  *   LITESTREAM_AZURE_ACCOUNT_KEY.
  * Empty variables count as unset.
  */
-static int replica_credentials(const ls_config *cfg, ls_replica_cfg *r)
+static int replica_credentials(ls_replica_cfg *r)
 {
     int rc;
-    if ((rc = fill(&r->access_key_id, cfg->access_key_id)) != 0 ||
-        (rc = fill(&r->secret_access_key, cfg->secret_access_key)) != 0)
-        return rc;
     if (strcmp(r->type, "s3") == 0 || strcmp(r->type, "gcs") == 0) {
         for (size_t i = 0; i < NROWS(cred_env); i++) {
             const char *key = env_nonempty(cred_env[i].key_id);
@@ -1183,10 +1715,25 @@ static int replica_credentials(const ls_config *cfg, ls_replica_cfg *r)
     return 0;
 }
 
+/* "a/b" (cleaned), or b when a is empty; malloc'd or NULL. */
+static char *path_join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = malloc(n);
+    if (!p)
+        return NULL;
+    snprintf(p, n, "%s%s%s", a, *a ? "/" : "", b);
+    ls_url_path_clean(p);
+    return p;
+}
+
 /*
- * One replica: 1. path must not be a URL; 2. the URL's parts; 3. the type
- * (file without URL or type); 4. what the type requires; 5. the name and
- * its uniqueness in the db; 6. credentials; 7. timings and flags.
+ * One replica: 1. path must not be a URL; 0.5's type gs is gcs; 2. the URL's
+ * parts; 3. what its db and then the top level give (settings, snapshot:);
+ * 4. the type (file without URL or type); 5. what the type requires (sftp:
+ * a well-formed host-key); a db found by a dir scan stores below its
+ * relative path; 6. the name and its uniqueness in the db; 7. credentials
+ * from the environment; 8. timings and flags.
  */
 static int replica_defaults(ls_ctx *ctx, const ls_config *cfg, ls_db_cfg *db, size_t idx)
 {
@@ -1196,12 +1743,24 @@ static int replica_defaults(ls_ctx *ctx, const ls_config *cfg, ls_db_cfg *db, si
     /* 1 */
     if (r->path && ls_url_is_url(r->path))
         return RERR(ctx, cfg, r, "replica path \"%s\" is a URL: use the url key instead", r->path);
-    /* 2, 3 */
+    if (r->type && strcmp(r->type, "gs") == 0) {
+        free(r->type);
+        if (!(r->type = strdup("gcs")))
+            return LS_ENOMEM;
+    }
+    /* 2 */
     if (r->url && (rc = replica_from_url(ctx, cfg, r)) != 0)
         return rc;
+    /* 3 */
+    if ((rc = inherit_fields(&settings_table, r, &db->defaults)) != 0 ||
+        (rc = inherit_fields(&snapshot_table, r, &db->defaults)) != 0 ||
+        (rc = inherit_fields(&settings_table, r, &cfg->defaults)) != 0 ||
+        (rc = inherit_fields(&snapshot_table, r, &cfg->defaults)) != 0)
+        return rc;
+    /* 4 */
     if (!r->type && !(r->type = strdup("file")))
         return LS_ENOMEM;
-    /* 4 */
+    /* 5 */
     if (strcmp(r->type, "file") == 0) {
         char *abs = NULL;
         if (!r->path)
@@ -1216,12 +1775,22 @@ static int replica_defaults(ls_ctx *ctx, const ls_config *cfg, ls_db_cfg *db, si
             return RERR(ctx, cfg, r, "sftp replica: host required");
         if (!r->user)
             return RERR(ctx, cfg, r, "sftp replica: user required");
+        if (r->host_key && (rc = ls_storage_sftp_check_host_key(ctx, r->host_key)) != 0)
+            return rc == LS_EUSAGE
+                       ? prefix_pos(ctx, rc, cfg->source, r->line, r->col, "sftp replica")
+                       : rc;
     } else if (!r->bucket) {
         return RERR(ctx, cfg, r, "%s replica: bucket required", r->type);
     }
     if (!r->path && !(r->path = strdup("")))
         return LS_ENOMEM;
-    /* 5 */
+    if (db->rel_path) {
+        char *joined = path_join(r->path, db->rel_path);
+        if (!joined)
+            return LS_ENOMEM;
+        take(&r->path, &joined);
+    }
+    /* 6 */
     if (!r->name && !(r->name = strdup(r->type)))
         return LS_ENOMEM;
     if (r->line == 0) {
@@ -1241,10 +1810,10 @@ static int replica_defaults(ls_ctx *ctx, const ls_config *cfg, ls_db_cfg *db, si
         if (strcmp(db->replicas[i].name, r->name) == 0)
             return RERR(ctx, cfg, r, "duplicate replica name \"%s\" (also at line %d)", r->name,
                         db->replicas[i].line);
-    /* 6 */
-    if ((rc = replica_credentials(cfg, r)) != 0)
-        return rc;
     /* 7 */
+    if ((rc = replica_credentials(r)) != 0)
+        return rc;
+    /* 8 */
     if (r->force_path_style < 0)
         r->force_path_style = r->endpoint ? 1 : 0;
     if (r->skip_verify < 0)
@@ -1275,19 +1844,259 @@ static int default_meta_path(const char *db_path, char **out)
     return 0;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Directory entries (Litestream 0.5's dir + pattern)                      */
+
+/* The databases a dir scan found, in the order found. */
+typedef struct found_list {
+    char **path;   /* absolute paths */
+    char **rel;    /* the same, relative to the dir */
+    size_t n, cap; /* used, allocated */
+} found_list;
+
+static void found_free(found_list *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->path[i]);
+        free(f->rel[i]);
+    }
+    free(f->path);
+    free(f->rel);
+}
+
+/* 1 if the file starts with the SQLite header (as Litestream's IsSQLiteDatabase). */
+static int is_sqlite_file(const char *path)
+{
+    static const char magic[16] = "SQLite format 3"; /* with its NUL: 16 bytes */
+    char hdr[16];
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, hdr, sizeof(hdr));
+    close(fd);
+    return n == (ssize_t)sizeof(hdr) && memcmp(hdr, magic, sizeof(hdr)) == 0;
+}
+
+/* A meta directory (".<db>-litesafe", Litestream's ".<db>-litestream"): never scanned. */
+static int is_meta_dir(const char *name)
+{
+    size_t n = strlen(name);
+    return name[0] == '.' && ((n > 9 && strcmp(name + n - 9, "-litesafe") == 0) ||
+                              (n > 11 && strcmp(name + n - 11, "-litestream") == 0));
+}
+
+/* Names in byte order, as Go's filepath.Walk visits them. */
+static int name_cmp(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/*
+ * Add to `out` every regular file below root/rel (rel "" = root itself)
+ * whose name matches `pattern` and that starts with the SQLite header;
+ * subdirectories too when `recursive` (not meta directories, not symbolic
+ * links). Returns 0, LS_EUSAGE (a directory that cannot be read) or LS_ENOMEM.
+ */
+static int scan_dir(ls_ctx *ctx, const char *root, const char *rel, const char *pattern,
+                    int recursive, found_list *out)
+{
+    struct dirent **ents = NULL;
+    char *dir = path_join(root, rel);
+    int n = -1, rc = 0;
+
+    if (!dir)
+        return LS_ENOMEM;
+    if ((n = scandir(dir, &ents, NULL, name_cmp)) < 0) {
+        rc = ls_err(ctx, LS_EUSAGE, "dir %s: cannot read it: %s", dir, strerror(errno));
+        goto cleanup;
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        const char *nm = ents[i]->d_name;
+        char *full = NULL, *r2 = NULL;
+        struct stat st;
+        if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0)
+            continue;
+        if (!(full = path_join(dir, nm)) || !(r2 = path_join(rel, nm))) {
+            rc = LS_ENOMEM;
+        } else if (lstat(full, &st) != 0) {
+            /* gone since the listing: skip it */
+        } else if (S_ISDIR(st.st_mode)) {
+            if (recursive && !is_meta_dir(nm))
+                rc = scan_dir(ctx, root, r2, pattern, recursive, out);
+        } else if (S_ISREG(st.st_mode) && fnmatch(pattern, nm, 0) == 0 && is_sqlite_file(full)) {
+            if (out->n == out->cap) {
+                size_t cap = out->cap ? out->cap * 2 : 8;
+                char **p = realloc(out->path, cap * sizeof(char *));
+                if (p)
+                    out->path = p;
+                char **q = p ? realloc(out->rel, cap * sizeof(char *)) : NULL;
+                if (q)
+                    out->rel = q;
+                if (!p || !q)
+                    rc = LS_ENOMEM;
+                else
+                    out->cap = cap;
+            }
+            if (rc == 0) {
+                out->path[out->n] = full;
+                out->rel[out->n++] = r2;
+                full = r2 = NULL;
+            }
+        }
+        free(full);
+        free(r2);
+    }
+cleanup:
+    for (int i = 0; i < n; i++)
+        free(ents[i]);
+    free(ents);
+    free(dir);
+    return rc;
+}
+
+/*
+ * The meta directory of a database found at `rel` below a dir entry whose
+ * meta-path or meta-dir is `base`: "<base>/<rel's dir>/.<file>-litesafe".
+ */
+static char *found_meta_path(const char *base, const char *rel)
+{
+    const char *slash = strrchr(rel, '/');
+    const char *file = slash ? slash + 1 : rel;
+    size_t n = strlen(base) + strlen(rel) + sizeof("//.-litesafe");
+    char *p = malloc(n);
+    if (!p)
+        return NULL;
+    snprintf(p, n, "%s/%.*s/.%s-litesafe", base, slash ? (int)(slash - rel) : 0, rel, file);
+    ls_url_path_clean(p);
+    return p;
+}
+
+/* An error about db `d` at its position. */
+#define DERR(ctx, cfg, d, ...)                                                                     \
+    pos_err(ctx, LS_EUSAGE, (cfg)->source, (size_t)(d)->line, (size_t)(d)->col, __VA_ARGS__)
+
+/*
+ * Replace every directory entry (dir + pattern) of cfg->dbs by one db per
+ * SQLite database the scan finds, in Litestream 0.5's order (names sorted,
+ * depth first): each a copy of the entry with path set, rel_path its path
+ * below the dir (its replicas store under it, as in 0.5), and its meta
+ * directory under meta-path or meta-dir when one is given (else next to
+ * it, the default). The scan runs once, here: databases created later are
+ * not seen (watch: true is refused). An entry that finds nothing is an
+ * error, as in Litestream. On failure cfg->dbs is unchanged.
+ */
+static int expand_dirs(ls_ctx *ctx, ls_config *cfg)
+{
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_dbs; i++) {
+        ls_db_cfg *db = &cfg->dbs[i], *nd = NULL;
+        found_list f = {0};
+        char *root = NULL;
+        size_t made = 0, nn;
+
+        if (!db->dir) {
+            if (db->pattern || db->recursive >= 0 || db->meta_dir)
+                return DERR(ctx, cfg, db, "db: %s only applies with dir",
+                            db->pattern    ? "pattern"
+                            : db->meta_dir ? "meta-dir"
+                                           : "recursive");
+            continue;
+        }
+        if (db->path)
+            return DERR(ctx, cfg, db,
+                        "db: path and dir cannot both be set (path names one database, dir a "
+                        "directory of them)");
+        if (!db->pattern)
+            return DERR(ctx, cfg, db, "db: dir needs a pattern (e.g. pattern: \"*.db\")");
+        if (db->meta_path && db->meta_dir)
+            return DERR(ctx, cfg, db, "db: meta-path and meta-dir cannot both be set");
+        if ((rc = ls_config_abs_path(ctx, db->dir, &root)) != 0)
+            return rc == LS_EUSAGE ? prefix_pos(ctx, rc, cfg->source, db->line, db->col, "dir")
+                                   : rc;
+        if ((rc = scan_dir(ctx, root, "", db->pattern, db->recursive > 0, &f)) != 0) {
+            if (rc == LS_EUSAGE)
+                rc = prefix_pos(ctx, rc, cfg->source, db->line, db->col, "db");
+            goto next;
+        }
+        if (f.n == 0) {
+            rc = DERR(ctx, cfg, db, "db: no SQLite database in %s matches \"%s\"%s", root,
+                      db->pattern, db->recursive > 0 ? " (recursively)" : "");
+            goto next;
+        }
+        nn = cfg->n_dbs - 1 + f.n;
+        if (!(nd = calloc(nn, sizeof(*nd)))) {
+            rc = LS_ENOMEM;
+            goto next;
+        }
+        memcpy(nd, cfg->dbs, i * sizeof(*nd));
+        for (; made < f.n; made++) {
+            ls_db_cfg *d = &nd[i + made];
+            const char *base = db->meta_dir ? db->meta_dir : db->meta_path;
+            *d = *db;
+            rc = copy_fields(&db_table, d);
+            free(d->dir);
+            free(d->pattern);
+            free(d->meta_dir);
+            d->dir = d->pattern = d->meta_dir = NULL;
+            d->recursive = -1;
+            take(&d->path, &f.path[made]);
+            take(&d->rel_path, &f.rel[made]);
+            if (base) {
+                free(d->meta_path);
+                if (!(d->meta_path = found_meta_path(base, d->rel_path)))
+                    rc = LS_ENOMEM;
+            }
+            if (rc) {
+                made++;
+                break;
+            }
+        }
+        if (rc) {
+            for (size_t j = 0; j < made; j++) {
+                free(nd[i + j].rel_path);
+                free_fields(&db_table, &nd[i + j]);
+            }
+            goto next;
+        }
+        memcpy(nd + i + f.n, cfg->dbs + i + 1, (cfg->n_dbs - i - 1) * sizeof(*nd));
+        free_fields(&db_table, db);
+        free(cfg->dbs);
+        cfg->dbs = nd;
+        cfg->n_dbs = nn;
+        nd = NULL;
+        i += f.n - 1;
+    next:
+        free(nd);
+        free(root);
+        found_free(&f);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /*
  * Fill defaults and validate, in this order:
  *   1. At least one db (Litestream logs an error and keeps running with
  *      nothing to do; a replicator that replicates nothing is a mistake we
  *      stop for).
- *   2. logging: level info ("warning" means warn), type text, stderr off.
- *   3. Each db: path required, "~" expanded and made absolute
+ *   2. logging: level info ("warning" means warn), type text, stderr off;
+ *      shutdown-timeout 30 s (Litestream 0.5's shutdown-sync-timeout
+ *      default); 0.5's retention.enabled: false is retention 0 (keep
+ *      everything) for every replica without one of its own, and cannot go
+ *      with snapshot.retention at the top level.
+ *   3. Directory entries expand into one db per database found
+ *      (expand_dirs).
+ *   4. Each db: path required, "~" expanded and made absolute
  *      (ls_config_abs_path); no two dbs with the same path; meta-path
  *      default "<dir>/.<base>-litesafe" (made absolute when given);
  *      monitor-interval 1s, checkpoint-interval 1m, min-checkpoint-page-count
  *      1000, max-checkpoint-page-count 10000 (0 disables it; otherwise it may
- *      not be below the minimum).
- *   4. Each replica (replica_defaults): retention 24h,
+ *      not be below the minimum); busy-timeout (at most 1m) unset is 0 (the
+ *      engine's own, short wait), and 0 given ("do not wait") is 1 ms, the
+ *      least the engine takes.
+ *   5. Each replica (replica_defaults): its db's, then the top level's
+ *      settings where it has none; then retention 24h,
  *      retention-check-interval 1h capped at retention, snapshot-interval 0,
  *      validation-interval 0, and sync-interval 0 where Litestream has 1s:
  *      litesafe ships each commit as soon as it is seen, so a crash loses at
@@ -1314,14 +2123,27 @@ int ls_config_apply_defaults(ls_ctx *ctx, ls_config *cfg)
         return rc;
     if (cfg->log_stderr < 0)
         cfg->log_stderr = 0;
+    if (cfg->shutdown_timeout_ms < 0)
+        cfg->shutdown_timeout_ms = DEF_SHUTDOWN_MS;
+    if (cfg->retention_enabled == 0) {
+        if (cfg->defaults.retention_ms >= 0)
+            return pos_err(ctx, LS_EUSAGE, cfg->source, 0, 0,
+                           "retention.enabled: false (keep everything) contradicts "
+                           "snapshot.retention: set only one");
+        cfg->defaults.retention_ms = 0;
+    }
 
     /* 3 */
+    if ((rc = expand_dirs(ctx, cfg)) != 0)
+        return rc;
+
+    /* 4 */
     for (size_t i = 0; i < cfg->n_dbs; i++) {
         ls_db_cfg *db = &cfg->dbs[i];
         char *abs = NULL;
         if (!db->path)
             return pos_err(ctx, LS_EUSAGE, cfg->source, (size_t)db->line, (size_t)db->col,
-                           "db: path required");
+                           "db: path required (or dir and pattern)");
         if ((rc = ls_config_abs_path(ctx, db->path, &abs)) != 0)
             return rc == LS_EUSAGE ? prefix_pos(ctx, rc, cfg->source, db->line, db->col, "db path")
                                    : rc;
@@ -1355,7 +2177,16 @@ int ls_config_apply_defaults(ls_ctx *ctx, ls_config *cfg)
                            "min-checkpoint-page-count (%lld)",
                            db->path, (long long)db->max_checkpoint_page_count,
                            (long long)db->min_checkpoint_page_count);
-        /* 4 */
+        if (db->busy_timeout_ms > DEF_MAX_BUSY_MS)
+            return pos_err(ctx, LS_EUSAGE, cfg->source, (size_t)db->line, (size_t)db->col,
+                           "db %s: busy-timeout is at most 1m (the checkpoint cycle retries at "
+                           "the next sync)",
+                           db->path);
+        if (db->busy_timeout_ms < 0)
+            db->busy_timeout_ms = 0;
+        else if (db->busy_timeout_ms == 0)
+            db->busy_timeout_ms = 1;
+        /* 5 */
         for (size_t j = 0; j < db->n_replicas; j++)
             if ((rc = replica_defaults(ctx, cfg, db, j)) != 0)
                 return rc;

@@ -1,11 +1,15 @@
 /*
- * config.h - the replication configuration: Litestream 0.3's YAML keys, with
- * unknown keys refused (a typo must not silently disable a setting), $VAR and
- * ${VAR} expansion, durations in Go syntax plus d/w.
+ * config.h - the replication configuration: Litestream 0.3's YAML keys and
+ * Litestream 0.5's (accepted with their meaning, mapped onto litesafe's, or
+ * refused with the reason and the replacement: see config.c), with unknown
+ * keys refused (a typo must not silently disable a setting), $VAR and ${VAR}
+ * expansion, durations in Go syntax plus d/w.
  *
  * Values not given in the file are -1 (numbers/durations/flags) or NULL
  * (strings; an empty string counts as not given) after parsing;
- * ls_config_apply_defaults() fills Litestream's defaults where litesafe keeps
+ * ls_config_apply_defaults() expands directory entries (dir + pattern) into
+ * one db each, fills each replica's unset settings from its db's and the
+ * top level's defaults, then Litestream's defaults where litesafe keeps
  * them (see config.c for the table), resolves replica URLs into the fields
  * below and validates. After it, every replica has a type and a name, every
  * field the URL implies is set, and every flag and duration is >= 0.
@@ -20,10 +24,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One replica of one database (dbs[].replicas[]). */
+/*
+ * One replica of one database (dbs[].replicas[] or dbs[].replica). The same
+ * struct holds the defaults a db and the top level give their replicas
+ * (ls_db_cfg.defaults, ls_config.defaults): there only the settings fields
+ * are used (not name, type, url, path, line, col).
+ */
 typedef struct ls_replica_cfg {
     char *name;                      /* name; default: the type */
-    char *type;                      /* file|s3|gcs|abs|sftp; default from url, else file */
+    char *type;                      /* file|s3|gcs|abs|sftp (0.5's "gs" becomes gcs);
+                                        default from url, else file */
     char *url;                       /* replica URL as written (exclusive with path/bucket/host) */
     char *path;                      /* file: absolute directory; others: key prefix or remote
                                         directory (from a URL: no leading '/'; from path:
@@ -36,7 +46,9 @@ typedef struct ls_replica_cfg {
     char *access_key_id, *secret_access_key, *session_token;
     /* sftp; host is "HOST[:PORT]" (port 22 if none) */
     char *host, *user, *password, *key_path;
-    char *known_hosts, *host_key;    /* litesafe: host key verification */
+    char *known_hosts; /* litesafe: known_hosts file for host key verification */
+    char *host_key;    /* pinned host key: "SHA256:<base64>" fingerprint or an
+                          authorized-keys line "TYPE BASE64 [comment]" (0.5) */
     /* abs */
     char *account_name, *account_key;
     /* timing, milliseconds; -1 unset */
@@ -56,11 +68,21 @@ typedef struct ls_replica_cfg {
 /* One database (dbs[]). */
 typedef struct ls_db_cfg {
     char *path;                      /* absolute path of the database (~ expanded) */
+    char *dir;                       /* 0.5 directory entry: scan this directory (exclusive
+                                        with path; NULL after ls_config_apply_defaults) */
+    char *pattern;                   /* dir: base-name glob of the databases (required) */
+    int recursive;                   /* dir: scan subdirectories too; -1 unset */
+    char *rel_path;                  /* found by a dir scan: path relative to the dir (its
+                                        replicas store below it), else NULL */
     char *meta_path;                 /* default <dir>/.<name>-litesafe */
+    char *meta_dir;                  /* dir: root of the found databases' meta directories */
     int64_t monitor_interval_ms;     /* 1s; 0 disables the fallback poll */
     int64_t checkpoint_interval_ms;  /* 1m */
     int64_t min_checkpoint_page_count; /* 1000 */
-    int64_t max_checkpoint_page_count; /* 10000 */
+    int64_t max_checkpoint_page_count; /* 10000 (0.5's truncate-page-n is the same setting) */
+    int64_t busy_timeout_ms;           /* 0.5 busy-timeout: how long a checkpoint cycle waits
+                                          for the write lock; 0 after defaults: the engine's */
+    ls_replica_cfg defaults;           /* settings for its replicas (sync-interval, snapshot:) */
     ls_replica_cfg *replicas;        /* replicas[0..n_replicas) */
     size_t n_replicas;
     int line, col;                   /* position in the config file (1-based; 0: none) */
@@ -70,7 +92,11 @@ typedef struct ls_config {
     char *source;                    /* file the config came from, or "<args>" */
     char *addr;                      /* metrics address (accepted, reported unsupported) */
     char *exec;                      /* command to run as a child */
-    char *access_key_id, *secret_access_key; /* defaults for every replica */
+    ls_replica_cfg defaults;         /* replica settings given at the top level (0.3's
+                                        credentials, 0.5's inline settings, snapshot:, ...) */
+    int retention_enabled;           /* 0.5 retention.enabled; -1 unset (false: keep all) */
+    int64_t shutdown_timeout_ms;     /* how long a stop may wait for the final sync: 30 s;
+                                        0: one try, no waiting (alias shutdown-sync-timeout) */
     char *log_level;                 /* debug|info|warn|error ("warning" becomes "warn") */
     char *log_type;                  /* text|json */
     int log_stderr;                  /* -1 unset */

@@ -110,7 +110,7 @@ int ls_replica_storage_open(ls_ctx *ctx, const ls_replica_cfg *rc, ls_storage **
     so.password = rc->password;
     so.key_path = rc->key_path;
     so.known_hosts = rc->known_hosts;
-    so.host_key_fingerprint = rc->host_key;
+    so.host_key = rc->host_key; /* a fingerprint or an authorized-keys line */
     so.account_name = rc->account_name;
     so.account_key = rc->account_key;
     ls_storage *st = NULL;
@@ -415,7 +415,8 @@ int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out)
         ls_source_opts so = {.meta_dir = dc->meta_path,
                              .min_ckpt_pages = dc->min_checkpoint_page_count,
                              .max_ckpt_pages = dc->max_checkpoint_page_count,
-                             .ckpt_interval_ms = dc->checkpoint_interval_ms};
+                             .ckpt_interval_ms = dc->checkpoint_interval_ms,
+                             .busy_ms = (int)dc->busy_timeout_ms};
         if ((rc = ls_source_new(d->ctx, dc->path, &so, &d->src)) != 0) {
             rc = ls_err(ctx, rc, "%s", ls_errmsg(d->ctx));
             goto fail;

@@ -107,7 +107,11 @@ typedef struct ls_storage_opts {
     int force_path_style, skip_verify;
     const char *ca_file;
     const char *access_key_id, *secret_access_key, *session_token;
-    const char *host, *user, *password, *key_path, *known_hosts, *host_key_fingerprint;
+    const char *host, *user, *password, *key_path, *known_hosts;
+    const char *host_key_fingerprint; /* sftp: pinned "SHA256:<base64>" fingerprint */
+    const char *host_key;             /* sftp: pinned host key as the config's host-key says it: a
+                                         fingerprint or an authorized-keys line (see
+                                         ls_storage_sftp_check_host_key) */
     const char *account_name, *account_key;
     int timeout_ms;             /* per remote call; 0: backend default */
 } ls_storage_opts;
@@ -134,9 +138,18 @@ int ls_storage_file_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **
  * force_path_style, skip_verify, ca_file, credentials; path is the key prefix.
  */
 int ls_storage_s3_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
-/* sftp: host ("HOST[:PORT]"), user, password or key_path, known_hosts or
- * host_key_fingerprint; path is the remote directory. */
+/* sftp: host ("HOST[:PORT]"), user, password or key_path, known_hosts and/or
+ * host_key / host_key_fingerprint; path is the remote directory. */
 int ls_storage_sftp_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
+/*
+ * Check an sftp host-key setting without connecting: a SHA-256 fingerprint
+ * "SHA256:<43 base64 characters>" as ssh-keygen -lf prints it, or an
+ * authorized-keys line "[OPTIONS|HOST] TYPE BASE64 [COMMENT]" (Litestream
+ * 0.5's form; ssh-keyscan's "HOST TYPE BASE64" too) of type ssh-ed25519,
+ * ecdsa-sha2-nistp256/384/521 or ssh-rsa whose key blob is well formed.
+ * Returns 0 or LS_EUSAGE with a message starting "host-key: ".
+ */
+int ls_storage_sftp_check_host_key(ls_ctx *ctx, const char *spec);
 /* abs: account_name, account_key, bucket (the container), endpoint; path is the prefix. */
 int ls_storage_abs_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
 

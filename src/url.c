@@ -6,7 +6,8 @@
  *   1. A URL starts with "word://" (ls_url_is_url). A string without that
  *      and without a "word:" prefix is a bare path: a file replica. "file:/x"
  *      is neither, and refused rather than guessed at.
- *   2. The fragment ("#...") and the query ("?...") are cut off and ignored.
+ *   2. The fragment ("#...") and the query ("?...") are cut off. The query
+ *      is ignored, except for s3 (step 6).
  *   3. The authority runs to the first '/': [USERINFO@]HOST[:PORT]. The
  *      userinfo ends at the last '@' and is USER[:PASSWORD], both
  *      percent-decoded; HOST may be an [IPv6] literal; PORT is 1..65535.
@@ -14,6 +15,15 @@
  *      Every scheme but file drops the leading '/'.
  *   5. The scheme's row in `schemes` says which parts it may have, and its
  *      finishing function derives the rest (bucket, region, endpoint).
+ *      Litestream 0.5's gs:// is gcs://; its webdav, nats and oss schemes
+ *      are refused with what to use instead (ls_url_scheme_refusal).
+ *   6. s3 only, Litestream 0.5's query parameters (s3_query): endpoint
+ *      (a bare host gets http:// when local, https:// otherwise, and path
+ *      style unless forcePathStyle=false), region, forcePathStyle,
+ *      skipVerify override what the host implied; signPayload,
+ *      requireContentMD5 and storageClass are accepted when they ask for
+ *      what litesafe does (true, true, STANDARD); partSize, concurrency and
+ *      any other parameter are refused: a URL is as strict as a config file.
  *
  * S3 hosts (Litestream's s3.ParseHost): "[BUCKET.]PATTERN[:PORT]" where '*'
  * in a pattern is one DNS label, the region. The first matching row of
@@ -37,6 +47,7 @@ typedef struct scheme_def {
     const char *name;                                     /* lowercase scheme */
     unsigned allow;                                       /* U_* parts it may have */
     int (*finish)(ls_ctx *ctx, const char *s, ls_url *u); /* checks and derived fields */
+    const char *as;                                       /* the scheme it stands for, or NULL */
 } scheme_def;
 
 /* S3-compatible providers recognised from the host. */
@@ -304,12 +315,152 @@ static int finish_sftp(ls_ctx *ctx, const char *s, ls_url *u)
 }
 
 static const scheme_def schemes[] = {
-    {"file", 0, finish_file},
-    {"s3", U_PORT, finish_s3},
-    {"gcs", 0, finish_bucket},
-    {"abs", U_USER, finish_bucket},
-    {"sftp", U_USER | U_PASSWORD | U_PORT, finish_sftp},
+    {"file", 0, finish_file, NULL},
+    {"s3", U_PORT, finish_s3, NULL},
+    {"gcs", 0, finish_bucket, NULL},
+    {"gs", 0, finish_bucket, "gcs"}, /* Litestream 0.5's name */
+    {"abs", U_USER, finish_bucket, NULL},
+    {"sftp", U_USER | U_PASSWORD | U_PORT, finish_sftp, NULL},
 };
+
+/* Litestream 0.5's replica types litesafe does not have, and what to use instead. */
+static const struct {
+    const char *name; /* type / URL scheme */
+    const char *why;  /* the refusal */
+} refused_schemes[] = {
+    {"webdav", "WebDAV replicas are not supported by litesafe: use sftp, s3, abs, or a file "
+               "replica on a mounted WebDAV share"},
+    {"webdavs", "WebDAV replicas are not supported by litesafe: use sftp, s3, abs, or a file "
+                "replica on a mounted WebDAV share"},
+    {"nats", "NATS JetStream replicas are not supported by litesafe: use s3, gcs, abs, sftp or "
+             "file"},
+    {"oss", "litesafe has no oss type, but Alibaba Cloud OSS speaks S3: use type: s3 with "
+            "endpoint: https://oss-REGION.aliyuncs.com (or an s3:// URL with "
+            "?endpoint=oss-REGION.aliyuncs.com)"},
+};
+
+const char *ls_url_scheme_refusal(const char *word)
+{
+    for (size_t i = 0; word && i < sizeof(refused_schemes) / sizeof(refused_schemes[0]); i++)
+        if (strcasecmp(word, refused_schemes[i].name) == 0)
+            return refused_schemes[i].why;
+    return NULL;
+}
+
+/* A query parameter's boolean (Go's strconv words): 0/1, -1 for anything else. */
+static int query_bool(const char *v)
+{
+    static const char *const yes[] = {"true", "1", "t", "yes", NULL};
+    static const char *const no[] = {"false", "0", "f", "no", NULL};
+    for (int i = 0; yes[i]; i++) {
+        if (strcasecmp(v, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(v, no[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* Litestream 0.5's IsLocalEndpoint: a host that gets http:// rather than https://. */
+static int local_host(const char *h)
+{
+    size_t n = strcspn(h, ":/");
+    static const char *const pre[] = {"192.168.", "10.",   "172.16.", "172.17.", "172.18.",
+                                      "172.19.",  "172.2", "172.30.", "172.31.", NULL};
+    if ((n == 9 && strncmp(h, "localhost", 9) == 0) || (n == 9 && strncmp(h, "127.0.0.1", 9) == 0))
+        return 1;
+    for (int i = 0; pre[i]; i++)
+        if (strncmp(h, pre[i], strlen(pre[i])) == 0)
+            return 1;
+    return (n >= 6 && strncmp(h + n - 6, ".local", 6) == 0) ||
+           (n >= 10 && strncmp(h + n - 10, ".localhost", 10) == 0);
+}
+
+/* Query words ("a+b" is "a b", as Go's ParseQuery reads it), then %-decoded. */
+static int query_decode(ls_ctx *ctx, const char *s, const char *p, size_t n, char **out)
+{
+    int rc = pct_decode(ctx, s, "query", p, n, out);
+    for (char *c = rc == 0 ? *out : NULL; c && *c; c++)
+        if (*c == '+')
+            *c = ' ';
+    return rc;
+}
+
+/* Step 6: s3 query parameters q[0..n) into u (see the header comment). */
+static int s3_query(ls_ctx *ctx, const char *s, const char *q, size_t n, ls_url *u)
+{
+    int rc = 0, endpoint = 0;
+    char *k = NULL, *v = NULL;
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t e = i;
+        while (e < n && q[e] != '&')
+            e++;
+        const char *eq = memchr(q + i, '=', e - i);
+        size_t kn = eq ? (size_t)(eq - q - i) : e - i;
+        if ((rc = query_decode(ctx, s, q + i, kn, &k)) != 0 ||
+            (rc = query_decode(ctx, s, eq ? eq + 1 : q + e, eq ? (size_t)(q + e - eq - 1) : 0,
+                               &v)) != 0)
+            break;
+        i = e + 1;
+        if (!*k || !*v) {
+            /* an empty value is no value, as in Litestream */
+        } else if (strcmp(k, "endpoint") == 0) {
+            int has_scheme = strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0;
+            size_t cap = strlen(v) + 9;
+            free(u->endpoint);
+            if (!(u->endpoint = malloc(cap)))
+                rc = LS_ENOMEM;
+            else
+                snprintf(u->endpoint, cap, "%s%s",
+                         has_scheme      ? ""
+                         : local_host(v) ? "http://"
+                                         : "https://",
+                         v);
+            endpoint = 1;
+        } else if (strcmp(k, "region") == 0) {
+            free(u->region);
+            if (!(u->region = strdup(v)))
+                rc = LS_ENOMEM;
+        } else if (strcmp(k, "forcePathStyle") == 0 || strcmp(k, "skipVerify") == 0 ||
+                   strcmp(k, "signPayload") == 0 || strcmp(k, "sign-payload") == 0 ||
+                   strcmp(k, "requireContentMD5") == 0 || strcmp(k, "require-content-md5") == 0) {
+            int b = query_bool(v);
+            if (b < 0)
+                rc = ls_err(ctx, LS_EUSAGE,
+                            "replica URL %s: query parameter %s: expected true or false, got "
+                            "\"%s\"",
+                            s, k, v);
+            else if (k[0] == 'f')
+                u->force_path_style = b, u->force_path_style_set = 1;
+            else if (k[0] == 's' && k[1] == 'k')
+                u->skip_verify = b;
+            else if (!b)
+                rc = ls_err(ctx, LS_EUSAGE, "replica URL %s: query parameter %s=false: %s", s, k,
+                            k[0] == 's' ? LS_WHY_SIGN_PAYLOAD : LS_WHY_CONTENT_MD5);
+        } else if (strcmp(k, "storageClass") == 0 || strcmp(k, "storage-class") == 0) {
+            if (strcasecmp(v, "STANDARD") != 0)
+                rc = ls_err(ctx, LS_EUSAGE, "replica URL %s: query parameter %s: %s", s, k,
+                            LS_WHY_STORAGE_CLASS);
+        } else if (strcmp(k, "partSize") == 0 || strcmp(k, "part-size") == 0 ||
+                   strcmp(k, "concurrency") == 0) {
+            rc = ls_err(ctx, LS_EUSAGE, "replica URL %s: query parameter %s: %s", s, k,
+                        LS_WHY_PART_SIZE);
+        } else {
+            rc = ls_err(ctx, LS_EUSAGE,
+                        "replica URL %s: unknown query parameter \"%s\" (s3 URLs take endpoint, "
+                        "region, forcePathStyle, skipVerify)",
+                        s, k);
+        }
+        free(k);
+        free(v);
+        k = v = NULL;
+    }
+    free(k);
+    free(v);
+    if (rc == 0 && endpoint && !u->force_path_style_set)
+        u->force_path_style = 1;
+    return rc;
+}
 
 /* Parse "HOST[:PORT]" or "[V6]:PORT" in a[0..n) into u->host / u->port. */
 static int parse_hostport(ls_ctx *ctx, const char *s, const char *a, size_t n, ls_url *u)
@@ -392,10 +543,11 @@ int ls_url_parse(ls_ctx *ctx, const char *url, ls_url *out)
     char s[512]; /* the URL for messages */
     int rc = 0;
     const scheme_def *sd = NULL;
-    const char *p, *auth, *auth_end, *path_end, *at = NULL;
+    const char *p, *auth, *auth_end, *path_end, *at = NULL, *query = NULL, *query_end = NULL;
     size_t sn = 0;
 
     memset(out, 0, sizeof(*out));
+    out->skip_verify = -1;
     if (!url || !*url)
         return ls_err(ctx, LS_EUSAGE, "replica URL: empty");
     redact(url, s, sizeof(s));
@@ -420,12 +572,24 @@ int ls_url_parse(ls_ctx *ctx, const char *url, ls_url *out)
         }
     }
     if (!sd) {
-        rc = ls_err(ctx, LS_EUSAGE,
-                    "replica URL %s: unknown scheme \"%.*s\" (expected file, s3, gcs, abs or sftp)",
-                    s, (int)sn, url);
+        char word[16];
+        const char *why = NULL;
+        if (sn < sizeof(word)) {
+            memcpy(word, url, sn);
+            word[sn] = '\0';
+            why = ls_url_scheme_refusal(word);
+        }
+        if (why)
+            rc =
+                ls_err(ctx, LS_EUSAGE, "replica URL %s: scheme \"%.*s\": %s", s, (int)sn, url, why);
+        else
+            rc = ls_err(ctx, LS_EUSAGE,
+                        "replica URL %s: unknown scheme \"%.*s\" (expected file, s3, gcs, abs or "
+                        "sftp)",
+                        s, (int)sn, url);
         goto cleanup;
     }
-    if (!(out->scheme = strdup(sd->name))) {
+    if (!(out->scheme = strdup(sd->as ? sd->as : sd->name))) {
         rc = LS_ENOMEM;
         goto cleanup;
     }
@@ -433,11 +597,9 @@ int ls_url_parse(ls_ctx *ctx, const char *url, ls_url *out)
     /* 2. cut the fragment, then the query */
     auth = url + sn + 3;
     path_end = auth + strcspn(auth, "#");
-    {
-        const char *q = memchr(auth, '?', (size_t)(path_end - auth));
-        if (q)
-            path_end = q;
-    }
+    query_end = path_end;
+    if ((query = memchr(auth, '?', (size_t)(path_end - auth))) != NULL)
+        path_end = query++;
 
     /* 3. authority: [userinfo@]host[:port] */
     auth_end = memchr(auth, '/', (size_t)(path_end - auth));
@@ -486,7 +648,12 @@ int ls_url_parse(ls_ctx *ctx, const char *url, ls_url *out)
         memmove(out->path, out->path + 1, strlen(out->path));
 
     /* 5. per scheme */
-    rc = sd->finish(ctx, s, out);
+    if ((rc = sd->finish(ctx, s, out)) != 0)
+        goto cleanup;
+
+    /* 6. s3's query */
+    if (query && strcmp(out->scheme, "s3") == 0)
+        rc = s3_query(ctx, s, query, (size_t)(query_end - query), out);
 
 cleanup:
     return rc;

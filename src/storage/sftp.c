@@ -21,14 +21,20 @@
  * (opts->timeout_ms, default 30 s): a stalled transfer fails, a slow one
  * that keeps moving does not. The TCP connect has the same bound.
  *
- * Host key. Always verified, before any authentication (Litestream skips
- * this, GHSA-qpgw-j75c-j585): against the pinned fingerprint host-key
- * ("SHA256:<base64>", as ssh-keygen -lf prints it) and/or the known_hosts
- * file known-hosts; with neither set, ~/.ssh/known_hosts, and if that does
- * not exist the connection is refused. Entries "[host]:port" are used for
- * ports other than 22. A mismatch or an unknown host is LS_EPERM with the
- * server's SHA256 fingerprint in the message. libssh2 picks one host key
- * type per connection; ed25519 is preferred, then ECDSA, then RSA.
+ * Host key. Always verified, before any authentication (Litestream 0.3 skips
+ * this, GHSA-qpgw-j75c-j585; 0.5 only with host-key set): against the pinned
+ * host-key and/or the known_hosts file known-hosts; with neither set,
+ * ~/.ssh/known_hosts, and if that does not exist the connection is refused.
+ * host-key is either the key's SHA-256 fingerprint ("SHA256:<base64>", as
+ * ssh-keygen -lf prints it) or, as Litestream 0.5 takes it, the key itself
+ * as an authorized-keys line ("ssh-ed25519 AAAA... [comment]", what
+ * ssh-keyscan and /etc/ssh/ssh_host_*.pub give; parse_key_line): the
+ * server's raw key (libssh2_session_hostkey) must then be that key blob, of
+ * that type, byte for byte. Entries "[host]:port" are used for ports other
+ * than 22. A mismatch or an unknown host is LS_EPERM with the server's
+ * SHA256 fingerprint in the message. libssh2 picks one host key type per
+ * connection: a pinned key's type first, then the types known_hosts has for
+ * the host, then ed25519, ECDSA, RSA.
  *
  * Authentication: the private key key-path first (no public key file needed;
  * password, if set, is its passphrase), then password (and keyboard-
@@ -118,6 +124,9 @@ typedef struct sftp_store {
     char *key_path;     /* private key file, or NULL */
     char *known_hosts;  /* known_hosts file set by the user, or NULL */
     char *pin;          /* pinned SHA-256 fingerprint, base64 without padding, or NULL */
+    unsigned char *pin_key; /* pinned key blob (from an authorized-keys line), or NULL */
+    size_t pin_key_len;     /* its length */
+    int pin_key_type;       /* its LIBSSH2_HOSTKEY_TYPE_* */
     char *root;         /* remote root: "", "rel/dir" or "/abs/dir"; no trailing '/' but "/" */
     long timeout_ms;    /* per blocking call and for connecting */
     pthread_mutex_t mu; /* guards idle, nconn */
@@ -433,6 +442,233 @@ static int load_known_hosts(LIBSSH2_KNOWNHOSTS *kh, const char *path)
     return -e;
 }
 
+/* Host key types a host-key line may name: the name in the line and libssh2's type. */
+static const struct {
+    const char *name;
+    int type;
+    size_t point; /* ECDSA: length of the public point (0x04 || X || Y) */
+} line_types[] = {
+    {"ssh-ed25519", LIBSSH2_HOSTKEY_TYPE_ED25519, 0},
+    {"ecdsa-sha2-nistp256", LIBSSH2_HOSTKEY_TYPE_ECDSA_256, 65},
+    {"ecdsa-sha2-nistp384", LIBSSH2_HOSTKEY_TYPE_ECDSA_384, 97},
+    {"ecdsa-sha2-nistp521", LIBSSH2_HOSTKEY_TYPE_ECDSA_521, 133},
+    {"ssh-rsa", LIBSSH2_HOSTKEY_TYPE_RSA, 0},
+};
+#define N_LINE_TYPES (sizeof(line_types) / sizeof(line_types[0]))
+
+/* Value of a base64 character, -1 for anything else. */
+static int b64val(int c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/*
+ * Strict, padded base64 (what OpenSSH writes and Go's StdEncoding reads):
+ * s[0..n) into a new buffer *out of *outn bytes. Returns 0 or -1.
+ */
+static int b64_decode(const char *s, size_t n, unsigned char **out, size_t *outn)
+{
+    size_t w = 0;
+    unsigned char *d;
+    if (n == 0 || n % 4 != 0 || !(d = malloc(n / 4 * 3)))
+        return -1;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4], pad = 0;
+        for (int j = 0; j < 4; j++) {
+            int last = i + 4 == n;
+            if (s[i + j] == '=' && last && j >= 2 && (j == 3 || s[i + 3] == '=')) {
+                v[j] = 0;
+                pad++;
+            } else if ((v[j] = b64val((unsigned char)s[i + j])) < 0) {
+                free(d);
+                return -1;
+            }
+        }
+        d[w++] = (unsigned char)(v[0] << 2 | v[1] >> 4);
+        if (pad < 2)
+            d[w++] = (unsigned char)(v[1] << 4 | v[2] >> 2);
+        if (pad < 1)
+            d[w++] = (unsigned char)(v[2] << 6 | v[3]);
+    }
+    *out = d;
+    *outn = w;
+    return 0;
+}
+
+/* Read an SSH "string" (uint32 length, bytes) at *p of the blob [*p, end). */
+static int ssh_string(const unsigned char **p, const unsigned char *end, const unsigned char **s,
+                      size_t *n)
+{
+    if (end - *p < 4)
+        return -1;
+    uint32_t len = (uint32_t)(*p)[0] << 24 | (uint32_t)(*p)[1] << 16 | (uint32_t)(*p)[2] << 8 |
+                   (uint32_t)(*p)[3];
+    if ((size_t)(end - *p - 4) < len)
+        return -1;
+    *s = *p + 4;
+    *n = len;
+    *p += 4 + (size_t)len;
+    return 0;
+}
+
+/*
+ * 1 if blob[0..n) is a well-formed public key of line_types[t]: the type
+ * name, then ed25519's 32-byte key, ECDSA's curve name and uncompressed
+ * point, or RSA's exponent and modulus; nothing after.
+ */
+static int blob_ok(size_t t, const unsigned char *blob, size_t n)
+{
+    const unsigned char *p = blob, *end = blob + n, *f;
+    size_t fn;
+    const char *name = line_types[t].name;
+    if (ssh_string(&p, end, &f, &fn) != 0 || fn != strlen(name) || memcmp(f, name, fn) != 0)
+        return 0;
+    switch (line_types[t].type) {
+    case LIBSSH2_HOSTKEY_TYPE_ED25519:
+        if (ssh_string(&p, end, &f, &fn) != 0 || fn != 32)
+            return 0;
+        break;
+    case LIBSSH2_HOSTKEY_TYPE_RSA:
+        for (int i = 0; i < 2; i++)
+            if (ssh_string(&p, end, &f, &fn) != 0 || fn == 0)
+                return 0;
+        break;
+    default: /* ECDSA: "nistpNNN", then the point */
+        if (ssh_string(&p, end, &f, &fn) != 0 || fn != strlen(name) - 11 ||
+            memcmp(f, name + 11, fn) != 0 || ssh_string(&p, end, &f, &fn) != 0 ||
+            fn != line_types[t].point || f[0] != 0x04)
+            return 0;
+        break;
+    }
+    return p == end;
+}
+
+/* The line type named by s[0..n), or -1. */
+static int line_type(const char *s, size_t n)
+{
+    for (size_t t = 0; t < N_LINE_TYPES; t++)
+        if (strlen(line_types[t].name) == n && strncmp(line_types[t].name, s, n) == 0)
+            return (int)t;
+    return -1;
+}
+
+/* The end of the field at s: the next blank outside double quotes. */
+static const char *field_end(const char *s)
+{
+    int quoted = 0;
+    for (; *s; s++) {
+        if (*s == '"')
+            quoted = !quoted;
+        else if (!quoted && (*s == ' ' || *s == '\t'))
+            break;
+    }
+    return s;
+}
+
+/*
+ * An authorized-keys line "[OPTIONS|HOST] TYPE BASE64 [COMMENT]" (Go's
+ * ssh.ParseAuthorizedKey takes one leading field of options; ssh-keyscan
+ * puts the host there) into the key's libssh2 type and blob (malloc'd).
+ * Returns 0 or LS_EUSAGE with a "host-key: ..." message.
+ */
+static int parse_key_line(ls_ctx *ctx, const char *line, int *type, unsigned char **blob,
+                          size_t *len)
+{
+    const char *p = line, *e;
+    int t = -1;
+    char types[160] = "";
+    *blob = NULL;
+    for (size_t i = 0; i < N_LINE_TYPES; i++)
+        snprintf(types + strlen(types), sizeof(types) - strlen(types), "%s%s", i ? ", " : "",
+                 line_types[i].name);
+    for (int pass = 0; pass < 2 && t < 0; pass++) {
+        p += strspn(p, " \t");
+        e = field_end(p);
+        if ((t = line_type(p, (size_t)(e - p))) >= 0 || !*e)
+            break;
+        p = e; /* options, or ssh-keyscan's host: the type follows */
+    }
+    if (t < 0) {
+        p = line + strspn(line, " \t");
+        return ls_err(ctx, LS_EUSAGE,
+                      "host-key: \"%.*s\" is not a key type litesafe can check (%s)",
+                      (int)(field_end(p) - p), p, types);
+    }
+    p = e + strspn(e, " \t");
+    e = p + strcspn(p, " \t");
+    if (e == p)
+        return ls_err(ctx, LS_EUSAGE,
+                      "host-key: \"%s\" has no key after its type: expected \"%s AAAA...\" as "
+                      "ssh-keyscan or the server's /etc/ssh/ssh_host_*.pub shows it",
+                      line, line_types[t].name);
+    if (b64_decode(p, (size_t)(e - p), blob, len) != 0)
+        return ls_err(ctx, LS_EUSAGE, "host-key: the %s key is not valid base64",
+                      line_types[t].name);
+    if (!blob_ok((size_t)t, *blob, *len)) {
+        free(*blob);
+        *blob = NULL;
+        return ls_err(ctx, LS_EUSAGE,
+                      "host-key: the key is not a well-formed %s public key (cut short, or of "
+                      "another type)",
+                      line_types[t].name);
+    }
+    *type = line_types[t].type;
+    return 0;
+}
+
+/*
+ * A fingerprint "SHA256:<base64>" (padding optional; the "SHA256:" prefix
+ * too) as ssh-keygen -lf prints it, into *out (malloc'd, without padding)
+ * when out is not NULL. Returns 0 or LS_EUSAGE.
+ */
+static int parse_fingerprint(ls_ctx *ctx, const char *fp, char **out)
+{
+    const char *b = strncmp(fp, "SHA256:", 7) == 0 ? fp + 7 : fp;
+    size_t n = strlen(b);
+    while (n > 0 && b[n - 1] == '=')
+        n--;
+    int ok = n == 43;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = b64val((unsigned char)b[i]) >= 0;
+    if (!ok)
+        return ls_err(ctx, LS_EUSAGE,
+                      "host-key: expected the server key's SHA-256 fingerprint \"SHA256:<43 "
+                      "base64 characters>\" (ssh-keygen -lf) or the key itself \"ssh-ed25519 "
+                      "AAAA...\" (ssh-keyscan), not \"%s\"",
+                      fp);
+    if (out && !(*out = strndup(b, n)))
+        return ls_err(ctx, LS_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* 1 if spec is an authorized-keys line rather than a fingerprint. */
+static int is_key_line(const char *spec)
+{
+    spec += strspn(spec, " \t");
+    return strncmp(spec, "SHA256:", 7) != 0 &&
+           (strpbrk(spec, " \t") || line_type(spec, strlen(spec)) >= 0);
+}
+
+int ls_storage_sftp_check_host_key(ls_ctx *ctx, const char *spec)
+{
+    unsigned char *blob = NULL;
+    size_t len = 0;
+    int type = 0, rc;
+    if (!spec || !*spec)
+        return 0;
+    if (!is_key_line(spec))
+        return parse_fingerprint(ctx, spec, NULL);
+    rc = parse_key_line(ctx, spec, &type, &blob, &len);
+    free(blob);
+    return rc;
+}
+
 /* What the host key is checked against, for one connection. */
 typedef struct host_check {
     LIBSSH2_KNOWNHOSTS *kh; /* the loaded known_hosts, NULL when not used or missing */
@@ -456,7 +692,7 @@ static int host_check_load(sftp_store *ss, ls_ctx *ctx, sftp_conn *c, const char
                            const char *key, host_check *hc)
 {
     memset(hc, 0, sizeof(*hc));
-    if (ss->pin && !ss->known_hosts)
+    if ((ss->pin || ss->pin_key) && !ss->known_hosts)
         return 0;
     hc->path = ss->known_hosts ? strdup(ss->known_hosts) : expand_home("~/.ssh/known_hosts");
     if (!hc->path || !(hc->kh = libssh2_knownhost_init(c->ssh)))
@@ -499,24 +735,24 @@ static int known_type(sftp_store *ss, LIBSSH2_KNOWNHOSTS *kh, int kh_type)
 }
 
 /*
- * Set the host key algorithms to offer, as OpenSSH does: the types
- * known_hosts has for this host first, then the others, each in the order of
- * hostkey_algs, only those this libssh2 supports (libssh2 1.10 mishandles
- * unsupported names in the list).
+ * Set the host key algorithms to offer, as OpenSSH does: a pinned key's type
+ * first, then the types known_hosts has for this host, then the others, each
+ * in the order of hostkey_algs, only those this libssh2 supports (libssh2
+ * 1.10 mishandles unsupported names in the list).
  */
 static void set_hostkey_pref(sftp_store *ss, sftp_conn *c, LIBSSH2_KNOWNHOSTS *kh)
 {
     const char **sup = NULL;
     char pref[512] = "";
+    int pinned = ss->pin_key ? knownhost_type(ss->pin_key_type) : -1;
     int nsup = libssh2_session_supported_algs(c->ssh, LIBSSH2_METHOD_HOSTKEY, &sup);
     if (nsup <= 0)
         return;
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 3; pass++) {
         for (size_t i = 0; i < sizeof(hostkey_algs) / sizeof(hostkey_algs[0]); i++) {
-            int known = kh && known_type(ss, kh, hostkey_algs[i].kh_type);
-            if (known != (pass == 0) && kh)
-                continue;
-            if (!kh && pass == 1)
+            int first = hostkey_algs[i].kh_type == pinned;
+            int known = !first && kh && known_type(ss, kh, hostkey_algs[i].kh_type);
+            if ((pass == 0) != first || (pass == 1 && !known) || (pass == 2 && known))
                 continue;
             for (int j = 0; j < nsup; j++) {
                 if (strcmp(sup[j], hostkey_algs[i].name) != 0)
@@ -558,6 +794,17 @@ static int verify_host(sftp_store *ss, ls_ctx *ctx, sftp_conn *c, const host_che
                               "host key verification failed: %s presented %s key %s, but "
                               "host-key pins SHA256:%s",
                               hostport, tname, fp, ss->pin);
+    if (ss->pin_key && (ktype != ss->pin_key_type || klen != ss->pin_key_len ||
+                        memcmp(hk, ss->pin_key, klen) != 0)) {
+        unsigned char psha[32];
+        char pfp[64];
+        EVP_Digest(ss->pin_key, ss->pin_key_len, psha, NULL, EVP_sha256(), NULL);
+        fingerprint(psha, pfp);
+        return ls_storage_err(&ss->base, ctx, LS_EPERM, op, key,
+                              "host key verification failed: %s presented %s key %s, but "
+                              "host-key pins %s key %s",
+                              hostport, tname, fp, hostkey_name(ss->pin_key_type), pfp);
+    }
     if (!hc->path)
         return 0; /* the pin alone */
     if (hc->missing)
@@ -1373,6 +1620,7 @@ static void sftp_close(ls_storage *s)
     free(ss->key_path);
     free(ss->known_hosts);
     free(ss->pin);
+    free(ss->pin_key);
     free(ss->root);
     free(ss);
 }
@@ -1418,27 +1666,28 @@ static int parse_host(sftp_store *ss, ls_ctx *ctx, const char *name, const char 
 }
 
 /*
- * host-key: "SHA256:<base64>" (padding optional; the "SHA256:" prefix too) as
- * ssh-keygen -lf prints it; kept without padding. Returns 0 or LS_EUSAGE.
+ * Pin host-key `spec` (a fingerprint or an authorized-keys line, see
+ * ls_storage_sftp_check_host_key) into ss. Returns 0 or LS_EUSAGE with the
+ * replica's name in front of the message.
  */
-static int parse_pin(sftp_store *ss, ls_ctx *ctx, const char *name, const char *fp)
+static int set_pin(sftp_store *ss, ls_ctx *ctx, const char *name, const char *spec)
 {
-    const char *b = strncmp(fp, "SHA256:", 7) == 0 ? fp + 7 : fp;
-    size_t n = strlen(b);
-    while (n > 0 && b[n - 1] == '=')
-        n--;
-    int ok = n == 43;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (b[i] >= 'A' && b[i] <= 'Z') || (b[i] >= 'a' && b[i] <= 'z') ||
-             (b[i] >= '0' && b[i] <= '9') || b[i] == '+' || b[i] == '/';
-    if (!ok)
-        return ls_err(ctx, LS_EUSAGE,
-                      "replica %s: host-key must be a SHA-256 fingerprint \"SHA256:<43 base64 "
-                      "characters>\" as ssh-keygen -lf prints it, not \"%s\"",
-                      name, fp);
-    if (!(ss->pin = strndup(b, n)))
-        return ls_err(ctx, LS_ENOMEM, "out of memory");
-    return 0;
+    if (is_key_line(spec)) {
+        free(ss->pin_key);
+        ss->pin_key = NULL;
+    } else {
+        free(ss->pin);
+        ss->pin = NULL;
+    }
+    int rc = is_key_line(spec)
+                 ? parse_key_line(ctx, spec, &ss->pin_key_type, &ss->pin_key, &ss->pin_key_len)
+                 : parse_fingerprint(ctx, spec, &ss->pin);
+    if (rc == LS_EUSAGE) {
+        char msg[sizeof(ctx->msg)];
+        ls_strlcpy(msg, ls_errmsg(ctx), sizeof(msg));
+        rc = ls_err(ctx, LS_EUSAGE, "replica %s: %s", name, msg);
+    }
+    return rc;
 }
 
 /* The root from the path: cleaned, no trailing '/' (but "/"), "" = login directory. */
@@ -1526,7 +1775,9 @@ int ls_storage_sftp_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **
     if ((rc = parse_host(ss, ctx, name, host)) != 0 || (rc = set_root(ss, ctx, path)) != 0)
         goto fail;
     if (opts->host_key_fingerprint && *opts->host_key_fingerprint &&
-        (rc = parse_pin(ss, ctx, name, opts->host_key_fingerprint)) != 0)
+        (rc = set_pin(ss, ctx, name, opts->host_key_fingerprint)) != 0)
+        goto fail;
+    if (opts->host_key && *opts->host_key && (rc = set_pin(ss, ctx, name, opts->host_key)) != 0)
         goto fail;
     ss->user = user && *user ? strdup(user) : current_user();
     ss->password = dup_or_null(password, &oom);

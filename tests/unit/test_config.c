@@ -3,7 +3,10 @@
  * the right fields, defaults, $VAR expansion, the strictness Litestream lacks
  * (unknown keys with positions and suggestions, wrong types, duplicates),
  * replica validation (url+path, names, required keys) and the precedence of
- * credentials from the config and the environment.
+ * credentials from the config and the environment; Litestream 0.5's keys
+ * (replica:, top-level settings, snapshot:, the refused ones and the values
+ * they accept), shutdown-timeout, directory entries, $PID and sftp host-key
+ * lines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -181,8 +184,8 @@ static void test_full_parse(void **state)
     (void)state;
     ls_config *cfg = parse(full_config);
     eq(cfg->source, "test.yml");
-    eq(cfg->access_key_id, "GLOBALKEY");
-    eq(cfg->secret_access_key, "GLOBALSECRET");
+    eq(cfg->defaults.access_key_id, "GLOBALKEY");
+    eq(cfg->defaults.secret_access_key, "GLOBALSECRET");
     eq(cfg->addr, ":9090");
     eq(cfg->exec, "myapp serve --port 8080");
     eq(cfg->log_level, "debug");
@@ -313,7 +316,8 @@ static void test_logging_defaults(void **state)
     cfg = parse_defaults("logging:\n  level: Warning\ndbs:\n  - path: /tmp/x.db\n");
     eq(cfg->log_level, "warn");
     ls_config_free(cfg);
-    parse_err("logging:\n  level: loud\n", "test.yml:2:3: level: \"loud\" is not one of debug");
+    parse_err("logging:\n  level: loud\n",
+              "test.yml:2:3: logging.level: \"loud\" is not one of debug");
     parse_err("logging:\n  type: xml\n", "not one of text, json");
 }
 
@@ -393,8 +397,9 @@ static void test_unknown_keys(void **state)
                                 "logging key");
     parse_err("db:\n  - path: /x.db\n", "unknown key \"db\" in the top level (did you mean "
                                         "\"dbs\"?)");
-    parse_err("dbs:\n  - path: /x.db\n    replicas:\n      - age:\n          recipient: [k]\n",
-              "test.yml:5:11: unknown key \"recipient\" in age (did you mean \"recipients\"?)");
+    parse_err(
+        "dbs:\n  - path: /x.db\n    replicas:\n      - age:\n          recipient: [k]\n",
+        "test.yml:5:11: unknown key \"age.recipient\" in age (did you mean \"age.recipients\"?)");
     /* merge keys are not supported */
     parse_err("dbs:\n  - <<: {path: /x.db}\n", "unknown key \"<<\"");
     /* duplicate keys */
@@ -811,6 +816,399 @@ static void test_from_urls(void **state)
     ls_config_free(cfg);
 }
 
+/* ---- Litestream 0.5 ---------------------------------------------------- */
+
+static void test_05_replica_mapping(void **state)
+{
+    (void)state;
+    ls_config *cfg = parse_defaults("dbs:\n"
+                                    "  - path: /tmp/x.db\n"
+                                    "    replica:\n"
+                                    "      url: s3://b/app\n"
+                                    "      sync-interval: 5s\n");
+    assert_int_equal(cfg->dbs[0].n_replicas, 1);
+    ls_replica_cfg *r = &cfg->dbs[0].replicas[0];
+    eq(r->type, "s3");
+    eq(r->name, "s3");
+    eq(r->bucket, "b");
+    assert_int_equal(r->sync_interval_ms, 5000);
+    assert_int_equal(r->line, 4);
+    assert_int_equal(r->col, 7);
+    ls_config_free(cfg);
+    /* a null replica: with a list is fine (nothing given twice) */
+    cfg = parse("dbs:\n  - path: /x.db\n    replica:\n    replicas:\n      - url: s3://b/x\n");
+    assert_int_equal(cfg->dbs[0].n_replicas, 1);
+    ls_config_free(cfg);
+    parse_err("dbs:\n  - path: /x.db\n    replica:\n      url: s3://b/x\n"
+              "    replicas:\n      - url: s3://c/x\n",
+              "test.yml:5:5: replicas: replica and replicas cannot both be set");
+    parse_err("dbs:\n  - path: /x.db\n    replicas:\n      - url: s3://c/x\n"
+              "    replica:\n      url: s3://b/x\n",
+              "test.yml:5:5: replica: replica and replicas cannot both be set");
+    parse_err("dbs:\n  - path: /x.db\n    replica:\n      - url: s3://b/x\n",
+              "replica: expected a mapping (one replica; replicas: takes a list), got a list");
+    parse_err("dbs:\n  - path: /x.db\n    replica:\n      bogus: 1\n",
+              "test.yml:4:7: unknown key \"bogus\" in replica");
+}
+
+static void test_05_settings_inherited(void **state)
+{
+    (void)state;
+    ls_config *cfg = parse_defaults("sync-interval: 10s\n"
+                                    "region: eu-west-1\n"
+                                    "endpoint: https://s3.example.com\n"
+                                    "bucket: topbucket\n"
+                                    "access-key-id: TOPKEY\n"
+                                    "secret-access-key: TOPSECRET\n"
+                                    "host-key: SHA256:ejdfwXoY1W1s6NBG5r+cNuC5y6JFh/Zq4ULwz+PGElw\n"
+                                    "age:\n  recipients: [age1top]\n"
+                                    "snapshot:\n  interval: 12h\n  retention: 72h\n"
+                                    "validation:\n  interval: 6h\n"
+                                    "dbs:\n"
+                                    "  - path: /tmp/a.db\n"
+                                    "    sync-interval: 2s\n"
+                                    "    snapshot:\n      interval: 1h\n"
+                                    "    replicas:\n"
+                                    "      - type: s3\n        path: a\n"
+                                    "      - type: s3\n        name: own\n        path: a2\n"
+                                    "        sync-interval: 1s\n        bucket: ownbucket\n"
+                                    "        retention: 1h\n        force-path-style: false\n"
+                                    "      - url: s3://urlbucket.localhost:9000/u\n"
+                                    "        name: url\n"
+                                    "  - path: /tmp/b.db\n"
+                                    "    replica:\n"
+                                    "      type: sftp\n      host: h\n      user: u\n");
+    ls_replica_cfg *r = &cfg->dbs[0].replicas[0];
+    assert_int_equal(r->sync_interval_ms, 2000);        /* the db's */
+    assert_int_equal(r->snapshot_interval_ms, 3600000); /* the db's snapshot: */
+    assert_int_equal(r->retention_ms, 72 * 3600000LL);  /* the top's snapshot: */
+    assert_int_equal(r->validation_interval_ms, 6 * 3600000LL);
+    eq(r->bucket, "topbucket");
+    eq(r->region, "eu-west-1");
+    eq(r->endpoint, "https://s3.example.com");
+    assert_int_equal(r->force_path_style, 1); /* an endpoint means path style */
+    eq(r->access_key_id, "TOPKEY");
+    eq(r->secret_access_key, "TOPSECRET");
+    assert_int_equal(r->n_age_recipients, 1);
+    eq(r->age_recipients[0], "age1top");
+    r = &cfg->dbs[0].replicas[1];
+    assert_int_equal(r->sync_interval_ms, 1000); /* its own wins */
+    eq(r->bucket, "ownbucket");
+    assert_int_equal(r->retention_ms, 3600000);
+    assert_int_equal(r->force_path_style, 0);
+    r = &cfg->dbs[0].replicas[2];
+    eq(r->bucket, "urlbucket"); /* the URL's parts beat the defaults */
+    eq(r->endpoint, "http://localhost:9000");
+    eq(r->region, "us-east-1");
+    r = &cfg->dbs[1].replicas[0];
+    assert_int_equal(r->sync_interval_ms, 10000); /* the top's */
+    assert_int_equal(r->snapshot_interval_ms, 12 * 3600000LL);
+    eq(r->host_key, "SHA256:ejdfwXoY1W1s6NBG5r+cNuC5y6JFh/Zq4ULwz+PGElw");
+    assert_int_equal(cfg->shutdown_timeout_ms, 30000);
+    ls_config_free(cfg);
+
+    /* retention.enabled: false keeps everything, unless a replica says otherwise */
+    cfg = parse_defaults("retention:\n  enabled: false\n"
+                         "dbs:\n  - path: /tmp/a.db\n    replicas:\n"
+                         "      - path: /tmp/r1\n      - path: /tmp/r2\n        name: two\n"
+                         "        retention: 2h\n");
+    assert_int_equal(cfg->retention_enabled, 0);
+    assert_int_equal(cfg->dbs[0].replicas[0].retention_ms, 0);
+    assert_int_equal(cfg->dbs[0].replicas[1].retention_ms, 7200000);
+    ls_config_free(cfg);
+    cfg = parse_defaults("retention:\n  enabled: true\ndbs:\n  - path: /tmp/a.db\n"
+                         "    replica:\n      path: /tmp/r1\n");
+    assert_int_equal(cfg->dbs[0].replicas[0].retention_ms, 24 * 3600000LL);
+    ls_config_free(cfg);
+    defaults_err("retention:\n  enabled: false\nsnapshot:\n  retention: 1h\n"
+                 "dbs:\n  - path: /tmp/a.db\n",
+                 "retention.enabled: false (keep everything) contradicts snapshot.retention");
+    parse_err("validation-interval: 1h\nvalidation:\n  interval: 2h\n",
+              "test.yml:3:3: validation.interval: the same setting as validation-interval");
+    parse_err("snapshot:\n  intervall: 1h\n",
+              "unknown key \"snapshot.intervall\" in snapshot (did you mean \"snapshot.interval\"");
+    parse_err("type: s3\n", "unknown key \"type\" in the top level: it is a replica key");
+}
+
+static void test_05_compat_keys(void **state)
+{
+    (void)state;
+    /* accepted: empty, or the value litesafe honours anyway */
+    ls_config *cfg = parse("levels: []\nl0-retention:\nmcp-addr: \"\"\nheartbeat-url: ''\n"
+                           "verify-compaction: false\n"
+                           "socket:\n  enabled: no\n  path: /run/x.sock\n  permissions: 0600\n"
+                           "logging:\n  source: false\n"
+                           "concurrent-writes: false\nsign-payload: true\n"
+                           "require-content-md5: yes\nauto-recover: true\n"
+                           "max-sync-ltx-files: 0\nstorage-class: standard\n"
+                           "dbs:\n  - path: /x.db\n    watch: false\n    max-sync-wal-bytes: 0\n"
+                           "    restore-if-db-not-exists: false\n"
+                           "    replica:\n      url: s3://b/x\n      concurrent-writes: true\n"
+                           "      sse-customer-key:\n      jwt: ''\n");
+    ls_config_free(cfg);
+    static const struct {
+        const char *text, *frag;
+    } bad[] = {
+        {"levels:\n  - interval: 5m\n", "test.yml:1:1: levels: Litestream 0.5's compaction levels"},
+        {"l0-retention: 5m\n", "l0-retention: litesafe has no L0 files"},
+        {"verify-compaction: true\n", "verify-compaction: litesafe does not compact"},
+        {"verify-compaction: maybe\n", "verify-compaction: expected a boolean"},
+        {"socket:\n  enabled: true\n", "test.yml:2:3: socket.enabled: litesafe has no control"},
+        {"logging:\n  source: on\n", "logging.source: litesafe's log lines"},
+        {"mcp-addr: :3001\n", "mcp-addr: litesafe has no MCP server"},
+        {"shutdown-sync-interval: 1s\n", "shutdown-sync-interval: litesafe retries"},
+        {"heartbeat-interval: 1m\n", "heartbeat-interval: litesafe sends no heartbeats"},
+        {"sign-payload: false\n", "sign-payload: litesafe always signs"},
+        {"max-sync-ltx-files: 5\n", "max-sync-ltx-files: litesafe uploads everything"},
+        {"max-sync-ltx-files: many\n", "max-sync-ltx-files: expected a number"},
+        {"storage-class: GLACIER\n", "storage-class: litesafe stores objects"},
+        {"dbs:\n  - path: /x.db\n    watch: true\n", "test.yml:3:5: watch: litesafe scans dir"},
+        {"dbs:\n  - path: /x.db\n    restore-if-db-not-exists: true\n",
+         "restore-if-db-not-exists: replicate does not restore"},
+        {"dbs:\n  - path: /x.db\n    replica:\n      part-size: 5MB\n",
+         "test.yml:4:7: part-size: litesafe uploads in parts"},
+        {"dbs:\n  - path: /x.db\n    replica:\n      root-cas: [a]\n", "root-cas: a NATS replica"},
+        {"dbs:\n  - path: /x.db\n    replica:\n      webdav-url: http://x\n",
+         "webdav-url: WebDAV replicas are not supported"},
+        {"dbs:\n  - path: /x.db\n    replica:\n      sse-kms-key-id: k\n",
+         "sse-kms-key-id: litesafe sends no server-side encryption"},
+        {"dbs:\n  - path: /x.db\n    replica:\n      type: nats\n",
+         "test.yml:4:7: type: \"nats\": NATS JetStream replicas are not supported"},
+        {"dbs:\n  - path: /x.db\n    replica:\n      type: OSS\n",
+         "type: \"OSS\": litesafe has no oss"},
+        {"dbs:\n  - path: /x.db\n    replica:\n      type: ftp\n",
+         "type: \"ftp\" is not one of file, s3, gcs, abs, sftp, gs"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        parse_err(bad[i].text, bad[i].frag);
+}
+
+static void test_05_db_keys(void **state)
+{
+    (void)state;
+    ls_config *cfg = parse_defaults("dbs:\n"
+                                    "  - path: /tmp/a.db\n    truncate-page-n: 50000\n"
+                                    "    busy-timeout: 2s\n"
+                                    "  - path: /tmp/b.db\n    truncate-page-n: 0\n"
+                                    "    busy-timeout: 0\n"
+                                    "  - path: /tmp/c.db\n"
+                                    "  - path: /tmp/d.db\n    replica:\n      type: gs\n"
+                                    "      bucket: gb\n"
+                                    "  - path: /tmp/e.db\n    replica:\n      url: gs://gb2/p\n");
+    assert_int_equal(cfg->dbs[0].max_checkpoint_page_count, 50000);
+    assert_int_equal(cfg->dbs[0].busy_timeout_ms, 2000);
+    assert_int_equal(cfg->dbs[1].max_checkpoint_page_count, 10000); /* 0: 0.5's default */
+    assert_int_equal(cfg->dbs[1].busy_timeout_ms, 1);               /* "do not wait" */
+    assert_int_equal(cfg->dbs[2].busy_timeout_ms, 0);               /* the engine's own */
+    eq(cfg->dbs[3].replicas[0].type, "gcs");
+    eq(cfg->dbs[3].replicas[0].name, "gcs");
+    eq(cfg->dbs[4].replicas[0].type, "gcs");
+    eq(cfg->dbs[4].replicas[0].bucket, "gb2");
+    ls_config_free(cfg);
+    parse_err("dbs:\n  - path: /x.db\n    max-checkpoint-page-count: 5000\n"
+              "    truncate-page-n: 6000\n",
+              "test.yml:4:5: truncate-page-n: the same setting as max-checkpoint-page-count");
+    parse_err("dbs:\n  - path: /x.db\n    truncate-page-n: -1\n", "truncate-page-n must be >= 0");
+    defaults_err("dbs:\n  - path: /x.db\n    busy-timeout: 2m\n", "busy-timeout is at most 1m");
+    defaults_err("dbs:\n  - path: /x.db\n    replica:\n      type: gs\n",
+                 "gcs replica: bucket required");
+}
+
+static void test_shutdown_timeout(void **state)
+{
+    (void)state;
+    const char *dbs = "dbs:\n  - path: /tmp/a.db\n";
+    char text[256];
+    static const struct {
+        const char *line;
+        int64_t want;
+    } ok[] = {
+        {"", 30000},
+        {"shutdown-timeout: 0\n", 0},
+        {"shutdown-timeout: 1m30s\n", 90000},
+        {"shutdown-sync-timeout: 5s\n", 5000},
+        {"shutdown-timeout:\nshutdown-sync-timeout: 7s\n", 7000},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(text, sizeof(text), "%s%s", ok[i].line, dbs);
+        ls_config *cfg = parse(text);
+        assert_int_equal(cfg->shutdown_timeout_ms, *ok[i].line ? ok[i].want : -1);
+        assert_int_equal(ls_config_apply_defaults(F->ctx, cfg), 0);
+        assert_int_equal(cfg->shutdown_timeout_ms, ok[i].want);
+        ls_config_free(cfg);
+    }
+    parse_err("shutdown-timeout: -1s\n", "test.yml:1:1: shutdown-timeout: expected a duration");
+    parse_err("shutdown-timeout: 30\n", "shutdown-timeout: expected a duration with a unit");
+    parse_err("shutdown-timeout: [1s]\n", "expected a duration, got a list");
+    parse_err("shutdown-timeout: 1s\nshutdown-sync-timeout: 1s\n",
+              "test.yml:2:1: shutdown-sync-timeout: the same setting as shutdown-timeout, which "
+              "is set too");
+    parse_err("shutdown-timeout: 1s\nshutdown-timeout: 2s\n", "duplicate key \"shutdown-timeout\"");
+}
+
+/* A file under F->dir: a SQLite header (sqlite) or some text. */
+static void put_file(const char *rel, int sqlite)
+{
+    char path[PATH_MAX], cmd[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/%s", F->dir, rel);
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", path);
+    *strrchr(cmd, '/') = '\0';
+    strcat(cmd, "'");
+    assert_int_equal(system(cmd), 0);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    if (sqlite)
+        fwrite("SQLite format 3\0 and more", 1, 26, f);
+    else
+        fputs("not a database", f);
+    fclose(f);
+}
+
+static void test_dir_entries(void **state)
+{
+    (void)state;
+    put_file("data/b.db", 1);
+    put_file("data/a.db", 1);
+    put_file("data/notes.db", 0);
+    put_file("data/c.sqlite", 1);
+    put_file("data/sub/d.db", 1);
+    put_file("data/.a.db-litesafe/x.db", 1); /* a meta directory is never scanned */
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "dbs:\n"
+             "  - path: %s/first.db\n"
+             "  - dir: %s/data\n"
+             "    pattern: \"*.db\"\n"
+             "    recursive: true\n"
+             "    meta-dir: %s/meta\n"
+             "    sync-interval: 3s\n"
+             "    replicas:\n"
+             "      - url: s3://bkt/prefix\n"
+             "      - path: %s/rep\n"
+             "  - path: %s/last.db\n",
+             F->dir, F->dir, F->dir, F->dir, F->dir);
+    ls_config *cfg = parse_defaults(text);
+    assert_int_equal(cfg->n_dbs, 5);
+    eq(cfg->dbs[0].path, in_dir("/first.db"));
+    eq(cfg->dbs[1].path, in_dir("/data/a.db"));
+    eq(cfg->dbs[1].rel_path, "a.db");
+    eq(cfg->dbs[1].meta_path, in_dir("/meta/.a.db-litesafe"));
+    eq(cfg->dbs[1].replicas[0].path, "prefix/a.db");
+    eq(cfg->dbs[1].replicas[1].path, in_dir("/rep/a.db"));
+    assert_int_equal(cfg->dbs[1].replicas[0].sync_interval_ms, 3000);
+    eq(cfg->dbs[2].path, in_dir("/data/b.db"));
+    eq(cfg->dbs[3].path, in_dir("/data/sub/d.db"));
+    eq(cfg->dbs[3].meta_path, in_dir("/meta/sub/.d.db-litesafe"));
+    eq(cfg->dbs[3].replicas[0].path, "prefix/sub/d.db");
+    eq(cfg->dbs[3].replicas[1].path, in_dir("/rep/sub/d.db"));
+    eq(cfg->dbs[3].dir, NULL);
+    eq(cfg->dbs[4].path, in_dir("/last.db"));
+    eq(cfg->dbs[4].rel_path, NULL);
+    assert_ptr_equal(ls_config_find_db(cfg, in_dir("/data/sub/d.db")), &cfg->dbs[3]);
+    ls_config_free(cfg);
+
+    /* not recursive, default meta paths next to each database */
+    snprintf(text, sizeof(text),
+             "dbs:\n  - dir: %s/data\n    pattern: \"[ab].db\"\n    replica:\n"
+             "      path: %s/rep\n",
+             F->dir, F->dir);
+    cfg = parse_defaults(text);
+    assert_int_equal(cfg->n_dbs, 2);
+    eq(cfg->dbs[0].meta_path, in_dir("/data/.a.db-litesafe"));
+    eq(cfg->dbs[1].path, in_dir("/data/b.db"));
+    ls_config_free(cfg);
+
+    snprintf(text, sizeof(text), "dbs:\n  - dir: %s/data\n    pattern: \"*.none\"\n", F->dir);
+    defaults_err(text, "test.yml:2:5: db: no SQLite database in");
+    snprintf(text, sizeof(text), "dbs:\n  - dir: %s/missing\n    pattern: \"*.db\"\n", F->dir);
+    defaults_err(text, "cannot read it");
+    defaults_err("dbs:\n  - dir: /tmp\n", "db: dir needs a pattern");
+    defaults_err("dbs:\n  - dir: /tmp\n    path: /tmp/x.db\n    pattern: x\n",
+                 "db: path and dir cannot both be set");
+    defaults_err("dbs:\n  - path: /tmp/x.db\n    pattern: \"*.db\"\n",
+                 "db: pattern only applies with dir");
+    defaults_err("dbs:\n  - path: /tmp/x.db\n    meta-dir: /tmp/m\n",
+                 "db: meta-dir only applies with dir");
+    defaults_err("dbs:\n  - dir: /tmp\n    pattern: x\n    meta-dir: /a\n    meta-path: /b\n",
+                 "meta-path and meta-dir cannot both be set");
+    /* a database both listed and found */
+    snprintf(text, sizeof(text),
+             "dbs:\n  - path: %s/data/a.db\n  - dir: %s/data\n    pattern: a.db\n", F->dir, F->dir);
+    defaults_err(text, "is configured twice");
+}
+
+static void test_pid_expand(void **state)
+{
+    (void)state;
+    char want[64];
+    setenv("PID", "not-this", 1);
+    snprintf(want, sizeof(want), "/tmp/%ld/x-%ld", (long)getpid(), (long)getpid());
+    expand_is("/tmp/$PID/x-${PID}", want);
+    unsetenv("PID");
+    expand_is("/tmp/$PID/x-${PID}", want);
+}
+
+/* The sftp replica with host-key `hk` must pass (want NULL) or fail with `want`. */
+static void host_key_case(const char *hk, const char *want)
+{
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "dbs:\n  - path: /tmp/x.db\n    replica:\n      type: sftp\n      host: h\n"
+             "      user: u\n      host-key: '%s'\n",
+             hk);
+    if (!want) {
+        ls_config_free(parse_defaults(text));
+        return;
+    }
+    defaults_err(text, want);
+    has(ls_errmsg(F->ctx), "test.yml:4:7: sftp replica: host-key: ");
+}
+
+#define ED_KEY "AAAAC3NzaC1lZDI1NTE5AAAAIEb/DErStyjlWdRnZS4P7NJGfbeprvvjGp7ozV2uynFM"
+#define ECDSA256_KEY                                                                               \
+    "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEvIvbIvhLmhKyFmsuyLPPUK8/h6fzLNTleQN0JS" \
+    "uHt4Z8nRohuJQkzCN36gdh1l8W+up4ZZThx+4D5TfwvtuX8="
+#define ECDSA384_KEY                                                                               \
+    "AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBJw4KSLvudIWyUHBlaaxSx9p7PLVwv9f8exz0giX" \
+    "r/68a58J3SItob1m2n+1xyajflviRZXt5AhV73jw/eEpBB+XPyno1WDjE/tJoV+gUsUNtDZAgAkHggo7dBYSZNYk6Q=="
+#define RSA_KEY                                                                                    \
+    "AAAAB3NzaC1yc2EAAAADAQABAAAAgQDKtIT4Z7CVsG4pmjIJpPEALBxEOXJylSI/b3C8zFvcelbGQHp/i2VS4lcIif+K" \
+    "O1xBCVHuHAsvIrBfRbz/UGE6hhHK/NWm0b1eelzE2SbBY5Hk3AvSKZ31Ld7v+coFdGegfLAF9qs27/sKR1Ll3m75SGIh" \
+    "NCN1o6eVeihKUeKvWw=="
+
+static void test_host_key_lines(void **state)
+{
+    (void)state;
+    /* good: fingerprints, authorized-keys lines of every type, ssh-keyscan's form */
+    host_key_case("SHA256:ejdfwXoY1W1s6NBG5r+cNuC5y6JFh/Zq4ULwz+PGElw", NULL);
+    host_key_case("ejdfwXoY1W1s6NBG5r+cNuC5y6JFh/Zq4ULwz+PGElw=", NULL);
+    host_key_case("ssh-ed25519 " ED_KEY, NULL);
+    host_key_case("ssh-ed25519 " ED_KEY " root@backup host key", NULL);
+    host_key_case("  ssh-ed25519\t" ED_KEY "  ", NULL);
+    host_key_case("ecdsa-sha2-nistp256 " ECDSA256_KEY, NULL);
+    host_key_case("ecdsa-sha2-nistp384 " ECDSA384_KEY " c", NULL);
+    host_key_case("ssh-rsa " RSA_KEY, NULL);
+    host_key_case("[backup.example.com]:2222 ssh-ed25519 " ED_KEY, NULL);
+    host_key_case("from=\"10.0.0.1, 10.0.0.2\" ssh-ed25519 " ED_KEY, NULL);
+    /* bad */
+    host_key_case("SHA256:tooshort", "expected the server key's SHA-256 fingerprint");
+    host_key_case("ssh-ed25519", "has no key after its type");
+    host_key_case("ssh-ed25519 ", "has no key after its type");
+    host_key_case("ssh-ed25519 not*base64", "the ssh-ed25519 key is not valid base64");
+    host_key_case("ssh-ed25519 " ED_KEY "x", "not valid base64");
+    host_key_case("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEb/DErStyjlWdRnZS4P7NJGfbeprvvjGp7ozV2u",
+                  "not a well-formed ssh-ed25519 public key");
+    host_key_case("ecdsa-sha2-nistp256 " ED_KEY, "not a well-formed ecdsa-sha2-nistp256");
+    host_key_case("ecdsa-sha2-nistp384 " ECDSA256_KEY, "not a well-formed ecdsa-sha2-nistp384");
+    host_key_case("ssh-rsa " ED_KEY, "not a well-formed ssh-rsa");
+    host_key_case("ssh-foo " ED_KEY, "\"ssh-foo\" is not a key type litesafe can check");
+    host_key_case("ssh-dss AAAAB3NzaC1kc3M=", "\"ssh-dss\" is not a key type");
+    host_key_case("a b ssh-ed25519 " ED_KEY, "\"a\" is not a key type");
+    /* only sftp replicas check it (a top-level default may meet other types) */
+    ls_config_free(parse_defaults("host-key: garbage\ndbs:\n  - path: /tmp/x.db\n"
+                                  "    replica:\n      path: /tmp/r\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -828,6 +1226,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_and_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_from_urls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_05_replica_mapping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_05_settings_inherited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_05_compat_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_05_db_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dir_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pid_expand, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_key_lines, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

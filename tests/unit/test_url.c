@@ -2,7 +2,8 @@
  * test_url.c - replica URL parsing: every form Litestream 0.3 accepts (file,
  * s3 with each provider host rule, gcs, abs, sftp), path cleaning, percent
  * decoding, the "is it a URL" test, and the malformed URLs that must be
- * refused with a clear message.
+ * refused with a clear message; Litestream 0.5's forms (gs://, the s3 query
+ * parameters, the schemes litesafe refuses with a replacement).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -126,7 +127,7 @@ static void test_s3_aws(void **state)
     parse_ok("s3://mybucket", &u);
     eq(u.path, "");
     ls_url_free(&u);
-    parse_ok("s3://my.dotted.bucket/?versionId=3", &u);
+    parse_ok("s3://my.dotted.bucket/", &u);
     eq(u.bucket, "my.dotted.bucket");
     eq(u.path, "");
     ls_url_free(&u);
@@ -282,13 +283,78 @@ static void test_bad(void **state)
     parse_bad("sftp://u:s3cret@h/x%zz", "sftp://u:xxxxx@h/x%zz: bad %-escape in the path");
 }
 
+/* Litestream 0.5's URL forms: gs://, the s3 query, the schemes litesafe refuses. */
+static void test_litestream05(void **state)
+{
+    (void)state;
+    ls_url u;
+    parse_ok("gs://mybucket/a/b", &u);
+    eq(u.scheme, "gcs");
+    eq(u.bucket, "mybucket");
+    eq(u.path, "a/b");
+    ls_url_free(&u);
+
+    /* endpoint without a scheme: https, or http for a local host; path style */
+    parse_ok("s3://b/db?endpoint=fly.storage.tigris.dev&region=auto", &u);
+    eq(u.bucket, "b");
+    eq(u.path, "db");
+    eq(u.endpoint, "https://fly.storage.tigris.dev");
+    eq(u.region, "auto");
+    assert_int_equal(u.force_path_style, 1);
+    assert_int_equal(u.force_path_style_set, 0);
+    assert_int_equal(u.skip_verify, -1);
+    ls_url_free(&u);
+    parse_ok("s3://b/db?endpoint=127.0.0.1:9000&forcePathStyle=false&skipVerify=true", &u);
+    eq(u.endpoint, "http://127.0.0.1:9000");
+    assert_int_equal(u.force_path_style, 0);
+    assert_int_equal(u.force_path_style_set, 1);
+    assert_int_equal(u.skip_verify, 1);
+    ls_url_free(&u);
+    parse_ok("s3://b/db?endpoint=http%3A%2F%2Fminio.local%3A9000", &u);
+    eq(u.endpoint, "http://minio.local:9000");
+    ls_url_free(&u);
+    parse_ok("s3://b/db?endpoint=minio.local:9000", &u);
+    eq(u.endpoint, "http://minio.local:9000");
+    ls_url_free(&u);
+    /* the query overrides what the provider host implied */
+    parse_ok("s3://b.s3.us-west-004.backblazeb2.com/db?region=eu-central-003", &u);
+    eq(u.region, "eu-central-003");
+    eq(u.endpoint, "https://s3.us-west-004.backblazeb2.com");
+    ls_url_free(&u);
+    /* accepted because litesafe does it anyway; empty values are no values */
+    parse_ok("s3://b/db?signPayload=true&require-content-md5=1&storageClass=STANDARD&region=", &u);
+    eq(u.region, NULL);
+    ls_url_free(&u);
+    /* other schemes ignore a query, as before */
+    parse_ok("sftp://u@h/p?x=1", &u);
+    eq(u.path, "p");
+    ls_url_free(&u);
+
+    parse_bad("s3://b/db?bogus=1", "unknown query parameter \"bogus\"");
+    parse_bad("s3://b/db?versionId=3", "unknown query parameter \"versionId\"");
+    parse_bad("s3://b/db?partSize=5242880", "query parameter partSize: litesafe uploads");
+    parse_bad("s3://b/db?concurrency=4", "query parameter concurrency");
+    parse_bad("s3://b/db?signPayload=false", "signPayload=false: litesafe always signs");
+    parse_bad("s3://b/db?requireContentMD5=false", "requireContentMD5=false");
+    parse_bad("s3://b/db?storage-class=GLACIER", "storage-class: litesafe stores objects");
+    parse_bad("s3://b/db?forcePathStyle=perhaps", "forcePathStyle: expected true or false");
+    parse_bad("s3://b/db?endpoint=%zz", "bad %-escape in the query");
+    parse_bad("webdavs://h/p", "scheme \"webdavs\": WebDAV replicas are not supported");
+    parse_bad("nats://h:4222/b", "scheme \"nats\": NATS JetStream replicas");
+    parse_bad("OSS://b/p", "litesafe has no oss type, but Alibaba Cloud OSS speaks S3");
+    assert_non_null(ls_url_scheme_refusal("WebDAV"));
+    assert_null(ls_url_scheme_refusal("s3"));
+    assert_null(ls_url_scheme_refusal(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_is_url),     cmocka_unit_test(test_file),
-        cmocka_unit_test(test_s3_aws),     cmocka_unit_test(test_s3_providers),
-        cmocka_unit_test(test_gcs_abs),    cmocka_unit_test(test_sftp),
-        cmocka_unit_test(test_path_clean), cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_is_url),       cmocka_unit_test(test_file),
+        cmocka_unit_test(test_s3_aws),       cmocka_unit_test(test_s3_providers),
+        cmocka_unit_test(test_gcs_abs),      cmocka_unit_test(test_sftp),
+        cmocka_unit_test(test_path_clean),   cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_litestream05),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
