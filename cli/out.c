@@ -364,6 +364,8 @@ void cli_log(void *ud, int level, const char *msg)
     }
     if (!kv) /* no key=value part */
         kv = msg + strlen(msg);
+    /* One line per call even when threads log at once (stdio's lock is recursive). */
+    flockfile(stderr);
     if (log_json) {
         char m[512];
         snprintf(m, sizeof(m), "%.*s", (int)(kv - msg), msg);
@@ -371,8 +373,9 @@ void cli_log(void *ud, int level, const char *msg)
         json_string(stderr, m);
         kv_to_json(kv);
         fputs("}\n", stderr);
-        return;
+    } else {
+        fprintf(stderr, "time=%s level=%s msg=\"%.*s\"%s\n", ts, names[level & 3],
+                (int)(kv - msg), msg, kv);
     }
-    fprintf(stderr, "time=%s level=%s msg=\"%.*s\"%s\n", ts, names[level & 3], (int)(kv - msg),
-            msg, kv);
+    funlockfile(stderr);
 }
