@@ -20,6 +20,7 @@
 #include "url.h"
 
 #include "db.h"
+#include "fsutil.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,11 @@ static int restore_from_replica(cli_env *env, const restore_args *a)
             return 0;
         }
         return cli_fail(env, LS_EEXIST, "%s: output exists (restore never overwrites)", out);
+    }
+    /* Before any replica is contacted: no stranger's -wal/-shm/-journal at `out`. */
+    if ((rc = ls_publish_check(env->ctx, out)) != 0) {
+        cli_target_free(&t);
+        return cli_fail_lib(env, rc);
     }
     pick_replica(env, &t, &pick);
     if ((rc = ls_replica_storage_open(env->ctx, t.reps[pick], &st)) == 0)

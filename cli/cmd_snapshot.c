@@ -3,8 +3,9 @@
  * then a consistent backup to DEST.
  *
  * Invariants:
- *   - DEST is checked before anything touches the source: an existing DEST
- *     or a missing DEST directory fails (exit 1) with the WAL untouched.
+ *   - DEST is checked before anything touches the source: an existing DEST,
+ *     a -wal/-shm/-journal next to it, or a missing DEST directory fails
+ *     (exit 1) with the WAL untouched.
  *   - A busy checkpoint does not fail the snapshot. It only moves WAL frames
  *     into the database file; the backup reads committed WAL frames as well,
  *     so the copy is complete and consistent either way. The busy result is
@@ -18,6 +19,7 @@
  * nothing for the copy; use -m truncate to also shrink the -wal file.
  */
 #include "cli.h"
+#include "fsutil.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -37,6 +39,8 @@ static int check_dest(cli_env *env, const char *dest)
     char dir[4096];
     if (lstat(dest, &st) == 0)
         return cli_fail(env, LS_EEXIST, "%s: destination exists", dest);
+    if (ls_publish_check(env->ctx, dest) != 0) /* a stranger's -wal/-shm/-journal */
+        return cli_fail_lib(env, ls_errcode(env->ctx));
     if (strlen(dest) >= sizeof(dir))
         return cli_fail(env, LS_EUSAGE, "%s: path too long", dest);
     strcpy(dir, dest);

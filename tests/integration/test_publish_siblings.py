@@ -376,3 +376,22 @@ def test_replace_refused_next_to_a_stale_pre_restore_sibling(world, tmp_path, su
     assert r.rc == 1, r
     assert sibling in r.err, r.err
     assert dir_state(d) == before
+
+
+# ---------------------------------------------------------------------------
+# validate restores into a private temp directory
+
+
+def test_validate_restores_in_a_private_directory_and_leaves_nothing(world):
+    """validate's restored copy lives in a 0700 temp directory next to the
+    database (no one else can put a sibling beside it); afterwards the
+    database's directory is as it was."""
+    d = world.src.parent
+    before = sorted(n for n in os.listdir(str(d)) if "litesafe-" in n and not n.endswith(
+        "-litesafe"))
+    r = run("validate", world.src, file_url(world.replica), "--json")
+    assert r.rc == 0, r
+    assert r.json["ok"] is True, r.json
+    after = sorted(n for n in os.listdir(str(d)) if "litesafe-" in n and not n.endswith(
+        "-litesafe"))
+    assert before == after == [], after
