@@ -242,7 +242,10 @@ int cmd_restore(cli_env *env, int argc, char **argv)
     if ((rc = cli_parse(env, SYNOPSIS,
                         "Restore a backup file to a new path, or swap it in place of a database "
                         "that no process has\nopen. The backup must pass an integrity check; "
-                        "nothing is overwritten.",
+                        "nothing is overwritten. A PATH-wal, PATH-shm or\nPATH-journal left at "
+                        "the output (SQLite would replay it into the restored file) is refused,\n"
+                        "from a backup or a replica alike; with --replace, DB's own are kept as "
+                        "DB.pre-restore-wal\nand -journal, and its -shm removed.",
                         opts, argc, argv, pos, 1, &npos)) >= 0)
         return rc;
     if ((rc = cli_want_args(env, npos, 1, 1, USAGE)) >= 0)
