@@ -31,13 +31,12 @@ import shutil
 import sqlite3
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 
 import pytest
 
-from conftest import BIN, run, make_db, leave_wal, count, integrity, sha256
+from conftest import BIN, run, make_db, leave_wal, leave_hot_journal, count, integrity, sha256
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
     reaper, replicator, file_url, write_config, digest, wait_replicated)
 
@@ -121,15 +120,7 @@ def world(tmp_path_factory):
     # ... and a rollback-mode database whose writer died mid-transaction.
     w.stranger_rb = top / "stranger" / "rollback.db"
     make_db(w.stranger_rb, rows=40, wal=False, blob=3000).close()
-    code = ("import sqlite3, os, sys\n"
-            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-            "db.execute('PRAGMA cache_size=2')\n"      # spill changes into the db file
-            "db.execute('BEGIN')\n"
-            "db.execute('DELETE FROM t')\n"
-            "db.execute('INSERT INTO t(v) VALUES(randomblob(30000))')\n"
-            "os._exit(0)\n")
-    subprocess.run([sys.executable, "-c", code, str(w.stranger_rb)], check=True)
-    assert os.path.getsize(str(w.stranger_rb) + "-journal") > 0
+    leave_hot_journal(w.stranger_rb)
     w.foreign = {"-wal": str(w.stranger) + "-wal", "-shm": str(w.stranger) + "-shm",
                  "-journal": str(w.stranger_rb) + "-journal"}
     return w
