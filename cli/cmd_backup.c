@@ -82,7 +82,10 @@ int cmd_backup(cli_env *env, int argc, char **argv)
     if ((rc = cli_parse(env, USAGE,
                         "Copy a live database consistently while writers keep writing. DEST must "
                         "not exist; it is\npublished atomically with the source's permissions, "
-                        "and its SHA-256 is reported.",
+                        "and its SHA-256 is reported. Nothing is\npublished next to an existing "
+                        "DEST-wal, DEST-shm or DEST-journal (SQLite would replay it\ninto the "
+                        "copy): the backup is refused, naming it (this holds for the timestamped "
+                        "names too).",
                         opts, argc, argv, pos, 2, &npos)) >= 0)
         return rc;
     if ((rc = cli_want_args(env, npos, 1, 2, USAGE)) >= 0)

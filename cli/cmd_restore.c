@@ -20,6 +20,7 @@
 #include "url.h"
 
 #include "db.h"
+#include "fsutil.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +177,11 @@ static int restore_from_replica(cli_env *env, const restore_args *a)
         }
         return cli_fail(env, LS_EEXIST, "%s: output exists (restore never overwrites)", out);
     }
+    /* Before any replica is contacted: no stranger's -wal/-shm/-journal at `out`. */
+    if ((rc = ls_publish_check(env->ctx, out)) != 0) {
+        cli_target_free(&t);
+        return cli_fail_lib(env, rc);
+    }
     pick_replica(env, &t, &pick);
     if ((rc = ls_replica_storage_open(env->ctx, t.reps[pick], &st)) == 0)
         rc = ls_restore_replica(env->ctx, st, out, &o, &res);
@@ -236,7 +242,10 @@ int cmd_restore(cli_env *env, int argc, char **argv)
     if ((rc = cli_parse(env, SYNOPSIS,
                         "Restore a backup file to a new path, or swap it in place of a database "
                         "that no process has\nopen. The backup must pass an integrity check; "
-                        "nothing is overwritten.",
+                        "nothing is overwritten. A PATH-wal, PATH-shm or\nPATH-journal left at "
+                        "the output (SQLite would replay it into the restored file) is refused,\n"
+                        "from a backup or a replica alike; with --replace, DB's own are kept as "
+                        "DB.pre-restore-wal\nand -journal, and its -shm removed.",
                         opts, argc, argv, pos, 1, &npos)) >= 0)
         return rc;
     if ((rc = cli_want_args(env, npos, 1, 1, USAGE)) >= 0)

@@ -3,8 +3,9 @@
  * then a consistent backup to DEST.
  *
  * Invariants:
- *   - DEST is checked before anything touches the source: an existing DEST
- *     or a missing DEST directory fails (exit 1) with the WAL untouched.
+ *   - DEST is checked before anything touches the source: an existing DEST,
+ *     a -wal/-shm/-journal next to it, or a missing DEST directory fails
+ *     (exit 1) with the WAL untouched.
  *   - A busy checkpoint does not fail the snapshot. It only moves WAL frames
  *     into the database file; the backup reads committed WAL frames as well,
  *     so the copy is complete and consistent either way. The busy result is
@@ -33,6 +34,7 @@
  *         then litesafe's fields in the same layout.
  */
 #include "cli.h"
+#include "fsutil.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -52,6 +54,8 @@ static int check_dest(cli_env *env, const char *dest)
     char dir[4096];
     if (lstat(dest, &st) == 0)
         return cli_fail(env, LS_EEXIST, "%s: destination exists", dest);
+    if (ls_publish_check(env->ctx, dest) != 0) /* a stranger's -wal/-shm/-journal */
+        return cli_fail_lib(env, ls_errcode(env->ctx));
     if (strlen(dest) >= sizeof(dir))
         return cli_fail(env, LS_EUSAGE, "%s: path too long", dest);
     strcpy(dir, dest);
@@ -105,7 +109,8 @@ int cmd_snapshot(cli_env *env, int argc, char **argv)
     if ((rc = cli_parse(env, USAGE,
                         "Checkpoint the WAL, then copy the database consistently to DEST (which "
                         "must not exist).\nA busy checkpoint is reported and the backup still "
-                        "runs: the copy includes the WAL.",
+                        "runs: the copy includes the WAL. A DEST-wal,\nDEST-shm or DEST-journal "
+                        "(SQLite would replay it into the copy) is refused before the checkpoint.",
                         opts, argc, argv, pos, 2, &npos)) >= 0)
         return rc;
     if ((rc = cli_want_args(env, npos, 2, 2, USAGE)) >= 0)

@@ -4,7 +4,8 @@
  * THE BACKUP PROCEDURE (ls_backup)
  *
  *   1. Check the source (exists, is a database) and the destination (does not
- *      exist, its directory does) before anything is written.
+ *      exist, its directory does, and no -wal/-shm/-journal is next to it:
+ *      ls_publish_check) before anything is written.
  *   2. Create the temp file next to the destination with the source's
  *      permission bits; sweep temp files that crashed runs left.
  *   3. Pin a snapshot with the consistent reader (db.c) and stream its pages
@@ -16,8 +17,9 @@
  *      times, and each attempt is a single pass, never a page-by-page restart.
  *      With `compact`, VACUUM INTO writes the temp file instead and it is then
  *      hashed.
- *   4. fsync the temp file, publish it without replacing anything, fsync the
- *      directory. Any failure removes the temp file: there is either a
+ *   4. fsync the temp file, publish it without replacing anything (ls_publish
+ *      checks the siblings again: one may have appeared during the copy), fsync
+ *      the directory. Any failure removes the temp file: there is either a
  *      complete destination or none.
  *
  * Writers are held off only while the snapshot is pinned (db.c step 3).
@@ -359,6 +361,8 @@ int ls_backup(ls_ctx *ctx, const char *src, const char *dest, const ls_backup_op
         return rc;
     if (strcmp(res->source, res->destination) == 0)
         return ls_err(ctx, LS_EUSAGE, "%s: source and destination are the same file", dest);
+    if ((rc = ls_publish_check(ctx, res->destination)) != 0)
+        return rc;
 
     /* 2. The temp file, with the source's permission bits (for VACUUM INTO, a
      *    private 0700 directory: SQLite creates its files with its own modes). */

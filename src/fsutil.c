@@ -17,6 +17,10 @@
 
 #define TMP_SUFFIX ".litesafe-tmp"
 
+/* The files SQLite pairs with a database by appending to its name. */
+static const char *const SIBLINGS[] = {"-wal", "-shm", "-journal"};
+#define NSIBLINGS (sizeof(SIBLINGS) / sizeof(SIBLINGS[0]))
+
 int ls_write_all(ls_ctx *ctx, int fd, const void *buf, size_t n, off_t off, const char *what)
 {
     const char *p = buf;
@@ -147,8 +151,15 @@ int ls_tmp_create(ls_ctx *ctx, const char *dest, mode_t mode, char *tmp, size_t 
         return ls_err_errno(ctx, errno, "destination directory %s", dir);
     if (!S_ISDIR(st.st_mode))
         return ls_err(ctx, LS_ENOENT, "destination directory %s: not a directory", dir);
-    /* A temp of ours from an earlier attempt in this same process: replace it. */
+    /* A temp of ours from an earlier attempt in this same process (or a dead
+     * one that had our pid): replace it, and drop the SQLite siblings of its
+     * name, which no one else may use, so an open of the temp reads only it. */
     unlink(tmp);
+    for (size_t i = 0; i < NSIBLINGS; i++) {
+        char sib[PATH_MAX + 16];
+        snprintf(sib, sizeof(sib), "%s%s", tmp, SIBLINGS[i]);
+        unlink(sib);
+    }
     *fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
     if (*fd < 0)
         return ls_err_errno(ctx, errno, "create %s", tmp);
@@ -188,11 +199,21 @@ static void remove_tree(const char *path)
     rmdir(path);
 }
 
-/* The owner pid of a temp name ".<base>.<pid>.litesafe-tmp", or 0 if it is not one. */
+/*
+ * The owner pid of a temp name ".<base>.<pid>.litesafe-tmp", or of one of its
+ * SQLite siblings ("...litesafe-tmp-wal"), or 0 if it is not one.
+ */
 static long tmp_owner(const char *name)
 {
     size_t len = strlen(name), slen = strlen(TMP_SUFFIX);
-    if (name[0] != '.' || len <= slen + 2 || strcmp(name + len - slen, TMP_SUFFIX) != 0)
+    for (size_t i = 0; i < NSIBLINGS; i++) {
+        size_t k = strlen(SIBLINGS[i]);
+        if (len > k && strcmp(name + len - k, SIBLINGS[i]) == 0) {
+            len -= k;
+            break;
+        }
+    }
+    if (name[0] != '.' || len <= slen + 2 || strncmp(name + len - slen, TMP_SUFFIX, slen) != 0)
         return 0;
     const char *end = name + len - slen; /* the '.' before "litesafe-tmp" is in TMP_SUFFIX */
     const char *p = end;
@@ -242,8 +263,27 @@ void ls_tmp_dir_remove(const char *tmp)
     remove_tree(tmp);
 }
 
+int ls_publish_check(ls_ctx *ctx, const char *dest)
+{
+    for (size_t i = 0; i < NSIBLINGS; i++) {
+        char sib[PATH_MAX + 16];
+        int n = snprintf(sib, sizeof(sib), "%s%s", dest, SIBLINGS[i]);
+        if (n < 0 || (size_t)n >= sizeof(sib))
+            return ls_err(ctx, LS_EUSAGE, "path too long: %s", dest);
+        if (ls_path_exists(sib))
+            return ls_err(ctx, LS_EEXIST,
+                          "%s exists: a database published next to it would replay it; "
+                          "remove it or choose another path",
+                          sib);
+    }
+    return 0;
+}
+
 int ls_publish(ls_ctx *ctx, const char *tmp, const char *dest)
 {
+    int rc = ls_publish_check(ctx, dest);
+    if (rc)
+        return rc;
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dest, RENAME_NOREPLACE) != 0) {
         int e = errno;
         if (e == EEXIST)

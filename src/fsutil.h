@@ -3,12 +3,26 @@
  * destination, atomic no-clobber publication, directory fsync.
  *
  * Publication protocol (every file litesafe creates for a user goes through it):
+ *   0. ls_publish_check() before any work: no SQLite sibling of the
+ *      destination ("<dest>-wal", "<dest>-shm", "<dest>-journal") may exist.
+ *      SQLite pairs them with a database by name alone, so the next open of a
+ *      file published next to a stranger's WAL replays that WAL into it, and
+ *      a hot journal is rolled back into it (sqlite.org/howtocorrupt.html,
+ *      1.4). Refused with LS_EEXIST naming the sibling; never removed: it may
+ *      be the only copy of someone's committed transactions.
  *   1. ls_tmp_create(): "<dir>/.<base>.<pid>.litesafe-tmp", O_EXCL, in the
- *      destination's own directory so the final step is a rename.
+ *      destination's own directory so the final step is a rename. Siblings
+ *      of that name are litesafe's own (a dead process with the same pid) and
+ *      are removed, so SQLite opening the temp file (integrity check) reads
+ *      nothing but it.
  *   2. the caller writes it, then ls_fd_sync() (fdatasync) it.
- *   3. ls_publish(): rename without replacing (renameat2 RENAME_NOREPLACE, or
- *      link()+unlink() where the file system lacks it), then fsync of the
- *      directory. An existing destination is never replaced (LS_EEXIST).
+ *   3. ls_publish(): step 0 again (a sibling may have appeared during a long
+ *      restore or backup), then rename without replacing (renameat2
+ *      RENAME_NOREPLACE, or link()+unlink() where the file system lacks it),
+ *      then fsync of the directory. An existing destination is never replaced
+ *      (LS_EEXIST). What is left is the instant between the check and the
+ *      rename: no file system call checks a name and renames to another in
+ *      one step.
  * A crash before step 3 leaves only the temp file, which ls_tmp_sweep() removes
  * on the next run once its owner process is gone.
  */
@@ -45,7 +59,8 @@ int ls_tmp_create(ls_ctx *ctx, const char *dest, mode_t mode, char *tmp, size_t 
 /*
  * Remove the temp files and directories that processes which no longer run
  * left in `dest`'s directory (any ".<name>.<pid>.litesafe-tmp", so a killed
- * timestamped backup is cleaned by the next one whatever its name).
+ * timestamped backup is cleaned by the next one whatever its name), and the
+ * SQLite siblings of such names ("...litesafe-tmp-wal", "-shm", "-journal").
  */
 void ls_tmp_sweep(const char *dest);
 /*
@@ -55,7 +70,18 @@ void ls_tmp_sweep(const char *dest);
  */
 int ls_tmp_dir_create(ls_ctx *ctx, const char *dest, char *tmp, size_t tmpsz);
 void ls_tmp_dir_remove(const char *tmp);
-/* Publish tmp at dest without replacing anything, then fsync the directory. */
+/*
+ * Step 0: 0 when none of dest's SQLite siblings exists (a dangling symbolic
+ * link counts: SQLite would create its target), else LS_EEXIST with the
+ * message "<sibling> exists: a database published next to it would replay
+ * it; remove it or choose another path".
+ */
+int ls_publish_check(ls_ctx *ctx, const char *dest);
+/*
+ * Step 3: ls_publish_check(dest), then publish tmp at dest without replacing
+ * anything, then fsync the directory. On failure tmp is left in place (the
+ * caller removes it) and dest is not created.
+ */
 int ls_publish(ls_ctx *ctx, const char *tmp, const char *dest);
 
 /*

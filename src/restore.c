@@ -2,6 +2,9 @@
  * restore.c - rebuild a database from a replica, each page written once.
  *
  * THE RESTORE PROCEDURE (ls_restore_replica)
+ *   0. Before the replica is read: the output must not exist, nor any
+ *      -wal/-shm/-journal next to it (ls_publish_check: SQLite would replay a
+ *      stranger's WAL into the restored file).
  *   1. List the replica once (catalog.c). Choose the generation: the one
  *      named, else the one whose objects are newest (with a timestamp: the
  *      newest that started at or before it).
@@ -19,8 +22,9 @@
  *   5. Stream the snapshot; each page is written either from the snapshot or,
  *      if the map has it, from its WAL frame -- once. Pages past the snapshot's
  *      end come from the map. Truncate to the database size.
- *   6. fsync, integrity_check, publish without replacing anything, fsync the
- *      directory. Temp files are removed whatever happens.
+ *   6. fsync, integrity_check, publish without replacing anything (checking
+ *      the siblings again: a long restore gives one time to appear), fsync
+ *      the directory. Temp files are removed whatever happens.
  * Unlike replaying each WAL index through a SQLite checkpoint, no page is
  * written twice and nothing is fsynced per index.
  */
@@ -447,6 +451,8 @@ int ls_restore_replica(ls_ctx *ctx, ls_storage *st, const char *out, const ls_re
     if (ls_path_exists(out))
         return ls_err(ctx, LS_EEXIST, "%s: output exists (restore never overwrites)", out);
     if ((rc = ls_abspath(ctx, out, res->destination, sizeof(res->destination))) != 0)
+        return rc;
+    if ((rc = ls_publish_check(ctx, res->destination)) != 0)
         return rc;
 
     /* 1-2. Choose. */

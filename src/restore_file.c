@@ -16,12 +16,14 @@
  *
  *   1. Check the backup (exists, SQLite header) and the destination:
  *      with -o it must not exist; with `replace` it must be a regular SQLite
- *      file or absent, and <DB>.pre-restore(-wal|-journal) must not exist
- *      (LS_EEXIST: the user moves the previous one away). Where no database
- *      exists at the destination, no -wal or -journal may either: SQLite would
- *      replay a stale WAL or roll back a stale journal into the restored file.
- *      With `replace`, refuse (LS_EBUSY) while another process has the
- *      database open (check_not_in_use).
+ *      file or absent, and <DB>.pre-restore(-wal|-shm|-journal) must not
+ *      exist (LS_EEXIST: the user moves the previous one away). Where no
+ *      database exists at the destination, no -wal, -shm or -journal may
+ *      either (ls_publish_check): SQLite would replay a stranger's WAL or roll
+ *      back a stranger's journal into the restored file. With `replace`,
+ *      refuse (LS_EBUSY) while another process has the database open
+ *      (check_not_in_use); the existing database's own siblings are its
+ *      state, moved aside with it in step 7.
  *   2. Create the temp file next to the destination (fsutil's protocol). Its
  *      mode is the replaced database's (and its owner, when we may set it), so
  *      the application can still open its database; otherwise the backup's
@@ -36,7 +38,8 @@
  *      This checks exactly what will be published, so a corrupt backup is
  *      refused and so is a copy damaged on the way.
  *   5. fdatasync the copy.
- *   6. -o: publish without replacing anything, fsync the directory. Done.
+ *   6. -o: publish without replacing anything, fsync the directory
+ *      (ls_publish checks the siblings again). Done.
  *   7. replace: check again that nobody has the database open (it may have
  *      been opened during the copy), then swap_in().
  */
@@ -319,7 +322,9 @@ static int remove_if_present(ls_ctx *ctx, const char *path)
  *      into it (a hot journal rolled back into it).
  *   c. rename the temp file over <db>: the name changes from old to new in one
  *      step and never vanishes. This replaces only the inode that step a kept
- *      as <db>.pre-restore (checked first); where step a had to rename, <db>
+ *      as <db>.pre-restore (checked first), and only while no sibling is back
+ *      (ls_publish_check: one that appeared after step b belongs to someone
+ *      who opened the database meanwhile); where step a had to rename, <db>
  *      is gone and the temp is published without replacing anything.
  *   d. fsync the directory.
  */
@@ -351,6 +356,11 @@ static int swap_in(ls_ctx *ctx, const db_names *n, const db_names *pre, const ch
         return rc;
 
     /* c, d. */
+    if ((rc = ls_publish_check(ctx, n->db)) != 0) {
+        char why[1024];
+        ls_strlcpy(why, ls_errmsg(ctx), sizeof(why));
+        return ls_err(ctx, rc, "%s (the old database is kept as %s)", why, pre->db);
+    }
     if (lstat(n->db, &a) != 0) {
         if (errno == ENOENT && renamed)
             return ls_publish(ctx, tmp, n->db);
@@ -379,14 +389,8 @@ static int check_destination(ls_ctx *ctx, const char *dest, int replace, db_name
     *exists = lstat(n->db, st) == 0;
     if (*exists && !replace)
         return ls_err(ctx, LS_EEXIST, "%s: destination exists", n->db);
-    if (!*exists) {
-        if (ls_path_exists(n->wal) || ls_path_exists(n->journal))
-            return ls_err(ctx, LS_EEXIST,
-                          "%s does not exist but its %s does: SQLite would apply it to the "
-                          "restored database; move it away first",
-                          n->db, ls_path_exists(n->wal) ? "-wal" : "-journal");
-        return 0;
-    }
+    if (!*exists)
+        return ls_publish_check(ctx, n->db);
     if (!S_ISREG(st->st_mode))
         return ls_err(ctx, LS_EUSAGE, "%s is not a regular file (give the database's real path)",
                       n->db);
@@ -395,8 +399,8 @@ static int check_destination(ls_ctx *ctx, const char *dest, int replace, db_name
         if ((rc = ls_db_probe(ctx, n->db, &hdr)) != 0)
             return ls_err(ctx, rc, "%s is not an SQLite database: refusing to replace it", n->db);
     }
-    const char *taken[3] = {pre->db, pre->wal, pre->journal};
-    for (int i = 0; i < 3; i++)
+    const char *taken[4] = {pre->db, pre->wal, pre->shm, pre->journal};
+    for (int i = 0; i < 4; i++)
         if (ls_path_exists(taken[i]))
             return ls_err(ctx, LS_EEXIST,
                           "%s exists (left by an earlier restore?): move it away first", taken[i]);

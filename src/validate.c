@@ -10,9 +10,13 @@
  *      M. (A WAL with no frames: the end of the newest spooled index.)
  *   3. Wait, up to a timeout, until the replica holds that position: a
  *      running replicator ships it within moments.
- *   4. Restore the replica up to exactly that position into a temp file.
+ *   4. Restore the replica up to exactly that position into a file in a
+ *      private (0700) temp directory next to the database (fsutil's
+ *      ls_tmp_dir_create): no one else can put a -wal, -shm or -journal
+ *      beside it or beside the restore's own temp files, and a killed
+ *      validation is swept like any litesafe temp.
  *   5. Compare it page by page with the pinned state; report the first
- *      difference. The temp file is removed.
+ *      difference. The temp directory is removed.
  */
 #define _GNU_SOURCE
 #include "validate.h"
@@ -180,7 +184,7 @@ int ls_validate(ls_ctx *ctx, const char *db_path, const char *meta_dir, ls_stora
                 int timeout_ms, ls_validate_result *res)
 {
     ls_dbread *db = NULL;
-    char tmp[PATH_MAX + 64] = "", abs[PATH_MAX], meta[PATH_MAX];
+    char tmpdir[PATH_MAX + 64] = "", tmp[PATH_MAX + 80], abs[PATH_MAX], meta[PATH_MAX];
     uint64_t t0 = ls_now_ms();
     int rc;
 
@@ -217,8 +221,12 @@ int ls_validate(ls_ctx *ctx, const char *db_path, const char *meta_dir, ls_stora
         usleep(100000);
     }
     /* 4. */
-    snprintf(tmp, sizeof(tmp), "%s.%ld.litesafe-validate", abs, (long)getpid());
-    unlink(tmp);
+    ls_tmp_sweep(abs);
+    if ((rc = ls_tmp_dir_create(ctx, abs, tmpdir, sizeof(tmpdir))) != 0) {
+        tmpdir[0] = '\0';
+        goto cleanup;
+    }
+    snprintf(tmp, sizeof(tmp), "%s/db", tmpdir);
     ls_restore_opts ro = {res->generation, res->index, -1, (int64_t)res->offset, pinned, 8, 1};
     ls_restore_result rr;
     if ((rc = ls_restore_replica(ctx, st, tmp, &ro, &rr)) != 0)
@@ -228,8 +236,8 @@ int ls_validate(ls_ctx *ctx, const char *db_path, const char *meta_dir, ls_stora
     res->elapsed_ms = ls_now_ms() - t0;
 
 cleanup:
-    if (tmp[0])
-        unlink(tmp);
+    if (tmpdir[0])
+        ls_tmp_dir_remove(tmpdir);
     ls_dbread_close(db);
     return rc;
 }

@@ -129,6 +129,21 @@ def leave_wal(path, rows=100, blob=100, checkpoint_first=False):
                     "1" if checkpoint_first else "0"], check=True)
 
 
+def leave_hot_journal(path):
+    """In a child process, begin a transaction on the rollback-mode database
+    at path that changes more pages than its cache holds (so they spill into
+    the file), then die: path-journal is left hot."""
+    code = ("import sqlite3, os, sys\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('PRAGMA cache_size=2')\n"
+            "db.execute('BEGIN')\n"
+            "db.execute('DELETE FROM t')\n"
+            "db.execute('INSERT INTO t(v) VALUES(randomblob(30000))')\n"
+            "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+    assert os.path.getsize(str(path) + "-journal") > 0
+
+
 sys.path.insert(0, os.path.join(ROOT, "tests", "servers"))
 
 
