@@ -63,7 +63,7 @@ echo "rows as of $T: $(sqlite3 past.db 'SELECT count(*) FROM events') (1500 were
 say "the one-shot commands: backup (with SHA-256), verify, info, checkpoint"
 "$LS" backup app.db backup.db | grep -E 'destination|sha256|page_count|elapsed'
 "$LS" verify backup.db --sha256 "$(sha256sum backup.db | cut -d' ' -f1)" | grep -E 'sha256_match|ok'
-"$LS" info app.db | grep -E 'journal_mode|page_count|wal_frames'
-"$LS" checkpoint -m truncate app.db | grep -E 'mode|busy|fully'
+"$LS" info app.db | grep -E 'journal mode|page count|WAL frames:'
+"$LS" checkpoint -m truncate app.db | grep -E '^checkpoint|busy|fully'
 
 say "done: everything is in $DIR"
