@@ -1,3 +1,4 @@
+/* In storage/ (not replication/): backends use its readers, writers and ls_copy. */
 /*
  * stream.h - the byte pipelines between local data and replica objects:
  * LZ4 frame compression on the way out, decompression on the way in, with

@@ -1,3 +1,4 @@
+/* In storage/ (not replication/): backends use its readers, writers and ls_copy. */
 /*
  * stream.c - the byte pipelines between local data and replica objects: LZ4
  * frame compression as a reader, decompression as a writer, plain readers
