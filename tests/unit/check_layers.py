@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""
+check_layers.py - checks which way the includes of the library and the command go.
+
+The library lives in one folder per layer under src/ (docs/architecture.md,
+"Layers"). Each folder is on the include path and internal headers are included
+by name ("fsutil.h"), so every header name must be unique under src/. A file
+may include headers of its own layer, of the layers listed for it in ALLOWED,
+the public header litesafe.h and system headers (<...>); anything else fails,
+except the pairs recorded in EXCEPTIONS. An exception that is no longer needed
+fails too, so the list only shrinks.
+
+cli/ is built against the public header; the internal headers it includes
+today are recorded in EXCEPTIONS and nothing else is allowed.
+
+Usage: check_layers.py [REPO_ROOT]   (default: two levels above this file)
+Exit status 0 when every include goes the allowed way, 1 otherwise.
+"""
+import os
+import re
+import sys
+
+# Which layers each layer may include (besides itself). Lower layers first.
+ALLOWED = {
+    "util": set(),
+    "sqlite": {"util"},
+    "storage": {"util"},
+    "oneshot": {"util", "sqlite", "storage"},
+    "replication": {"util", "sqlite", "storage"},
+    "cli": set(),
+}
+
+# Includes that break the rule today, as (file, header). Do not add to this list.
+EXCEPTIONS = {
+    # storage/ -> replication/: backends use ls_layout_gen_new() for temp names.
+    # To be removed.
+    ("src/storage/file.c", "layout.h"),
+    ("src/storage/sftp.c", "layout.h"),
+    # cli/ -> library internals (recorded as they are; the CLI should only use
+    # include/litesafe.h). To be removed.
+    ("cli/cmd_databases.c", "config.h"),
+    ("cli/cmd_replicate.c", "config.h"),
+    ("cli/cmd_replicate.c", "replicate.h"),
+    ("cli/cmd_restore.c", "replicate.h"),
+    ("cli/cmd_restore.c", "restore.h"),
+    ("cli/cmd_restore.c", "url.h"),
+    ("cli/cmd_restore.c", "db.h"),
+    ("cli/cmd_restore.c", "fsutil.h"),
+    ("cli/cmd_snapshot.c", "fsutil.h"),
+    ("cli/cmd_validate.c", "replicate.h"),
+    ("cli/cmd_validate.c", "validate.h"),
+    ("cli/replicas.c", "replicate.h"),
+    ("cli/replicas.c", "url.h"),
+    ("cli/replicas.h", "catalog.h"),
+    ("cli/replicas.h", "config.h"),
+}
+
+PUBLIC = {"litesafe.h"}
+INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
+
+
+def sources(folder):
+    """Names of the .c and .h files directly in folder, sorted."""
+    return sorted(f for f in os.listdir(folder) if f.endswith((".c", ".h")))
+
+
+def main():
+    root = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
+                           os.path.join(os.path.dirname(__file__), "..", ".."))
+    src = os.path.join(root, "src")
+    errors = []
+
+    # 1. Every library file is in a layer folder; map each header name to its layer.
+    files = []  # (relative path, layer)
+    header_layer = {}
+    for name in sorted(os.listdir(src)):
+        path = os.path.join(src, name)
+        if not os.path.isdir(path):
+            if name.endswith((".c", ".h")):
+                errors.append(f"src/{name}: not in a layer folder (src/<layer>/)")
+            continue
+        if name not in ALLOWED:
+            errors.append(f"src/{name}/: not a known layer ({', '.join(ALLOWED)})")
+            continue
+        for f in sources(path):
+            files.append((f"src/{name}/{f}", name))
+            if f.endswith(".h"):
+                if f in header_layer:
+                    errors.append(f"src/{name}/{f}: header name also in src/{header_layer[f]}/"
+                                  " (headers are included by name: names must be unique)")
+                header_layer[f] = name
+    cli_headers = set(f for f in sources(os.path.join(root, "cli")) if f.endswith(".h"))
+    files += [(f"cli/{f}", "cli") for f in sources(os.path.join(root, "cli"))]
+
+    # 2. Each quoted include goes to the file's own layer, an allowed one, or is recorded.
+    used = set()
+    for rel, layer in files:
+        with open(os.path.join(root, rel), encoding="utf-8") as fh:
+            text = fh.read()
+        for inc in INCLUDE_RE.findall(text):
+            if inc in PUBLIC or (layer == "cli" and inc in cli_headers):
+                continue
+            target = header_layer.get(inc)
+            if target is None:
+                errors.append(f'{rel}: includes "{inc}", which is no header of src/<layer>/')
+                continue
+            if target == layer or target in ALLOWED[layer]:
+                continue
+            if (rel, inc) in EXCEPTIONS:
+                used.add((rel, inc))
+                continue
+            may = ", ".join(f"{x}/" for x in sorted({layer} | ALLOWED[layer]) if x != "cli")
+            errors.append(f'{rel}: includes "{inc}" (src/{target}/): {layer}/ may include only '
+                          f"{may or 'include/litesafe.h'}{' and cli/' if layer == 'cli' else ''}")
+
+    # 3. A recorded exception that no longer occurs is removed from the list.
+    for rel, inc in sorted(EXCEPTIONS - used):
+        errors.append(f'{rel}: no longer includes "{inc}": remove it from EXCEPTIONS'
+                      " in tests/unit/check_layers.py")
+
+    for e in errors:
+        print(f"check_layers: {e}", file=sys.stderr)
+    if errors:
+        return 1
+    print(f"check_layers: {len(files)} files, includes go the allowed way "
+          f"({len(EXCEPTIONS)} recorded exceptions)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
