@@ -1,7 +1,7 @@
 /*
  * cmd_info.c - `litesafe info DB`: what a database and its WAL look like.
  *
- * Strictly read-only (see src/info.c): safe on a live database, never
+ * Strictly read-only (see src/sqlite/info.c): safe on a live database, never
  * creates, checkpoints or removes a -wal or -shm file. Every key is printed
  * for every database, so scripts see one shape; a database not in WAL mode
  * has its WAL fields false/zero and a note on stderr.

@@ -2,7 +2,7 @@
  * cmd_verify.c - `litesafe verify FILE [--sha256 HEX]`: integrity check of a
  * database file (usually a backup) and, if given, a check of its SHA-256.
  *
- * Nothing is written next to FILE (see src/verify.c). The result is printed
+ * Nothing is written next to FILE (see src/sqlite/verify.c). The result is printed
  * even when a check fails; the failure then follows as an error (exit 1).
  * A malformed --sha256 is a usage error (exit 2).
  */
