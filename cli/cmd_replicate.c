@@ -90,7 +90,12 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
 
     if ((rc = cli_parse(env, USAGE,
                         "Replicate databases continuously to file, s3, sftp or abs replicas, in the "
-                        "Litestream 0.3\nlayout. Runs until SIGINT/SIGTERM.",
+                        "Litestream 0.3\nlayout. Runs until SIGINT/SIGTERM, then ships every "
+                        "committed transaction to\nevery replica (retrying for up to "
+                        "shutdown-timeout, default 30s) and exits 0, or 1\nnaming what is "
+                        "missing; a second signal stops at once. A database or replica that\n"
+                        "fails (missing, not a database, not in WAL mode, credentials, bucket, "
+                        "host) is\nlogged once and retried; only a bad config stops it (exit 2).",
                         opts, argc, argv, pos, 64, &npos)) >= 0)
         return rc;
     if (npos == 1)
