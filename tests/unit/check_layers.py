@@ -13,6 +13,11 @@ fails too, so the list only shrinks.
 cli/ is built against the public header; the internal headers it includes
 today are recorded in EXCEPTIONS and nothing else is allowed.
 
+tests/support/ holds the test doubles (in-memory store, fault injector), built
+as litesafe_testsupport for the unit tests only: its files may include the
+layers listed for "support" in ALLOWED, and no file of src/ or cli/ may include
+its headers (they are no headers of src/<layer>/).
+
 Usage: check_layers.py [REPO_ROOT]   (default: two levels above this file)
 Exit status 0 when every include goes the allowed way, 1 otherwise.
 """
@@ -28,7 +33,10 @@ ALLOWED = {
     "oneshot": {"util", "sqlite", "storage"},
     "replication": {"util", "sqlite", "storage"},
     "cli": set(),
+    "support": {"util", "storage"},  # tests/support/, not a folder of src/
 }
+# Folders checked besides src/<layer>/: the command and the test doubles.
+OUTSIDE = {"cli": "cli", "support": "tests/support"}
 
 # Includes that break the rule today, as (file, header). Do not add to this list.
 EXCEPTIONS = {
@@ -79,8 +87,9 @@ def main():
             if name.endswith((".c", ".h")):
                 errors.append(f"src/{name}: not in a layer folder (src/<layer>/)")
             continue
-        if name not in ALLOWED:
-            errors.append(f"src/{name}/: not a known layer ({', '.join(ALLOWED)})")
+        if name not in ALLOWED or name in OUTSIDE:
+            layers = ", ".join(x for x in ALLOWED if x not in OUTSIDE)
+            errors.append(f"src/{name}/: not a known layer ({layers})")
             continue
         for f in sources(path):
             files.append((f"src/{name}/{f}", name))
@@ -89,8 +98,11 @@ def main():
                     errors.append(f"src/{name}/{f}: header name also in src/{header_layer[f]}/"
                                   " (headers are included by name: names must be unique)")
                 header_layer[f] = name
-    cli_headers = set(f for f in sources(os.path.join(root, "cli")) if f.endswith(".h"))
-    files += [(f"cli/{f}", "cli") for f in sources(os.path.join(root, "cli"))]
+    own_headers = {}  # layer outside src/ -> its own header names
+    for layer, folder in OUTSIDE.items():
+        names = sources(os.path.join(root, folder))
+        own_headers[layer] = set(f for f in names if f.endswith(".h"))
+        files += [(f"{folder}/{f}", layer) for f in names]
 
     # 2. Each quoted include goes to the file's own layer, an allowed one, or is recorded.
     used = set()
@@ -98,7 +110,7 @@ def main():
         with open(os.path.join(root, rel), encoding="utf-8") as fh:
             text = fh.read()
         for inc in INCLUDE_RE.findall(text):
-            if inc in PUBLIC or (layer == "cli" and inc in cli_headers):
+            if inc in PUBLIC or inc in own_headers.get(layer, ()):
                 continue
             target = header_layer.get(inc)
             if target is None:
@@ -109,9 +121,11 @@ def main():
             if (rel, inc) in EXCEPTIONS:
                 used.add((rel, inc))
                 continue
-            may = ", ".join(f"{x}/" for x in sorted({layer} | ALLOWED[layer]) if x != "cli")
-            errors.append(f'{rel}: includes "{inc}" (src/{target}/): {layer}/ may include only '
-                          f"{may or 'include/litesafe.h'}{' and cli/' if layer == 'cli' else ''}")
+            may = ", ".join(f"{x}/" for x in sorted({layer} | ALLOWED[layer]) if x not in OUTSIDE)
+            own = f" and {OUTSIDE[layer]}/" if layer in OUTSIDE else ""
+            errors.append(f'{rel}: includes "{inc}" (src/{target}/): '
+                          f"{OUTSIDE.get(layer, layer)}/ may include only "
+                          f"{may or 'include/litesafe.h'}{own}")
 
     # 3. A recorded exception that no longer occurs is removed from the list.
     for rel, inc in sorted(EXCEPTIONS - used):

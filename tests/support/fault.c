@@ -1,5 +1,5 @@
 /*
- * storage/fault.c - a backend wrapper that fails chosen calls, for tests of
+ * tests/support/fault.c - a backend wrapper that fails chosen calls, for tests of
  * the layers above storage (retries, all-or-nothing puts, restore errors).
  * The rule is described in storage_test.h.
  *

@@ -1,5 +1,5 @@
 /*
- * storage/mem.c - an in-memory backend for tests, with the file backend's
+ * tests/support/mem.c - an in-memory backend for tests, with the file backend's
  * contract (storage.h): same key rules, same messages, whole-object
  * replacement, ranges, string-prefix listing.
  *

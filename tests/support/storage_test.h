@@ -3,9 +3,10 @@
  * same contract as the real backends, and a wrapper that injects failures
  * into any backend (to test retries and all-or-nothing behaviour).
  *
- * Both live in the library (src/storage/mem.c, src/storage/fault.c) so that
- * unit tests of every layer above storage can use them; no URL scheme leads
- * to them, so a user's configuration never can.
+ * Both live outside the shipped library, in the static library
+ * litesafe_testsupport (tests/support/mem.c, tests/support/fault.c) that only
+ * the unit tests link, so unit tests of every layer above storage can use
+ * them; no URL scheme leads to them and nothing in src/ or cli/ refers to them.
  */
 #ifndef LS_STORAGE_TEST_H
 #define LS_STORAGE_TEST_H
