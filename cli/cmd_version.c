@@ -12,12 +12,12 @@ int cmd_version(cli_env *env, int argc, char **argv)
                         &npos)) >= 0)
         return rc;
     if (!env->json) {
-        printf("litesafe %s (SQLite %s)\n", LS_VERSION, sqlite3_libversion());
+        printf("litesafe %s (SQLite %s)\n", ls_version(), sqlite3_libversion());
         return 0;
     }
     out_begin(env);
     out_str(env, "command", "version");
-    out_str(env, "version", LS_VERSION);
+    out_str(env, "version", ls_version());
     out_str(env, "sqlite_version", sqlite3_libversion());
     out_end(env);
     return 0;

@@ -119,7 +119,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (strcmp(a, "version") == 0) {
-            printf("litesafe %s\n", LS_VERSION);
+            printf("litesafe %s\n", ls_version());
             return 0;
         } else {
             return cli_fail(&env, LS_EUSAGE, "unknown option '%s' (see --help)", argv[i]);

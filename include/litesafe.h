@@ -27,7 +27,11 @@
 extern "C" {
 #endif
 
-#define LS_VERSION "0.1.0"
+/* LS_VERSION_MAJOR, LS_VERSION_MINOR, LS_VERSION_PATCH (integers) and LS_VERSION
+ * ("MAJOR.MINOR.PATCH"): the version of this header. ls_version() gives the
+ * version of the library linked in, which is the same unless the build mixes
+ * them up. */
+#include "litesafe_version.h"
 
 /* Error codes. 0 is success; every failure is negative. */
 enum {
@@ -79,6 +83,12 @@ void ls_ctx_set_log(ls_ctx *ctx, ls_log_fn fn, void *ud, int level);
 void ls_ctx_cancel(ls_ctx *ctx);
 /* Short name of an error code ("ENOENT"...). */
 const char *ls_strerror(int code);
+
+/* ---------------------------------------------------------------------- */
+/* Version                                                                */
+
+/* The library's version, "MAJOR.MINOR.PATCH" (LS_VERSION when it was built). Static. */
+const char *ls_version(void);
 
 /* ---------------------------------------------------------------------- */
 /* Backup                                                                  */
