@@ -140,8 +140,13 @@ int main(int argc, char **argv)
     if (!cmd)
         return cli_fail(&env, LS_EUSAGE, "unknown command '%s' (see litesafe --help)", argv[i]);
     env.cmd = cmd->name;
-    if (ls_ctx_new(&env.ctx) != 0)
+    /* Global state of libcurl/libssh2, before any thread exists. */
+    if (ls_library_init() != 0)
+        return cli_fail(&env, LS_EIO, "cannot initialise libcurl and libssh2");
+    if (ls_ctx_new(&env.ctx) != 0) {
+        ls_library_shutdown();
         return cli_fail(&env, LS_ENOMEM, "out of memory");
+    }
     g_ctx = env.ctx;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -153,5 +158,6 @@ int main(int argc, char **argv)
     int rc = cmd->run(&env, argc - i, argv + i);
     g_ctx = NULL;
     ls_ctx_free(env.ctx);
+    ls_library_shutdown();
     return rc;
 }

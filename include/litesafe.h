@@ -85,10 +85,39 @@ void ls_ctx_cancel(ls_ctx *ctx);
 const char *ls_strerror(int code);
 
 /* ---------------------------------------------------------------------- */
-/* Version                                                                */
+/* Version and global state                                               */
 
 /* The library's version, "MAJOR.MINOR.PATCH" (LS_VERSION when it was built). Static. */
 const char *ls_version(void);
+
+/*
+ * Initialise the global state of the libraries liblitesafe uses for remote
+ * replicas (libcurl for S3 and Azure, libssh2 for SFTP). Returns 0, or LS_EIO
+ * when one of them cannot be initialised (nothing is left initialised then).
+ * Reference-counted: each successful call must be matched by one
+ * ls_library_shutdown(); the first call does the work, later ones only count.
+ *
+ * Thread safety: the global initialisation of libcurl and libssh2 is not
+ * thread-safe with respect to anything else in the process using them. Call
+ * ls_library_init() from one thread at program start, before any other thread
+ * uses liblitesafe (or libcurl/libssh2), and ls_library_shutdown() at the end,
+ * once every other thread has stopped using them and every context and handle
+ * of the library is closed. The two calls are serialised with each other, but
+ * not with other users of libcurl or libssh2.
+ *
+ * Calling it is the documented way. A program that never does still works:
+ * the first remote replica opened initialises the libraries itself (once, at
+ * that moment, with the same thread-safety caveat) and they stay initialised
+ * until exit, or until the last ls_library_shutdown() of a later
+ * ls_library_init().
+ */
+int ls_library_init(void);
+/*
+ * Release one reference taken by ls_library_init(); the last one cleans up
+ * libcurl's and libssh2's global state. A call without a matching init does
+ * nothing.
+ */
+void ls_library_shutdown(void);
 
 /* ---------------------------------------------------------------------- */
 /* Backup                                                                  */

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "http.h"
 #include "hash.h"
+#include "library.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>
@@ -51,21 +52,12 @@ typedef struct xfer {
     int nomem;              /* allocation failed in a callback */
 } xfer;
 
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode global_rc = CURLE_OK;
-
-static void global_init(void)
-{
-    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 int ls_http_pool_new(ls_ctx *ctx, const ls_http_opts *opts, ls_http_pool **out)
 {
     *out = NULL;
-    pthread_once(&global_once, global_init);
-    if (global_rc != CURLE_OK)
-        return ls_err(ctx, LS_EIO, "libcurl initialisation failed: %s",
-                      curl_easy_strerror(global_rc));
+    const char *why = NULL;
+    if (ls_library_lazy(&why) != 0) /* no-op after ls_library_init */
+        return ls_err(ctx, LS_EIO, "%s", why);
     ls_http_pool *p = calloc(1, sizeof(*p));
     if (!p)
         return ls_err(ctx, LS_ENOMEM, "out of memory");

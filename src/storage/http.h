@@ -21,8 +21,9 @@
  *   - Timeouts: connecting, and a transfer stalled (< 1 byte/s) for the
  *     pool's timeout. Never a total time limit: a large upload that makes
  *     progress is never killed.
- *   - libcurl is initialised once per process (pthread_once); signals are
- *     off (CURLOPT_NOSIGNAL) since requests run on many threads.
+ *   - libcurl is initialised by ls_library_init(), or by the first pool made
+ *     without it (library.h); signals are off (CURLOPT_NOSIGNAL) since
+ *     requests run on many threads.
  *
  * Also here: hex/base64, SHA-256/HMAC-SHA256/MD5 (OpenSSL EVP), RFC 3986
  * percent-encoding, a minimal XML tag extractor with entity decoding, and

@@ -76,6 +76,7 @@
  */
 #define _GNU_SOURCE
 #include "layout.h" /* layer exception, to be removed: see tests/unit/check_layers.py */
+#include "library.h"
 #include "storage.h"
 #include "url.h"
 
@@ -134,14 +135,6 @@ typedef struct sftp_store {
     sftp_conn *idle;    /* idle sessions */
     int nconn;          /* sessions open or being opened (idle + in use) */
 } sftp_store;
-
-static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
-static int lib_rc;
-
-static void lib_init(void)
-{
-    lib_rc = libssh2_init(0);
-}
 
 /* ---------------------------------------------------------------------- */
 /* Errors                                                                  */
@@ -1757,12 +1750,15 @@ int ls_storage_sftp_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **
             path = u.path;
     }
 
-    pthread_once(&lib_once, lib_init);
-    sftp_store *ss = calloc(1, sizeof(*ss));
-    if (!ss || lib_rc != 0) {
-        free(ss);
+    const char *why = NULL;
+    if (ls_library_lazy(&why) != 0) { /* no-op after ls_library_init */
         ls_url_free(&u);
-        return ls_err(ctx, LS_ENOMEM, "replica %s: cannot initialise libssh2", name);
+        return ls_err(ctx, LS_EIO, "replica %s: %s", name, why);
+    }
+    sftp_store *ss = calloc(1, sizeof(*ss));
+    if (!ss) {
+        ls_url_free(&u);
+        return ls_err(ctx, LS_ENOMEM, "replica %s: out of memory", name);
     }
     pthread_mutex_init(&ss->mu, NULL);
     pthread_cond_init(&ss->cv, NULL);
