@@ -7,6 +7,7 @@ Run one file by hand:
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 
@@ -166,3 +167,15 @@ def servers(tmp_path_factory):
         yield env
     finally:
         testservers.stop_infos(infos)
+
+
+def dir_state(d):
+    """Names, kinds, sizes, mtimes and SHA-256 of everything in directory d:
+    what a read-only command must leave as it found it."""
+    out = {}
+    for name in sorted(os.listdir(d)):
+        p = os.path.join(d, name)
+        st = os.lstat(p)
+        digest = sha256(p) if stat.S_ISREG(st.st_mode) else None
+        out[name] = (stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns, digest)
+    return out

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import sqlite3
-import stat
 import struct
 import subprocess
 import sys
@@ -17,20 +16,11 @@ import time
 
 import pytest
 
-from conftest import BIN, make_db, leave_wal, sha256
+from conftest import BIN, make_db, leave_wal, dir_state
 
 PAGE = 4096
 
 
-def dir_state(d):
-    """Everything `info` must not change in directory d."""
-    out = {}
-    for name in sorted(os.listdir(d)):
-        p = os.path.join(d, name)
-        st = os.lstat(p)
-        digest = sha256(p) if stat.S_ISREG(st.st_mode) else None
-        out[name] = (stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns, digest)
-    return out
 
 
 def read_only_info(ls, db, *extra):

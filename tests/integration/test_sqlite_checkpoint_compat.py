@@ -24,11 +24,10 @@ import json
 import os
 import re
 import sqlite3
-import stat
 
 import pytest
 
-from conftest import make_db, leave_wal, count, sha256, integrity
+from conftest import make_db, leave_wal, count, sha256, integrity, dir_state
 from test_checkpoint import pinned_reader, wal_frames_by_size
 
 MODES = ["PASSIVE", "FULL", "RESTART", "TRUNCATE"]
@@ -45,15 +44,6 @@ def commas(n):
     return "{:,}".format(n)
 
 
-def dir_state(d):
-    """Names, kinds, sizes, mtimes and SHA-256 of everything in d."""
-    out = {}
-    for name in sorted(os.listdir(d)):
-        p = os.path.join(d, name)
-        st = os.lstat(p)
-        digest = sha256(p) if stat.S_ISREG(st.st_mode) else None
-        out[name] = (stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns, digest)
-    return out
 
 
 def journal_versions(db):
