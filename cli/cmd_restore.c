@@ -143,7 +143,7 @@ static int pick_replica(cli_env *env, cli_target *t, size_t *pick)
 static int restore_from_replica(cli_env *env, const restore_args *a)
 {
     ls_restore_opts o = {a->generation, -1, -1, -1, 0, (int)a->parallelism, 0};
-    ls_restore_result res;
+    ls_replica_restore_result res;
     cli_target t;
     ls_storage *st = NULL;
     size_t pick = 0;

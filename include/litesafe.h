@@ -305,10 +305,378 @@ int ls_restore_file(ls_ctx *ctx, const char *backup, const char *out, int replac
                     ls_restore_file_result *res);
 
 /* ---------------------------------------------------------------------- */
+/* Replication: options, configuration, the replicator                     */
+/*
+ * Option structs of the replication API are versioned (libgit2's way): the
+ * first member is the version of the struct the caller was compiled with.
+ * Initialise one with its LS_*_OPTIONS_INIT macro or its ls_*_options_init()
+ * call, then set what you need; a call given a version it does not know
+ * fails with LS_EUSAGE. Unset numbers are -1 (the default applies), unset
+ * strings NULL. Nothing the caller passes is kept: strings are copied.
+ */
+
+/* Size of a generation name with its NUL: 16 lowercase hex digits. */
+#define LS_GENERATION_SIZE 17
+
+typedef struct ls_storage ls_storage; /* a backend: see litesafe/sys/storage.h */
+
+#define LS_REPLICA_OPTIONS_VERSION 1
+/*
+ * One replica: a URL, or a type and the fields the configuration file has
+ * (the same names, with '-' as '_'), or an embedder's own backend.
+ *   url: "file:///ABS/DIR" or a plain path, "s3://BUCKET/PATH",
+ *        "gcs://BUCKET/PATH", "abs://[ACCOUNT@]CONTAINER/PATH",
+ *        "sftp://[USER[:PASSWORD]@]HOST[:PORT]/PATH" (Litestream 0.3's forms).
+ * Credentials not given come from the environment as in the configuration
+ * file (LITESTREAM_ACCESS_KEY_ID, AWS_ACCESS_KEY_ID, ...).
+ */
+typedef struct ls_replica_options {
+    unsigned int version;       /* LS_REPLICA_OPTIONS_VERSION */
+    const char *name;           /* default: the type ("file", "s3", ...) */
+    const char *url;            /* exclusive with type/path/bucket/host */
+    const char *type;           /* file|s3|gcs|abs|sftp (default from url, else file) */
+    const char *path;           /* file: directory; others: key prefix / remote directory */
+    /* s3, gcs */
+    const char *bucket, *region, *endpoint;
+    int force_path_style;       /* -1 unset, 0 or 1 */
+    int skip_verify;            /* -1 unset, 0 or 1 (TLS certificate check off) */
+    const char *ca_file;        /* CA bundle for TLS */
+    const char *access_key_id, *secret_access_key, *session_token;
+    /* sftp: host is "HOST[:PORT]" */
+    const char *host, *user, *password, *key_path, *known_hosts;
+    const char *host_key;       /* "SHA256:<base64>" or an authorized-keys line */
+    /* abs */
+    const char *account_name, *account_key;
+    /* timing, milliseconds; -1: the configuration file's defaults */
+    int64_t sync_interval_ms;       /* least time between two uploads (default 0) */
+    int64_t snapshot_interval_ms;   /* a new snapshot this often (default 0: when needed) */
+    int64_t retention_ms;           /* keep snapshots younger than this (default 24h) */
+    int64_t retention_check_interval_ms; /* default 1h */
+    int64_t validation_interval_ms; /* compare with the database this often (default 0: off) */
+    /*
+     * An embedder's own backend (litesafe/sys/storage.h) instead of url or
+     * type: it becomes the replicator's once ls_replicator_add_replica()
+     * returns 0 (closed with it), and stays the caller's on failure.
+     */
+    ls_storage *storage;
+} ls_replica_options;
+
+#define LS_REPLICA_OPTIONS_INIT                                                                    \
+    {LS_REPLICA_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, NULL, NULL,   \
+     NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1, -1, -1, NULL}
+/* Set *o to LS_REPLICA_OPTIONS_INIT of `version`; LS_EUSAGE for an unknown version. */
+int ls_replica_options_init(ls_replica_options *o, unsigned int version);
+
+#define LS_REPLICATOR_OPTIONS_VERSION 1
+/* The database side of a replicator (the configuration file's dbs[] settings). */
+typedef struct ls_replicator_options {
+    unsigned int version;               /* LS_REPLICATOR_OPTIONS_VERSION */
+    const char *meta_path;              /* spool directory (default <dir>/.<name>-litesafe) */
+    int64_t monitor_interval_ms;        /* fallback poll when inotify misses (default 1s) */
+    int64_t checkpoint_interval_ms;     /* default 1m */
+    int64_t min_checkpoint_page_count;  /* default 1000 */
+    int64_t max_checkpoint_page_count;  /* default 10000 */
+    int64_t busy_timeout_ms;            /* a checkpoint's wait for the write lock */
+    int64_t shutdown_timeout_ms;        /* how long ls_replicator_stop may flush (default 30s) */
+} ls_replicator_options;
+
+#define LS_REPLICATOR_OPTIONS_INIT {LS_REPLICATOR_OPTIONS_VERSION, NULL, -1, -1, -1, -1, -1, -1}
+int ls_replicator_options_init(ls_replicator_options *o, unsigned int version);
+
+/*
+ * A replication configuration: a YAML file in Litestream 0.3's or 0.5's
+ * format (see the README), or `replicate DB URL...`'s arguments. Opaque;
+ * read with the accessors below. Defaults are applied and everything is
+ * validated when it is opened, so an error is a configuration error
+ * ("<file>:<line>:<col>: ..." where the position is known, LS_EUSAGE).
+ */
+typedef struct ls_config ls_config;
+
+/* Default configuration path: $LITESAFE_CONFIG, else /etc/litesafe.yml. Static. */
+const char *ls_config_default_path(void);
+/*
+ * Open the YAML file at `path` ($VAR and ${VAR} expanded unless no_expand_env).
+ * LS_ENOENT when it does not exist, LS_EUSAGE when it is wrong.
+ */
+int ls_config_open(ls_ctx *ctx, const char *path, int no_expand_env, ls_config **out);
+/* The configuration of one database `db` and one replica per URL (a path is a file replica). */
+int ls_config_open_urls(ls_ctx *ctx, const char *db, const char *const *urls, size_t n,
+                        ls_config **out);
+void ls_config_free(ls_config *cfg);
+size_t ls_config_db_count(const ls_config *cfg);
+/* Absolute path of database i; NULL when i is out of range. Borrowed from cfg. */
+const char *ls_config_db_path(const ls_config *cfg, size_t i);
+size_t ls_config_replica_count(const ls_config *cfg, size_t db);
+/* Name and type ("file", "s3", "gcs", "abs", "sftp") of replica r of database db. */
+const char *ls_config_replica_name(const ls_config *cfg, size_t db, size_t r);
+const char *ls_config_replica_type(const ls_config *cfg, size_t db, size_t r);
+/* Top-level settings (NULL when not given): exec, log level, log type ("text"|"json"),
+ * metrics address. */
+const char *ls_config_exec(const ls_config *cfg);
+const char *ls_config_log_level(const ls_config *cfg);
+const char *ls_config_log_type(const ls_config *cfg);
+const char *ls_config_addr(const ls_config *cfg);
+/* shutdown-timeout in milliseconds (default 30000). */
+int64_t ls_config_shutdown_timeout_ms(const ls_config *cfg);
+
+/*
+ * A replicator: continuous replication of databases to their replicas, in
+ * threads of its own (one per database, following its WAL through inotify,
+ * and one per replica). Built in code (ls_replicator_open on one database,
+ * then ls_replicator_add_replica) or from a configuration
+ * (ls_replicator_open_config, every database of it), then started.
+ *
+ * Threads: ls_replicator_notify() and ls_replicator_interrupt() may be
+ * called from any thread at any time (notify from sqlite3_wal_hook,
+ * interrupt from a signal handler). The other calls must not run in two
+ * threads at once. Errors are recorded on the ls_ctx given at open, which
+ * must outlive the replicator; its log callback receives the replicator's
+ * log (from the replicator's threads: the callback must be thread-safe).
+ *
+ * Problems of one database or replica after start never stop it: they are
+ * logged, retried, and shown by ls_replicator_status().
+ */
+typedef struct ls_replicator ls_replicator;
+
+/*
+ * A replicator for database `db` (it need not exist yet: it is attached
+ * when it exists and is in WAL mode). `o` may be NULL for the defaults.
+ * Nothing is opened or contacted until ls_replicator_start().
+ */
+int ls_replicator_open(ls_ctx *ctx, const char *db, const ls_replicator_options *o,
+                       ls_replicator **out);
+/* A replicator for every database and replica of `cfg` (cfg may be freed afterwards). */
+int ls_replicator_open_config(ls_ctx *ctx, const ls_config *cfg, ls_replicator **out);
+/* Add a replica (before start). LS_EUSAGE for a bad URL or option, naming it. */
+int ls_replicator_add_replica(ls_replicator *r, const ls_replica_options *o);
+/*
+ * Check every replica's settings and open their backends (nothing is
+ * contacted yet: an error here is a configuration error), then start the
+ * threads. Returns at once.
+ */
+int ls_replicator_start(ls_replicator *r);
+/*
+ * Block until every database had its first attach attempt (so an
+ * application started next finds replication running where its database
+ * exists), at most timeout_ms. 0, or LS_EBUSY on timeout.
+ */
+int ls_replicator_wait_started(ls_replicator *r, int64_t timeout_ms);
+/*
+ * Tell the replicator that a database changed (e.g. from sqlite3_wal_hook),
+ * so it looks at once instead of waiting for inotify or the poll.
+ * Cheap, never blocks, safe from any thread; `db` NULL means every database.
+ */
+void ls_replicator_notify(ls_replicator *r, const char *db);
+/*
+ * The durable barrier: return 0 once everything committed to the
+ * databases before the call is on every replica (restorable), LS_EBUSY
+ * when timeout_ms passed first (the message names the replica that lags
+ * and its last error), LS_ENOENT when a database is not attached (missing
+ * or not in WAL mode), LS_ECANCEL after a stop.
+ */
+int ls_replicator_sync(ls_replicator *r, int64_t timeout_ms);
+
+/* One replica's state, as ls_replicator_status() reports it. */
+typedef struct ls_replica_status {
+    const char *database;       /* the database's path (borrowed from the replicator) */
+    const char *name;           /* the replica's name (borrowed) */
+    const char *type;           /* "file", "s3", ... (borrowed) */
+    char generation[LS_GENERATION_SIZE]; /* generation it holds ("" none yet) */
+    uint32_t index;             /* position it holds: WAL index ... */
+    uint64_t offset;            /* ... and byte offset in it */
+    int restorable;             /* it has a snapshot of that generation */
+    int attached;               /* the database is attached (exists, WAL mode) */
+    int64_t lag_ms;             /* age of the oldest commit not yet on it; 0 when current */
+    uint64_t segments, snapshots, bytes; /* uploads since start */
+    int last_error;             /* the last step's failure (LS_E*), 0 while it works */
+    char last_error_message[512];
+} ls_replica_status;
+
+/*
+ * A snapshot of every replica's state: *out is a malloc'd array of *n
+ * entries (free it with ls_replica_status_free); valid until the
+ * replicator is closed.
+ */
+int ls_replicator_status(ls_replicator *r, ls_replica_status **out, size_t *n);
+void ls_replica_status_free(ls_replica_status *st);
+/*
+ * 1 while the replicator's threads run (after a start, before a stop); 0
+ * if they ended on their own (a failure at start, recorded on the ctx).
+ */
+int ls_replicator_running(ls_replicator *r);
+/*
+ * Stop: ship everything committed before the call to every replica,
+ * retrying through transient failures for up to timeout_ms (< 0: the
+ * shutdown timeout of the options or configuration, default 30 s), then
+ * stop every thread. 0 when every replica holds it; LS_EIO naming the
+ * replicas that do not. A replicator never started returns 0.
+ */
+int ls_replicator_stop(ls_replicator *r, int64_t timeout_ms);
+/*
+ * Cut a running or later ls_replicator_stop() short: it stops at once
+ * (async-signal-safe; a second SIGTERM).
+ */
+void ls_replicator_interrupt(ls_replicator *r);
+/* Stop at once if running (no flush) and free everything; NULL is a no-op. */
+void ls_replicator_close(ls_replicator *r);
+
+/* ---------------------------------------------------------------------- */
+/* Replicas: restore, listing, validation                                   */
+
+/*
+ * A target: the replicas a restore, listing or validation works on, from a
+ * replica URL, or from a database path looked up in a configuration file.
+ */
+typedef struct ls_target ls_target;
+
+#define LS_TARGET_OPTIONS_VERSION 1
+typedef struct ls_target_options {
+    unsigned int version;       /* LS_TARGET_OPTIONS_VERSION */
+    const char *config_path;    /* NULL: ls_config_default_path() */
+    int no_expand_env;          /* do not expand $VAR in the configuration */
+    const char *replica;        /* only the replica of this name (not with a URL) */
+} ls_target_options;
+#define LS_TARGET_OPTIONS_INIT {LS_TARGET_OPTIONS_VERSION, NULL, 0, NULL}
+int ls_target_options_init(ls_target_options *o, unsigned int version);
+
+/*
+ * Resolve `arg`: a replica URL ("^\w+://"), else a database of the
+ * configuration. LS_ENOENT when the database is not in the configuration
+ * or the replica named does not exist, LS_EUSAGE for a bad URL or a
+ * -replica with a URL. `o` may be NULL.
+ */
+int ls_target_open(ls_ctx *ctx, const char *arg, const ls_target_options *o, ls_target **out);
+/* The same from an opened configuration (copied): database `db` of it. */
+int ls_target_open_config(ls_ctx *ctx, const ls_config *cfg, const char *db, const char *replica,
+                          ls_target **out);
+void ls_target_free(ls_target *t);
+/* The database path (NULL for a URL target), its spool directory (NULL for a URL). */
+const char *ls_target_database(const ls_target *t);
+const char *ls_target_meta_path(const ls_target *t);
+/* The replicas selected: count, and the name of each. */
+size_t ls_target_replica_count(const ls_target *t);
+const char *ls_target_replica_name(const ls_target *t, size_t i);
+/*
+ * The replica a restore should use: the one whose newest restorable
+ * generation is the most recent (an unreachable one is skipped when
+ * another can serve). 0 with *i set.
+ */
+int ls_target_best_replica(ls_ctx *ctx, ls_target *t, size_t *i);
+
+/* What a replica holds: every generation with its snapshots and WAL segments. */
+typedef struct ls_object_info {
+    uint32_t index;             /* WAL index */
+    uint32_t offset;            /* byte offset of a WAL segment (0 for a snapshot) */
+    uint64_t size;              /* stored (compressed) bytes */
+    int64_t created_ms;         /* upload time, unix ms */
+} ls_object_info;
+
+typedef struct ls_generation_info {
+    char name[LS_GENERATION_SIZE];
+    int64_t start_ms, end_ms;   /* earliest and latest upload of any of its objects */
+    ls_object_info *snapshots;  /* sorted by index, then time */
+    size_t nsnapshots;
+    ls_object_info *segments;   /* sorted by index, then offset */
+    size_t nsegments;
+} ls_generation_info;
+
+typedef struct ls_replica_listing {
+    ls_generation_info *generations; /* sorted by name */
+    size_t n;
+} ls_replica_listing;
+
+/* List replica i of t (only `generation` when not NULL). Free with ls_replica_listing_free. */
+int ls_target_list(ls_ctx *ctx, ls_target *t, size_t i, const char *generation,
+                   ls_replica_listing **out);
+void ls_replica_listing_free(ls_replica_listing *l);
+
+#define LS_RESTORE_OPTIONS_VERSION 1
+typedef struct ls_restore_options {
+    unsigned int version;       /* LS_RESTORE_OPTIONS_VERSION */
+    const char *generation;     /* restore this generation (NULL: the newest) */
+    int64_t index;              /* through the end of this WAL index (-1: latest) */
+    int64_t timestamp_ms;       /* as of this time, unix ms (-1: latest); not with index */
+    int parallelism;            /* concurrent downloads, 1..64 (0: 16) */
+    int if_db_not_exists;       /* an existing output is success, nothing restored */
+    int if_replica_exists;      /* a replica holding nothing is success, nothing restored */
+} ls_restore_options;
+#define LS_RESTORE_OPTIONS_INIT {LS_RESTORE_OPTIONS_VERSION, NULL, -1, -1, 0, 0, 0}
+int ls_restore_options_init(ls_restore_options *o, unsigned int version);
+
+typedef struct ls_restore_result {
+    int restored;               /* 0 when an if_* option made it a no-op */
+    size_t replica;             /* index of the replica used in the target */
+    char generation[LS_GENERATION_SIZE];
+    uint32_t snapshot_index;    /* snapshot restored from */
+    uint32_t index;             /* last WAL index applied ... */
+    uint64_t offset;            /* ... through this byte offset */
+    uint32_t page_size;
+    uint64_t page_count;
+    uint64_t segments;          /* WAL segments applied */
+    uint64_t wal_pages;         /* pages taken from the WAL instead of the snapshot */
+    uint64_t bytes_downloaded;
+    uint64_t elapsed_ms;
+} ls_restore_result;
+
+/*
+ * Restore from the best replica of t (ls_target_best_replica) into `out`
+ * (NULL: the target's database path; required for a URL target). `out`
+ * must not exist (LS_EEXIST, or success with if_db_not_exists) and no
+ * -wal/-shm/-journal may be beside it; each page is written once, the file
+ * is checked (integrity_check) and published atomically. LS_ENOENT when
+ * the replica holds nothing that matches (success with if_replica_exists),
+ * LS_ECORRUPT for a damaged object or a hole in the WAL. Nothing is left at
+ * `out` on failure.
+ */
+int ls_restore(ls_ctx *ctx, ls_target *t, const char *out, const ls_restore_options *o,
+               ls_restore_result *res);
+
+typedef struct ls_validate_result {
+    char generation[LS_GENERATION_SIZE]; /* generation compared */
+    uint32_t index;                  /* WAL index of the position */
+    uint64_t offset;                 /* byte offset of the position */
+    uint64_t live_pages;             /* pages in the live database at the position */
+    uint64_t replica_pages;          /* pages the replica restored to */
+    uint64_t first_diff_page;        /* first page that differs, 0 if none */
+    int ok;                          /* identical */
+    uint64_t elapsed_ms;
+} ls_validate_result;
+
+/*
+ * Restore replica i of t at the live database's current position and
+ * compare byte for byte (`db` NULL: the target's database; required for a
+ * URL target). Returns 0 when the comparison ran (res->ok says whether
+ * they match), LS_EBUSY when the replica did not reach the position within
+ * timeout_ms, other codes when it could not run.
+ */
+int ls_target_validate(ls_ctx *ctx, ls_target *t, size_t i, const char *db, int64_t timeout_ms,
+                       ls_validate_result *res);
+
+/* A position as Litestream prints it: "<generation>/<index %08x>:<offset>". */
+void ls_position_format(char *out, size_t n, const char *generation, uint32_t index,
+                        uint64_t offset);
+
+/* ---------------------------------------------------------------------- */
 /* Utilities shared with the CLI                                          */
 
 /* SHA-256 of a file's bytes as lowercase hex (65 bytes with NUL). */
 int ls_sha256_file(ls_ctx *ctx, const char *path, char hex[65]);
+
+/*
+ * Check a path a database is about to be written to (restore, backup):
+ * LS_EEXIST when a -wal, -shm or -journal of that name is there (SQLite
+ * would replay or trust it), naming it. 0 otherwise.
+ */
+int ls_publish_check(ls_ctx *ctx, const char *dest);
+
+/* Forget the last failure recorded on ctx. */
+void ls_err_clear(ls_ctx *ctx);
+/* Log through ctx's callback (printf format), as the library does. */
+void ls_ctx_log(ls_ctx *ctx, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 
 /*
  * Parse a duration: Go syntax ("1h30m", "500ms", "90s") plus "d" (days) and

@@ -432,7 +432,7 @@ static void rm_temp_dir(const char *dir, rs_index *ixs, size_t nix)
 }
 
 int ls_restore_replica(ls_ctx *ctx, ls_storage *st, const char *out, const ls_restore_opts *opts,
-                       ls_restore_result *res)
+                       ls_replica_restore_result *res)
 {
     ls_restore_opts o = {NULL, -1, -1, -1, 0, 8, 0};
     ls_catalog cat = {0};

@@ -19,7 +19,7 @@ typedef struct ls_restore_opts {
     int skip_integrity;         /* do not run integrity_check (validate compares bytes) */
 } ls_restore_opts;
 
-typedef struct ls_restore_result {
+typedef struct ls_replica_restore_result {
     char destination[4096];
     char generation[LS_GEN_LEN + 1];
     uint32_t snapshot_index;    /* snapshot restored from */
@@ -31,7 +31,7 @@ typedef struct ls_restore_result {
     uint64_t wal_pages;         /* pages taken from the WAL instead of the snapshot */
     uint64_t bytes_downloaded;
     uint64_t elapsed_ms;
-} ls_restore_result;
+} ls_replica_restore_result;
 
 /*
  * Restore to `out`, which must not exist (LS_EEXIST). LS_ENOENT when the
@@ -39,6 +39,6 @@ typedef struct ls_restore_result {
  * or the WAL has a hole. Nothing is left at `out` on failure.
  */
 int ls_restore_replica(ls_ctx *ctx, ls_storage *st, const char *out, const ls_restore_opts *o,
-                       ls_restore_result *res);
+                       ls_replica_restore_result *res);
 
 #endif

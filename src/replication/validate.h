@@ -9,16 +9,7 @@
 #include "layout.h"
 #include "storage.h"
 
-typedef struct ls_validate_result {
-    char generation[LS_GEN_LEN + 1]; /* generation compared */
-    uint32_t index;                  /* WAL index of the position */
-    uint64_t offset;                 /* byte offset of the position */
-    uint64_t live_pages;             /* pages in the live database at the position */
-    uint64_t replica_pages;          /* pages the replica restored to */
-    uint64_t first_diff_page;        /* first page that differs, 0 if none */
-    int ok;                          /* identical */
-    uint64_t elapsed_ms;
-} ls_validate_result;
+/* ls_validate_result: see litesafe.h. */
 
 /*
  * Compare replica `st` with the live database `db` (its meta directory
