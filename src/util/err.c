@@ -145,6 +145,18 @@ void ls_log_emit(ls_ctx *ctx, int level, const char *fmt, ...)
     ctx->log_fn(ctx->log_ud, level, buf);
 }
 
+void ls_ctx_log(ls_ctx *ctx, int level, const char *fmt, ...)
+{
+    char buf[2048];
+    va_list ap;
+    if (!ctx || !ctx->log_fn || level < ctx->log_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    ctx->log_fn(ctx->log_ud, level, buf);
+}
+
 uint64_t ls_now_ms(void)
 {
     struct timespec ts;

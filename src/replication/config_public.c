@@ -1,0 +1,96 @@
+/*
+ * config_public.c - the configuration as the public API shows it
+ * (litesafe.h): opened with defaults applied, read through accessors, so the
+ * structs of config.h stay free to change.
+ */
+#include "config.h"
+
+#include <string.h>
+
+int ls_config_open(ls_ctx *ctx, const char *path, int no_expand_env, ls_config **out)
+{
+    ls_config *cfg = NULL;
+    int rc = ls_config_load(ctx, path, !no_expand_env, &cfg);
+    if (!rc)
+        rc = ls_config_apply_defaults(ctx, cfg);
+    if (rc) {
+        ls_config_free(cfg);
+        cfg = NULL;
+    }
+    *out = cfg;
+    return rc;
+}
+
+int ls_config_open_urls(ls_ctx *ctx, const char *db, const char *const *urls, size_t n,
+                        ls_config **out)
+{
+    ls_config *cfg = NULL;
+    int rc = ls_config_from_urls(ctx, db, urls, n, &cfg);
+    if (!rc)
+        rc = ls_config_apply_defaults(ctx, cfg);
+    if (rc) {
+        ls_config_free(cfg);
+        cfg = NULL;
+    }
+    *out = cfg;
+    return rc;
+}
+
+size_t ls_config_db_count(const ls_config *cfg)
+{
+    return cfg ? cfg->n_dbs : 0;
+}
+
+const char *ls_config_db_path(const ls_config *cfg, size_t i)
+{
+    return cfg && i < cfg->n_dbs ? cfg->dbs[i].path : NULL;
+}
+
+size_t ls_config_replica_count(const ls_config *cfg, size_t db)
+{
+    return cfg && db < cfg->n_dbs ? cfg->dbs[db].n_replicas : 0;
+}
+
+static const ls_replica_cfg *replica_at(const ls_config *cfg, size_t db, size_t r)
+{
+    if (!cfg || db >= cfg->n_dbs || r >= cfg->dbs[db].n_replicas)
+        return NULL;
+    return &cfg->dbs[db].replicas[r];
+}
+
+const char *ls_config_replica_name(const ls_config *cfg, size_t db, size_t r)
+{
+    const ls_replica_cfg *rc = replica_at(cfg, db, r);
+    return rc ? rc->name : NULL;
+}
+
+const char *ls_config_replica_type(const ls_config *cfg, size_t db, size_t r)
+{
+    const ls_replica_cfg *rc = replica_at(cfg, db, r);
+    return rc ? rc->type : NULL;
+}
+
+const char *ls_config_exec(const ls_config *cfg)
+{
+    return cfg->exec;
+}
+
+const char *ls_config_log_level(const ls_config *cfg)
+{
+    return cfg->log_level;
+}
+
+const char *ls_config_log_type(const ls_config *cfg)
+{
+    return cfg->log_type;
+}
+
+const char *ls_config_addr(const ls_config *cfg)
+{
+    return cfg->addr;
+}
+
+int64_t ls_config_shutdown_timeout_ms(const ls_config *cfg)
+{
+    return cfg->shutdown_timeout_ms;
+}
