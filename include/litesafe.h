@@ -404,6 +404,12 @@ int ls_config_open_urls(ls_ctx *ctx, const char *db, const char *const *urls, si
                         ls_config **out);
 void ls_config_free(ls_config *cfg);
 size_t ls_config_db_count(const ls_config *cfg);
+/*
+ * The index of the database `path` names (resolved as the configuration
+ * resolves its paths: "~" expanded, made absolute), or -1 when it is not one
+ * of cfg's.
+ */
+long ls_config_db_index(const ls_config *cfg, const char *path);
 /* Absolute path of database i; NULL when i is out of range. Borrowed from cfg. */
 const char *ls_config_db_path(const ls_config *cfg, size_t i);
 size_t ls_config_replica_count(const ls_config *cfg, size_t db);
@@ -539,6 +545,9 @@ typedef struct ls_target_options {
 #define LS_TARGET_OPTIONS_INIT {LS_TARGET_OPTIONS_VERSION, NULL, 0, NULL}
 int ls_target_options_init(ls_target_options *o, unsigned int version);
 
+/* 1 if `s` is a replica URL ("^\w+://", Litestream's rule), 0 if it is a path. */
+int ls_is_url(const char *s);
+
 /*
  * Resolve `arg`: a replica URL ("^\w+://"), else a database of the
  * configuration. LS_ENOENT when the database is not in the configuration
@@ -626,7 +635,10 @@ typedef struct ls_restore_result {
  * is checked (integrity_check) and published atomically. LS_ENOENT when
  * the replica holds nothing that matches (success with if_replica_exists),
  * LS_ECORRUPT for a damaged object or a hole in the WAL. Nothing is left at
- * `out` on failure.
+ * `out` on failure. When an if_* option turned a failure into success
+ * (res->restored 0), ls_errcode()/ls_errmsg() keep that failure as the
+ * reason (LS_EEXIST: the output exists; LS_ENOENT: the replica holds
+ * nothing that matches); it is logged at LS_LOG_INFO too. `o` may be NULL.
  */
 int ls_restore(ls_ctx *ctx, ls_target *t, const char *out, const ls_restore_options *o,
                ls_restore_result *res);

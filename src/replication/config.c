@@ -1537,6 +1537,31 @@ ls_replica_cfg *ls_db_cfg_find_replica(const ls_db_cfg *db, const char *name)
     return NULL;
 }
 
+int ls_config_copy_db(const ls_config *cfg, const ls_db_cfg *db, ls_config **out)
+{
+    ls_config *c = config_new(cfg->source);
+    int rc = 0;
+    *out = NULL;
+    if (!c || !(c->dbs = calloc(1, sizeof(*c->dbs)))) {
+        ls_config_free(c);
+        return LS_ENOMEM;
+    }
+    c->dbs[0] = *db; /* a byte copy, then made to own its fields (as a dir scan does) */
+    c->dbs[0].rel_path = NULL;
+    c->n_dbs = 1;
+    if (copy_fields(&db_table, &c->dbs[0]) != 0 ||
+        (db->rel_path && !(c->dbs[0].rel_path = strdup(db->rel_path))))
+        rc = LS_ENOMEM;
+    c->shutdown_timeout_ms = cfg->shutdown_timeout_ms;
+    c->defaults_applied = cfg->defaults_applied;
+    if (rc) {
+        ls_config_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Defaults and validation                                                 */
 

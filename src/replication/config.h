@@ -143,6 +143,12 @@ ls_db_cfg *ls_config_find_db(const ls_config *cfg, const char *path);
 /* The replica called `name` in `db`, or NULL. */
 ls_replica_cfg *ls_db_cfg_find_replica(const ls_db_cfg *db, const char *name);
 /*
+ * A configuration holding a copy of `db` (an entry of `cfg`, defaults
+ * applied or not as cfg's are) and nothing else of cfg's but its source
+ * and shutdown timeout. Returns 0 or LS_ENOMEM.
+ */
+int ls_config_copy_db(const ls_config *cfg, const ls_db_cfg *db, ls_config **out);
+/*
  * A path as the config resolves a db path: "~" and "~/..." expanded from
  * $HOME, made absolute against the working directory, the directory resolved
  * with realpath() when it exists (the file itself need not). *out is malloc'd.

@@ -46,6 +46,12 @@ const char *ls_config_db_path(const ls_config *cfg, size_t i)
     return cfg && i < cfg->n_dbs ? cfg->dbs[i].path : NULL;
 }
 
+long ls_config_db_index(const ls_config *cfg, const char *path)
+{
+    const ls_db_cfg *d = ls_config_find_db(cfg, path);
+    return d ? (long)(d - cfg->dbs) : -1;
+}
+
 size_t ls_config_replica_count(const ls_config *cfg, size_t db)
 {
     return cfg && db < cfg->n_dbs ? cfg->dbs[db].n_replicas : 0;

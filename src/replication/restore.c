@@ -180,7 +180,7 @@ static int fetch_all(rs_state *s, int parallelism)
  * or before the timestamp (any object without one). -1 when the generation
  * has no snapshot it could start from.
  */
-static int64_t gen_rank(const ls_cat_gen *g, const ls_restore_opts *o)
+static int64_t gen_rank(const ls_cat_gen *g, const ls_restore_plan *o)
 {
     int64_t first_snap = -1, newest = -1;
     for (size_t i = 0; i < g->nsnap; i++) {
@@ -208,7 +208,7 @@ static int64_t gen_rank(const ls_cat_gen *g, const ls_restore_opts *o)
  * uploaded before its snapshot does not count for a time before that
  * snapshot: the older generation holds that moment.
  */
-static const ls_cat_gen *choose_gen(ls_ctx *ctx, const ls_catalog *c, const ls_restore_opts *o)
+static const ls_cat_gen *choose_gen(ls_ctx *ctx, const ls_catalog *c, const ls_restore_plan *o)
 {
     if (o->generation) {
         const ls_cat_gen *g = ls_catalog_find(c, o->generation);
@@ -232,7 +232,7 @@ static const ls_cat_gen *choose_gen(ls_ctx *ctx, const ls_catalog *c, const ls_r
 }
 
 /* The snapshot to start from: newest that is not after the target. */
-static const ls_cat_obj *choose_snapshot(const ls_cat_gen *g, const ls_restore_opts *o)
+static const ls_cat_obj *choose_snapshot(const ls_cat_gen *g, const ls_restore_plan *o)
 {
     const ls_cat_obj *best = NULL;
     for (size_t i = 0; i < g->nsnap; i++) {
@@ -419,186 +419,224 @@ static int out_write(void *ud, const uint8_t *buf, size_t n)
 
 /* ---- the procedure ---- */
 
-static void rm_temp_dir(const char *dir, rs_index *ixs, size_t nix)
+/* Everything one restore holds while it runs; released by job_free(). */
+typedef struct rs_job {
+    ls_ctx *ctx;
+    ls_storage *st;
+    ls_restore_plan plan;
+    ls_restore_result *res;
+    char dest[PATH_MAX];        /* absolute path of the output */
+    ls_catalog cat;             /* the replica's listing (step 1) */
+    const ls_cat_gen *gen;      /* the generation chosen, in cat */
+    const ls_cat_obj *snap;     /* the snapshot chosen, in gen */
+    rs_state s;                 /* the segments to apply and their downloads */
+    rs_index *ixs;              /* one per WAL index applied, in order */
+    size_t nix;
+    pmap map;                   /* page -> newest frame (step 4) */
+    uint32_t dbsize;            /* pages of the result (the last commit's, else the snapshot's) */
+    char tmpdir[PATH_MAX];      /* the temp WAL files' directory ("" none) */
+    char tmp[PATH_MAX + 64];    /* the output's temp file ("" none) */
+    int fd;                     /* open on tmp, -1 when not */
+} rs_job;
+
+static void job_free(rs_job *j)
 {
-    for (size_t i = 0; i < nix; i++) {
-        if (ixs[i].fd >= 0)
-            close(ixs[i].fd);
-        unlink(ixs[i].path);
-        ls_wal_scan_free(&ixs[i].scan);
+    if (j->fd >= 0)
+        close(j->fd);
+    if (j->tmp[0])
+        unlink(j->tmp);
+    for (size_t i = 0; i < j->nix; i++) {
+        if (j->ixs[i].fd >= 0)
+            close(j->ixs[i].fd);
+        unlink(j->ixs[i].path);
+        ls_wal_scan_free(&j->ixs[i].scan);
     }
-    if (dir[0])
-        rmdir(dir);
+    if (j->tmpdir[0])
+        rmdir(j->tmpdir);
+    free(j->ixs);
+    free(j->s.segs);
+    free(j->map.v);
+    ls_catalog_free(&j->cat);
+    pthread_mutex_destroy(&j->s.mu);
 }
 
-int ls_restore_replica(ls_ctx *ctx, ls_storage *st, const char *out, const ls_restore_opts *opts,
-                       ls_replica_restore_result *res)
+/* Step 0: the output must not exist, nor a -wal/-shm/-journal beside it. */
+static int check_output(rs_job *j, const char *out)
 {
-    ls_restore_opts o = {NULL, -1, -1, -1, 0, 8, 0};
-    ls_catalog cat = {0};
-    rs_state s = {0};
-    rs_index *ixs = NULL;
-    size_t nix = 0;
-    pmap map = {0};
-    char tmpdir[PATH_MAX] = "", tmp[PATH_MAX + 64] = "";
-    int fd = -1, rc;
-    uint64_t t0 = ls_now_ms();
-
-    if (opts)
-        o = *opts;
-    memset(res, 0, sizeof(*res));
-    pthread_mutex_init(&s.mu, NULL);
+    int rc;
     if (ls_path_exists(out))
-        return ls_err(ctx, LS_EEXIST, "%s: output exists (restore never overwrites)", out);
-    if ((rc = ls_abspath(ctx, out, res->destination, sizeof(res->destination))) != 0)
+        return ls_err(j->ctx, LS_EEXIST, "%s: output exists (restore never overwrites)", out);
+    if ((rc = ls_abspath(j->ctx, out, j->dest, sizeof(j->dest))) != 0)
         return rc;
-    if ((rc = ls_publish_check(ctx, res->destination)) != 0)
+    return ls_publish_check(j->ctx, j->dest);
+}
+
+/* Steps 1-2: list the replica, choose the generation and the snapshot. */
+static int choose(rs_job *j)
+{
+    int rc;
+    if ((rc = ls_catalog_load(j->ctx, j->st, j->plan.generation, &j->cat)) != 0)
         return rc;
+    if (!(j->gen = choose_gen(j->ctx, &j->cat, &j->plan)))
+        return ls_errcode(j->ctx);
+    if (!(j->snap = choose_snapshot(j->gen, &j->plan)))
+        return ls_err(j->ctx, LS_ENOENT, "generation %s: no snapshot at or before the target",
+                      j->gen->name);
+    memcpy(j->res->generation, j->gen->name, sizeof(j->res->generation));
+    j->res->snapshot_index = j->snap->index;
+    j->res->index = j->snap->index;
+    return 0;
+}
 
-    /* 1-2. Choose. */
-    if ((rc = ls_catalog_load(ctx, st, o.generation, &cat)) != 0)
-        goto cleanup;
-    const ls_cat_gen *g = choose_gen(ctx, &cat, &o);
-    if (!g) {
-        rc = ls_errcode(ctx);
-        goto cleanup;
-    }
-    const ls_cat_obj *snap = choose_snapshot(g, &o);
-    if (!snap) {
-        rc = ls_err(ctx, LS_ENOENT, "generation %s: no snapshot at or before the target", g->name);
-        goto cleanup;
-    }
-    memcpy(res->generation, g->name, sizeof(res->generation));
-    res->snapshot_index = snap->index;
-    res->index = snap->index;
-
-    /* The segments to apply, grouped by index. */
-    s.segs = calloc(g->nseg ? g->nseg : 1, sizeof(*s.segs));
-    ixs = calloc(g->nseg ? g->nseg : 1, sizeof(*ixs));
-    if (!s.segs || !ixs) {
-        rc = ls_err(ctx, LS_ENOMEM, "out of memory");
-        goto cleanup;
-    }
+/*
+ * Step 2: the WAL segments after the snapshot up to the target, grouped by
+ * index; every index from the snapshot's on starts at offset 0, none missing.
+ */
+static int plan_segments(rs_job *j)
+{
+    const ls_cat_gen *g = j->gen;
+    const ls_restore_plan *o = &j->plan;
+    j->s.segs = calloc(g->nseg ? g->nseg : 1, sizeof(*j->s.segs));
+    j->ixs = calloc(g->nseg ? g->nseg : 1, sizeof(*j->ixs));
+    if (!j->s.segs || !j->ixs)
+        return ls_err(j->ctx, LS_ENOMEM, "out of memory");
     for (size_t i = 0; i < g->nseg; i++) {
         const ls_cat_obj *sg = &g->segs[i];
-        if (sg->index < snap->index)
+        if (sg->index < j->snap->index)
             continue;
-        if (o.index >= 0 && sg->index > o.index)
+        if (o->index >= 0 && sg->index > o->index)
             break;
-        if (o.index >= 0 && o.offset >= 0 && sg->index == o.index && sg->offset >= o.offset)
+        if (o->index >= 0 && o->offset >= 0 && sg->index == o->index && sg->offset >= o->offset)
             break;
-        if (o.timestamp_ms >= 0 && sg->mtime_ms > o.timestamp_ms)
+        if (o->timestamp_ms >= 0 && sg->mtime_ms > o->timestamp_ms)
             break;
-        if (!nix || ixs[nix - 1].index != sg->index) {
-            uint32_t expect = nix ? ixs[nix - 1].index + 1 : snap->index;
-            if (sg->index != expect) {
-                rc = ls_err(ctx, LS_ECORRUPT, "generation %s: WAL index %08x is missing", g->name,
-                            expect);
-                goto cleanup;
-            }
-            if (sg->offset != 0) {
-                rc = ls_err(ctx, LS_ECORRUPT,
-                            "generation %s: WAL index %08x has no initial segment", g->name,
-                            sg->index);
-                goto cleanup;
-            }
-            ixs[nix] = (rs_index){.index = sg->index, .fd = -1, .first = s.nseg};
-            nix++;
+        if (!j->nix || j->ixs[j->nix - 1].index != sg->index) {
+            uint32_t expect = j->nix ? j->ixs[j->nix - 1].index + 1 : j->snap->index;
+            if (sg->index != expect)
+                return ls_err(j->ctx, LS_ECORRUPT, "generation %s: WAL index %08x is missing",
+                              g->name, expect);
+            if (sg->offset != 0)
+                return ls_err(j->ctx, LS_ECORRUPT,
+                              "generation %s: WAL index %08x has no initial segment", g->name,
+                              sg->index);
+            j->ixs[j->nix] = (rs_index){.index = sg->index, .fd = -1, .first = j->s.nseg};
+            j->nix++;
         }
-        ixs[nix - 1].count++;
-        s.segs[s.nseg++] = (rs_seg){.obj = sg, .ix = &ixs[nix - 1]};
+        j->ixs[j->nix - 1].count++;
+        j->s.segs[j->s.nseg++] = (rs_seg){.obj = sg, .ix = &j->ixs[j->nix - 1]};
     }
+    return 0;
+}
 
-    /* 3. Download into per-index temp WAL files. */
+/* Step 3: download the segments in parallel into per-index temp WAL files. */
+static int download(rs_job *j)
+{
     char dir[PATH_MAX], base[PATH_MAX];
-    ls_path_split(res->destination, dir, sizeof(dir), base, sizeof(base));
-    snprintf(tmpdir, sizeof(tmpdir), "%s/.%s.%ld.litesafe-restore", dir, base, (long)getpid());
-    if (nix && mkdir(tmpdir, 0700) != 0) {
-        rc = ls_err_errno(ctx, errno, "create %s", tmpdir);
-        tmpdir[0] = '\0';
-        goto cleanup;
+    int rc;
+    ls_path_split(j->dest, dir, sizeof(dir), base, sizeof(base));
+    if (j->nix)
+        snprintf(j->tmpdir, sizeof(j->tmpdir), "%s/.%s.%ld.litesafe-restore", dir, base,
+                 (long)getpid());
+    if (j->nix && mkdir(j->tmpdir, 0700) != 0) {
+        rc = ls_err_errno(j->ctx, errno, "create %s", j->tmpdir);
+        j->tmpdir[0] = '\0';
+        return rc;
     }
-    for (size_t i = 0; i < nix; i++) {
-        snprintf(ixs[i].path, sizeof(ixs[i].path), "%s/%08x.wal", tmpdir, ixs[i].index);
-        ixs[i].fd = open(ixs[i].path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (ixs[i].fd < 0) {
-            rc = ls_err_errno(ctx, errno, "create %s", ixs[i].path);
-            goto cleanup;
-        }
+    for (size_t i = 0; i < j->nix; i++) {
+        rs_index *ix = &j->ixs[i];
+        snprintf(ix->path, sizeof(ix->path), "%s/%08x.wal", j->tmpdir, ix->index);
+        ix->fd = open(ix->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (ix->fd < 0)
+            return ls_err_errno(j->ctx, errno, "create %s", ix->path);
     }
-    s.ctx = ctx;
-    s.st = st;
-    s.gen = g->name;
-    if ((rc = fetch_all(&s, o.parallelism)) != 0)
-        goto cleanup;
-    res->bytes_downloaded = s.bytes;
-    res->segments = s.nseg;
+    j->s.ctx = j->ctx;
+    j->s.st = j->st;
+    j->s.gen = j->gen->name;
+    if ((rc = fetch_all(&j->s, j->plan.parallelism)) != 0)
+        return rc;
+    j->res->bytes_downloaded = j->s.bytes;
+    j->res->segments = j->s.nseg;
+    return 0;
+}
 
-    /* 4. Contiguity, checksums, and the page map. */
-    uint32_t dbsize = 0;
-    for (size_t i = 0; i < nix; i++) {
-        rs_index *ix = &ixs[i];
+/* Step 4: each index contiguous and checksummed up to a commit; the page map. */
+static int build_map(rs_job *j)
+{
+    const char *gname = j->gen->name;
+    int rc;
+    for (size_t i = 0; i < j->nix; i++) {
+        rs_index *ix = &j->ixs[i];
         uint64_t end = 0;
         for (size_t k = ix->first; k < ix->first + ix->count; k++) {
-            if (s.segs[k].obj->offset != end) {
-                rc = ls_err(ctx, LS_ECORRUPT,
-                            "generation %s: WAL index %08x has a gap at offset %llu", g->name,
-                            ix->index, (unsigned long long)end);
-                goto cleanup;
-            }
-            end += s.segs[k].len;
+            if (j->s.segs[k].obj->offset != end)
+                return ls_err(j->ctx, LS_ECORRUPT,
+                              "generation %s: WAL index %08x has a gap at offset %llu", gname,
+                              ix->index, (unsigned long long)end);
+            end += j->s.segs[k].len;
         }
         ls_wal_scan_init(&ix->scan, 1);
-        if ((rc = ls_wal_scan_fd(ctx, &ix->scan, ix->fd, ix->path)) != 0)
-            goto cleanup;
+        if ((rc = ls_wal_scan_fd(j->ctx, &ix->scan, ix->fd, ix->path)) != 0)
+            return rc;
         uint64_t committed = ix->scan.commit_frame
                                  ? ls_wal_frame_offset(ix->scan.hdr.page_size,
                                                        ix->scan.commit_frame + 1)
                                  : (ix->scan.have_hdr ? LS_WAL_HDRSIZE : 0);
-        if (!ix->scan.have_hdr || committed != end) {
-            rc = ls_err(ctx, LS_ECORRUPT,
-                        "generation %s: WAL index %08x is damaged at offset %llu of %llu",
-                        g->name, ix->index, (unsigned long long)committed,
-                        (unsigned long long)end);
-            goto cleanup;
-        }
+        if (!ix->scan.have_hdr || committed != end)
+            return ls_err(j->ctx, LS_ECORRUPT,
+                          "generation %s: WAL index %08x is damaged at offset %llu of %llu",
+                          gname, ix->index, (unsigned long long)committed,
+                          (unsigned long long)end);
         for (size_t k = 0; k < ix->scan.map_cap; k++) {
             const ls_wal_page *p = &ix->scan.map[k];
-            if (p->pgno && (rc = pmap_put(&map, p->pgno, (uint32_t)i, p->frame)) != 0) {
-                rc = ls_err(ctx, rc, "out of memory");
-                goto cleanup;
-            }
+            if (p->pgno && (rc = pmap_put(&j->map, p->pgno, (uint32_t)i, p->frame)) != 0)
+                return ls_err(j->ctx, rc, "out of memory");
         }
         if (ix->scan.commit_frame)
-            dbsize = ix->scan.commit_dbsize;
-        res->index = ix->index;
-        res->offset = end;
+            j->dbsize = ix->scan.commit_dbsize;
+        j->res->index = ix->index;
+        j->res->offset = end;
     }
+    return 0;
+}
 
-    /* 5. The output, each page once. */
-    if ((rc = ls_tmp_create(ctx, res->destination, 0600, tmp, sizeof(tmp), &fd)) != 0) {
-        tmp[0] = '\0';
-        goto cleanup;
-    }
-    out_writer ow = {.ctx = ctx, .fd = fd, .map = &map, .ixs = ixs};
-    ls_writer sink = {out_write, &ow}, in;
-    ls_lz4_writer *z = NULL;
+/* Step 5, the snapshot's part: stream it through `ow`, each page written once. */
+static int write_snapshot(rs_job *j, out_writer *ow)
+{
     char key[LS_LAYOUT_KEY_MAX];
-    ls_layout_snapshot_key(key, sizeof(key), g->name, snap->index);
-    rc = ls_lz4_writer_new(ctx, &sink, &z, &in);
+    ls_writer sink = {out_write, ow}, in;
+    ls_lz4_writer *z = NULL;
+    ls_layout_snapshot_key(key, sizeof(key), j->gen->name, j->snap->index);
+    int rc = ls_lz4_writer_new(j->ctx, &sink, &z, &in);
     if (!rc)
-        rc = st->get(st, ctx, key, 0, -1, &in);
+        rc = j->st->get(j->st, j->ctx, key, 0, -1, &in);
     if (!rc)
         rc = ls_lz4_writer_finish(z);
     ls_lz4_writer_free(z);
-    if (!rc && (ow.fill != 0 || !ow.page_size))
-        rc = ls_err(ctx, LS_ECORRUPT, "snapshot %s: not a whole number of pages", key);
-    res->bytes_downloaded += snap->size;
-    if (!rc && !dbsize)
-        dbsize = (uint32_t)ow.pgno;
-    for (uint64_t pg = ow.pgno + 1; !rc && pg <= dbsize; pg++) {
-        if (!pmap_get(&map, (uint32_t)pg)) {
-            rc = ls_err(ctx, LS_ECORRUPT, "page %llu is in neither the snapshot nor the WAL",
+    if (!rc && (ow->fill != 0 || !ow->page_size))
+        rc = ls_err(j->ctx, LS_ECORRUPT, "snapshot %s: not a whole number of pages", key);
+    j->res->bytes_downloaded += j->snap->size;
+    return rc;
+}
+
+/*
+ * Step 5: the output's temp file: the snapshot's pages (WAL versions
+ * substituted), then the pages past its end from the WAL, truncated to the
+ * database size.
+ */
+static int write_output(rs_job *j)
+{
+    int rc;
+    if ((rc = ls_tmp_create(j->ctx, j->dest, 0600, j->tmp, sizeof(j->tmp), &j->fd)) != 0) {
+        j->tmp[0] = '\0';
+        return rc;
+    }
+    out_writer ow = {.ctx = j->ctx, .fd = j->fd, .map = &j->map, .ixs = j->ixs};
+    rc = write_snapshot(j, &ow);
+    if (!rc && !j->dbsize)
+        j->dbsize = (uint32_t)ow.pgno;
+    for (uint64_t pg = ow.pgno + 1; !rc && pg <= j->dbsize; pg++) {
+        if (!pmap_get(&j->map, (uint32_t)pg)) {
+            rc = ls_err(j->ctx, LS_ECORRUPT, "page %llu is in neither the snapshot nor the WAL",
                         (unsigned long long)pg);
             break;
         }
@@ -610,52 +648,63 @@ int ls_restore_replica(ls_ctx *ctx, ls_storage *st, const char *out, const ls_re
     free(ow.frame);
     free(ow.run);
     if (rc)
-        goto cleanup;
-    for (size_t i = 0; i < nix; i++)
-        if (ixs[i].scan.have_hdr && ixs[i].scan.hdr.page_size != ow.page_size) {
-            rc = ls_err(ctx, LS_ECORRUPT, "WAL index %08x page size differs from the snapshot's",
-                        ixs[i].index);
-            goto cleanup;
-        }
-    if (ftruncate(fd, (off_t)dbsize * ow.page_size) != 0) {
-        rc = ls_err_errno(ctx, errno, "truncate %s", tmp);
-        goto cleanup;
-    }
-    res->page_size = ow.page_size;
-    res->page_count = dbsize;
-    res->wal_pages = ow.wal_pages;
+        return rc;
+    for (size_t i = 0; i < j->nix; i++)
+        if (j->ixs[i].scan.have_hdr && j->ixs[i].scan.hdr.page_size != ow.page_size)
+            return ls_err(j->ctx, LS_ECORRUPT,
+                          "WAL index %08x page size differs from the snapshot's",
+                          j->ixs[i].index);
+    if (ftruncate(j->fd, (off_t)j->dbsize * ow.page_size) != 0)
+        return ls_err_errno(j->ctx, errno, "truncate %s", j->tmp);
+    j->res->page_size = ow.page_size;
+    j->res->page_count = j->dbsize;
+    j->res->wal_pages = ow.wal_pages;
+    return 0;
+}
 
-    /* 6. Durable, checked, published. */
-    if ((rc = ls_fd_sync(ctx, fd, tmp)) != 0)
-        goto cleanup;
-    close(fd);
-    fd = -1;
-    if (!o.skip_integrity) {
+/* Step 6: durable, checked (unless the plan skips it), published without replacing. */
+static int finish(rs_job *j)
+{
+    int rc;
+    if ((rc = ls_fd_sync(j->ctx, j->fd, j->tmp)) != 0)
+        return rc;
+    close(j->fd);
+    j->fd = -1;
+    if (!j->plan.skip_integrity) {
         ls_verify_result vr;
         memset(&vr, 0, sizeof(vr));
-        if ((rc = ls_integrity_check(ctx, tmp, &vr)) != 0)
-            goto cleanup;
-        if (!vr.integrity_ok) {
-            rc = ls_err(ctx, LS_ECORRUPT, "restored database fails integrity_check: %s",
-                        vr.integrity_message);
-            goto cleanup;
-        }
+        if ((rc = ls_integrity_check(j->ctx, j->tmp, &vr)) != 0)
+            return rc;
+        if (!vr.integrity_ok)
+            return ls_err(j->ctx, LS_ECORRUPT, "restored database fails integrity_check: %s",
+                          vr.integrity_message);
     }
-    if ((rc = ls_publish(ctx, tmp, res->destination)) != 0)
-        goto cleanup;
-    tmp[0] = '\0';
-    res->elapsed_ms = ls_now_ms() - t0;
+    if ((rc = ls_publish(j->ctx, j->tmp, j->dest)) != 0)
+        return rc;
+    j->tmp[0] = '\0';
+    return 0;
+}
 
-cleanup:
-    if (fd >= 0)
-        close(fd);
-    if (tmp[0])
-        unlink(tmp);
-    rm_temp_dir(tmpdir, ixs, nix);
-    free(ixs);
-    free(s.segs);
-    free(map.v);
-    ls_catalog_free(&cat);
-    pthread_mutex_destroy(&s.mu);
+int ls_restore_replica(ls_ctx *ctx, ls_storage *st, const char *out, const ls_restore_plan *plan,
+                       ls_restore_result *res)
+{
+    static const ls_restore_plan latest = LS_RESTORE_PLAN_LATEST;
+    rs_job j;
+    uint64_t t0 = ls_now_ms();
+    int rc;
+
+    memset(&j, 0, sizeof(j));
+    j.ctx = ctx;
+    j.st = st;
+    j.plan = plan ? *plan : latest;
+    j.res = res;
+    j.fd = -1;
+    pthread_mutex_init(&j.s.mu, NULL);
+    memset(res, 0, sizeof(*res));
+    if ((rc = check_output(&j, out)) == 0 && (rc = choose(&j)) == 0 &&
+        (rc = plan_segments(&j)) == 0 && (rc = download(&j)) == 0 && (rc = build_map(&j)) == 0 &&
+        (rc = write_output(&j)) == 0 && (rc = finish(&j)) == 0)
+        res->elapsed_ms = ls_now_ms() - t0;
+    job_free(&j);
     return rc;
 }

@@ -227,8 +227,8 @@ int ls_validate(ls_ctx *ctx, const char *db_path, const char *meta_dir, ls_stora
         goto cleanup;
     }
     snprintf(tmp, sizeof(tmp), "%s/db", tmpdir);
-    ls_restore_opts ro = {res->generation, res->index, -1, (int64_t)res->offset, pinned, 8, 1};
-    ls_replica_restore_result rr;
+    ls_restore_plan ro = {res->generation, res->index, -1, (int64_t)res->offset, pinned, 8, 1};
+    ls_restore_result rr;
     if ((rc = ls_restore_replica(ctx, st, tmp, &ro, &rr)) != 0)
         goto cleanup;
     /* 5. */
