@@ -141,4 +141,16 @@ extern volatile sig_atomic_t cli_stop;
 /* Milliseconds on a monotonic clock. */
 uint64_t cli_now_ms(void);
 
+/* RFC 3339 UTC time of unix milliseconds into buf (at least 32 bytes) (time.c). */
+void cli_rfc3339(int64_t ms, char *buf, size_t n);
+/* Parse RFC 3339 ("2026-01-02T03:04:05Z", fractional seconds and offsets allowed). */
+int cli_parse_rfc3339(const char *s, int64_t *ms);
+/*
+ * Open the target of a replica command (ls_target_open: a replica URL, or a
+ * database of the configuration, -replica narrowing it). Returns -1 with
+ * *t set to go on, or the exit code after printing the error (opts.c).
+ */
+int cli_target_open(cli_env *env, const char *config, int no_expand, const char *replica,
+                    const char *arg, ls_target **t);
+
 #endif

@@ -3,7 +3,6 @@
  * and their replicas (Litestream's columns: path replicas).
  */
 #include "cli.h"
-#include "config.h"
 #include "table.h"
 
 #include <string.h>
@@ -23,13 +22,9 @@ int cmd_databases(cli_env *env, int argc, char **argv)
     if ((rc = cli_parse(env, "databases [-config PATH]", "List the configured databases.", opts,
                         argc, argv, pos, 0, &npos)) >= 0)
         return rc;
-    rc = ls_config_load(env->ctx, config ? config : ls_config_default_path(), !no_expand, &cfg);
-    if (!rc)
-        rc = ls_config_apply_defaults(env->ctx, cfg);
-    if (rc) {
-        ls_config_free(cfg);
+    rc = ls_config_open(env->ctx, config ? config : ls_config_default_path(), no_expand, &cfg);
+    if (rc)
         return cli_fail_lib(env, rc);
-    }
     cli_table tab;
     const char *hdr[] = {"path", "replicas"};
     cli_table_init(&tab, 2, hdr);
@@ -38,21 +33,21 @@ int cmd_databases(cli_env *env, int argc, char **argv)
         out_str(env, "command", "databases");
         out_arr_begin(env, "databases");
     }
-    for (size_t i = 0; i < cfg->n_dbs; i++) {
-        const ls_db_cfg *d = &cfg->dbs[i];
+    for (size_t i = 0; i < ls_config_db_count(cfg); i++) {
+        const char *path = ls_config_db_path(cfg, i);
         char names[1024] = "";
-        for (size_t j = 0; j < d->n_replicas; j++) {
+        for (size_t j = 0; j < ls_config_replica_count(cfg, i); j++) {
             if (j)
                 strncat(names, ",", sizeof(names) - strlen(names) - 1);
-            strncat(names, d->replicas[j].name, sizeof(names) - strlen(names) - 1);
+            strncat(names, ls_config_replica_name(cfg, i, j), sizeof(names) - strlen(names) - 1);
         }
         if (env->json) {
             out_item_begin(env);
-            out_str(env, "path", d->path);
+            out_str(env, "path", path);
             out_str(env, "replicas", names);
             out_item_end(env);
         } else {
-            const char *row[] = {d->path, names};
+            const char *row[] = {path, names};
             cli_table_add(&tab, row);
         }
     }

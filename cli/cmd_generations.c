@@ -3,7 +3,7 @@
  * replica with their time range and lag (Litestream's columns: name
  * generation lag start end).
  */
-#include "replicas.h"
+#include "cli.h"
 #include "table.h"
 
 #include <stdio.h>
@@ -49,7 +49,7 @@ int cmd_generations(cli_env *env, int argc, char **argv)
     };
     char *pos[1];
     int npos, rc;
-    cli_target t;
+    ls_target *t = NULL;
     if ((rc = cli_parse(env, USAGE, "List the generations of a database's replicas.", opts, argc,
                         argv, pos, 1, &npos)) >= 0)
         return rc;
@@ -57,7 +57,7 @@ int cmd_generations(cli_env *env, int argc, char **argv)
         return rc;
     if ((rc = cli_target_open(env, config, no_expand, replica, pos[0], &t)) >= 0)
         return rc;
-    int64_t ref = t.is_url ? 0 : db_mtime_ms(t.db->path);
+    int64_t ref = ls_target_database(t) ? db_mtime_ms(ls_target_database(t)) : 0;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
@@ -70,13 +70,13 @@ int cmd_generations(cli_env *env, int argc, char **argv)
         out_arr_begin(env, "generations");
     }
     rc = 0;
-    for (size_t i = 0; i < t.n && !rc; i++) {
-        ls_storage *st = NULL;
-        ls_catalog cat;
-        if ((rc = cli_target_catalog(env, &t, i, NULL, &st, &cat)) != 0)
+    for (size_t i = 0; i < ls_target_replica_count(t) && !rc; i++) {
+        const char *name = ls_target_replica_name(t, i);
+        ls_replica_listing *l = NULL;
+        if ((rc = ls_target_list(env->ctx, t, i, NULL, &l)) != 0)
             break;
-        for (size_t g = 0; g < cat.n; g++) {
-            const ls_cat_gen *gen = &cat.gens[g];
+        for (size_t g = 0; g < l->n; g++) {
+            const ls_generation_info *gen = &l->generations[g];
             char start[32], end[32], lag[32];
             cli_rfc3339(gen->start_ms, start, sizeof(start));
             cli_rfc3339(gen->end_ms, end, sizeof(end));
@@ -84,28 +84,27 @@ int cmd_generations(cli_env *env, int argc, char **argv)
             fmt_lag(lag_ms, lag, sizeof(lag));
             if (env->json) {
                 out_item_begin(env);
-                out_str(env, "name", t.reps[i]->name);
+                out_str(env, "name", name);
                 out_str(env, "generation", gen->name);
                 out_int(env, "lag_ms", lag_ms);
                 out_str(env, "start", start);
                 out_str(env, "end", end);
-                out_uint(env, "snapshots", gen->nsnap);
-                out_uint(env, "wal_segments", gen->nseg);
+                out_uint(env, "snapshots", gen->nsnapshots);
+                out_uint(env, "wal_segments", gen->nsegments);
                 out_item_end(env);
             } else {
-                const char *row[] = {t.reps[i]->name, gen->name, lag, start, end};
+                const char *row[] = {name, gen->name, lag, start, end};
                 cli_table_add(&tab, row);
             }
         }
-        ls_catalog_free(&cat);
-        ls_storage_close(st);
+        ls_replica_listing_free(l);
     }
     if (rc) {
         cli_table_free(&tab);
-        cli_target_free(&t);
+        ls_target_free(t);
         return cli_fail_lib(env, rc);
     }
     cli_table_finish(env, &tab);
-    cli_target_free(&t);
+    ls_target_free(t);
     return 0;
 }

@@ -14,17 +14,10 @@
  * existing SQLite file otherwise, means a file restore.
  */
 #include "cli.h"
-#include "replicas.h"
-#include "replicate.h"
-#include "restore.h"
-#include "url.h"
 
-#include "db.h"
-#include "fsutil.h"
-
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* The synopsis for --help; USAGE (one line) for error messages. */
 static const char USAGE[] = "restore BACKUP (-o PATH | --replace DB) | restore [options] DB|URL";
@@ -55,11 +48,8 @@ static int configured_db(cli_env *env, const restore_args *a)
 {
     ls_config *cfg = NULL;
     int found = 0;
-    if (access(ls_config_default_path(), R_OK) != 0)
-        return 0;
-    if (ls_config_load(env->ctx, ls_config_default_path(), !a->no_expand, &cfg) == 0 &&
-        ls_config_apply_defaults(env->ctx, cfg) == 0)
-        found = ls_config_find_db(cfg, a->source) != NULL;
+    if (ls_config_open(env->ctx, ls_config_default_path(), a->no_expand, &cfg) == 0)
+        found = ls_config_db_index(cfg, a->source) >= 0;
     ls_config_free(cfg);
     ls_err_clear(env->ctx);
     return found;
@@ -112,43 +102,17 @@ static int restore_from_file(cli_env *env, const restore_args *a)
     return 0;
 }
 
-/* The replica (of those selected) whose newest generation is the most recent. */
-static int pick_replica(cli_env *env, cli_target *t, size_t *pick)
-{
-    int64_t best = -1;
-    int rc = 0;
-    *pick = 0;
-    if (t->n == 1)
-        return 0;
-    for (size_t i = 0; i < t->n; i++) {
-        ls_storage *st = NULL;
-        ls_catalog cat;
-        if ((rc = cli_target_catalog(env, t, i, NULL, &st, &cat)) != 0) {
-            /* An unreachable replica is skipped if another one can serve. */
-            ls_err_clear(env->ctx);
-            continue;
-        }
-        for (size_t g = 0; g < cat.n; g++)
-            if (cat.gens[g].nsnap && cat.gens[g].end_ms > best) {
-                best = cat.gens[g].end_ms;
-                *pick = i;
-            }
-        ls_catalog_free(&cat);
-        ls_storage_close(st);
-    }
-    return 0;
-}
-
 /* restore DB|URL from a replica (Litestream's restore). */
 static int restore_from_replica(cli_env *env, const restore_args *a)
 {
-    ls_restore_opts o = {a->generation, -1, -1, -1, 0, (int)a->parallelism, 0};
-    ls_replica_restore_result res;
-    cli_target t;
-    ls_storage *st = NULL;
-    size_t pick = 0;
+    ls_restore_options o = LS_RESTORE_OPTIONS_INIT;
+    ls_restore_result res;
+    ls_target *t = NULL;
     int rc;
 
+    o.generation = a->generation;
+    o.if_db_not_exists = a->if_db_not_exists;
+    o.if_replica_exists = a->if_replica_exists;
     if (a->index && a->timestamp)
         return cli_fail(env, LS_EUSAGE, "cannot specify both -index and -timestamp");
     if (a->index) {
@@ -162,45 +126,32 @@ static int restore_from_replica(cli_env *env, const restore_args *a)
         return cli_fail(env, LS_EUSAGE, "-timestamp: '%s' is not an RFC 3339 time", a->timestamp);
     if (a->parallelism < 0 || a->parallelism > 64)
         return cli_fail(env, LS_EUSAGE, "-parallelism: must be between 1 and 64");
+    o.parallelism = (int)a->parallelism;
     if ((rc = cli_target_open(env, a->config, a->no_expand, a->replica, a->source, &t)) >= 0)
         return rc;
-    const char *out = a->output ? a->output : t.is_url ? NULL : t.db->path;
-    if (!out) {
-        cli_target_free(&t);
-        return cli_fail(env, LS_EUSAGE, "-o PATH is required when restoring from a URL");
-    }
-    if (access(out, F_OK) == 0) {
-        cli_target_free(&t);
-        if (a->if_db_not_exists) {
+    const char *out = a->output ? a->output : ls_target_database(t);
+    rc = ls_restore(env->ctx, t, a->output, &o, &res);
+    if (rc == 0 && !res.restored) {
+        /* An if-* option made a failure a success; the library kept it as the reason. */
+        if (ls_errcode(env->ctx) == LS_EEXIST)
             cli_note(env, "%s exists; nothing restored (-if-db-not-exists)", out);
-            return 0;
-        }
-        return cli_fail(env, LS_EEXIST, "%s: output exists (restore never overwrites)", out);
-    }
-    /* Before any replica is contacted: no stranger's -wal/-shm/-journal at `out`. */
-    if ((rc = ls_publish_check(env->ctx, out)) != 0) {
-        cli_target_free(&t);
-        return cli_fail_lib(env, rc);
-    }
-    pick_replica(env, &t, &pick);
-    if ((rc = ls_replica_storage_open(env->ctx, t.reps[pick], &st)) == 0)
-        rc = ls_restore_replica(env->ctx, st, out, &o, &res);
-    ls_storage_close(st);
-    if (rc == LS_ENOENT && a->if_replica_exists) {
-        cli_note(env, "%s; nothing restored (-if-replica-exists)", ls_errmsg(env->ctx));
-        cli_target_free(&t);
+        else
+            cli_note(env, "%s; nothing restored (-if-replica-exists)", ls_errmsg(env->ctx));
+        ls_target_free(t);
         return 0;
     }
     if (rc) {
-        cli_target_free(&t);
+        ls_target_free(t);
         return cli_fail_lib(env, rc);
     }
-    char pos[LS_LAYOUT_POS_MAX];
-    ls_layout_pos_str(pos, sizeof(pos), res.generation, res.index, res.offset);
+    char pos[64], dest[PATH_MAX];
+    ls_position_format(pos, sizeof(pos), res.generation, res.index, res.offset);
+    if (!realpath(out, dest)) /* it was just published: absolute, as restore prints paths */
+        snprintf(dest, sizeof(dest), "%s", out);
     out_begin(env);
     out_str(env, "command", "restore");
-    out_str(env, "replica", t.reps[pick]->name);
-    out_str(env, "destination", res.destination);
+    out_str(env, "replica", ls_target_replica_name(t, res.replica));
+    out_str(env, "destination", dest);
     out_str(env, "generation", res.generation);
     out_uint(env, "snapshot_index", res.snapshot_index);
     out_str(env, "position", pos);
@@ -211,8 +162,32 @@ static int restore_from_replica(cli_env *env, const restore_args *a)
     out_uint(env, "bytes_downloaded", res.bytes_downloaded);
     out_uint(env, "elapsed_ms", res.elapsed_ms);
     out_end(env);
-    cli_target_free(&t);
+    ls_target_free(t);
     return 0;
+}
+
+/*
+ * Neither a URL, nor a replica option, nor a configured database: a backup
+ * file if `source` has an SQLite header (its WAL need not be readable);
+ * otherwise the error, naming `source` as given.
+ */
+static int restore_from_file_or_fail(cli_env *env, const restore_args *a)
+{
+    ls_info_result info;
+    int rc = ls_info(env->ctx, a->source, &info);
+    if (info.page_size && info.size_bytes) /* the header was read and is SQLite's */
+        return restore_from_file(env, a);
+    if (rc == 0) /* an empty file: an empty database to info, no backup here */
+        return cli_fail(env, LS_ENOTDB, "%s: empty file, not a database", a->source);
+    if (rc != LS_ENOTDB)
+        return cli_fail(env, LS_ENOENT, "%s: not a backup file, and not a database in %s",
+                        a->source, ls_config_default_path());
+    /* A file, but no database: say so (SQLite's words), with the path as given. */
+    const char *msg = ls_errmsg(env->ctx), *at = info.path[0] ? strstr(msg, info.path) : NULL;
+    if (!at)
+        return cli_fail_lib(env, rc);
+    return cli_fail(env, rc, "%.*s%s%s", (int)(at - msg), msg, a->source,
+                    at + strlen(info.path));
 }
 
 int cmd_restore(cli_env *env, int argc, char **argv)
@@ -262,15 +237,9 @@ int cmd_restore(cli_env *env, int argc, char **argv)
     const char *opt;
     if (a.replace)
         return restore_from_file(env, &a);
-    if (ls_url_is_url(a.source) || replica_option_given(&a, &opt))
+    if (ls_is_url(a.source) || replica_option_given(&a, &opt))
         return restore_from_replica(env, &a);
     if (configured_db(env, &a))
         return restore_from_replica(env, &a);
-    ls_db_hdr hdr;
-    if ((rc = ls_db_probe(env->ctx, a.source, &hdr)) == 0)
-        return restore_from_file(env, &a);
-    if (rc == LS_ENOTDB) /* a file, but no database: say so (SQLite's words) */
-        return cli_fail_lib(env, rc);
-    return cli_fail(env, LS_ENOENT, "%s: not a backup file, and not a database in %s",
-                    a.source, ls_config_default_path());
+    return restore_from_file_or_fail(env, &a);
 }

@@ -34,7 +34,6 @@
  *         then litesafe's fields in the same layout.
  */
 #include "cli.h"
-#include "fsutil.h"
 
 #include <errno.h>
 #include <libgen.h>

@@ -4,7 +4,7 @@
  * generation index size created; wal: replica generation index offset size
  * created). Indexes print in decimal, as Litestream prints them.
  */
-#include "replicas.h"
+#include "cli.h"
 #include "table.h"
 
 #include <stdio.h>
@@ -25,7 +25,7 @@ static int list_objects(cli_env *env, int argc, char **argv, int wal)
                             : "snapshots [-config PATH] [-replica NAME] [-generation GEN] DB|URL";
     char *pos[1];
     int npos, rc;
-    cli_target t;
+    ls_target *t = NULL;
     if ((rc = cli_parse(env, usage,
                         wal ? "List the WAL segments of a database's replicas."
                             : "List the snapshots of a database's replicas.",
@@ -45,24 +45,24 @@ static int list_objects(cli_env *env, int argc, char **argv, int wal)
         out_arr_begin(env, wal ? "wal" : "snapshots");
     }
     rc = 0;
-    for (size_t i = 0; i < t.n && !rc; i++) {
-        ls_storage *st = NULL;
-        ls_catalog cat;
-        if ((rc = cli_target_catalog(env, &t, i, generation, &st, &cat)) != 0)
+    for (size_t i = 0; i < ls_target_replica_count(t) && !rc; i++) {
+        const char *name = ls_target_replica_name(t, i);
+        ls_replica_listing *l = NULL;
+        if ((rc = ls_target_list(env->ctx, t, i, generation, &l)) != 0)
             break;
-        for (size_t g = 0; g < cat.n; g++) {
-            const ls_cat_gen *gen = &cat.gens[g];
-            const ls_cat_obj *v = wal ? gen->segs : gen->snaps;
-            size_t n = wal ? gen->nseg : gen->nsnap;
+        for (size_t g = 0; g < l->n; g++) {
+            const ls_generation_info *gen = &l->generations[g];
+            const ls_object_info *v = wal ? gen->segments : gen->snapshots;
+            size_t n = wal ? gen->nsegments : gen->nsnapshots;
             for (size_t k = 0; k < n; k++) {
                 char idx[16], off[16], size[24], created[32];
                 snprintf(idx, sizeof(idx), "%u", v[k].index);
                 snprintf(off, sizeof(off), "%u", v[k].offset);
                 snprintf(size, sizeof(size), "%llu", (unsigned long long)v[k].size);
-                cli_rfc3339(v[k].mtime_ms, created, sizeof(created));
+                cli_rfc3339(v[k].created_ms, created, sizeof(created));
                 if (env->json) {
                     out_item_begin(env);
-                    out_str(env, "replica", t.reps[i]->name);
+                    out_str(env, "replica", name);
                     out_str(env, "generation", gen->name);
                     out_uint(env, "index", v[k].index);
                     if (wal)
@@ -71,24 +71,23 @@ static int list_objects(cli_env *env, int argc, char **argv, int wal)
                     out_str(env, "created", created);
                     out_item_end(env);
                 } else if (wal) {
-                    const char *row[] = {t.reps[i]->name, gen->name, idx, off, size, created};
+                    const char *row[] = {name, gen->name, idx, off, size, created};
                     cli_table_add(&tab, row);
                 } else {
-                    const char *row[] = {t.reps[i]->name, gen->name, idx, size, created};
+                    const char *row[] = {name, gen->name, idx, size, created};
                     cli_table_add(&tab, row);
                 }
             }
         }
-        ls_catalog_free(&cat);
-        ls_storage_close(st);
+        ls_replica_listing_free(l);
     }
     if (rc) {
         cli_table_free(&tab);
-        cli_target_free(&t);
+        ls_target_free(t);
         return cli_fail_lib(env, rc);
     }
     cli_table_finish(env, &tab);
-    cli_target_free(&t);
+    ls_target_free(t);
     return 0;
 }
 

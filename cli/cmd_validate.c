@@ -3,9 +3,7 @@
  * database's current position and compare byte for byte. Needs a running
  * `litesafe replicate` (or an idle database it has fully shipped).
  */
-#include "replicas.h"
-#include "replicate.h"
-#include "validate.h"
+#include "cli.h"
 
 static const char USAGE[] = "validate [-config PATH] [-replica NAME] [--timeout MS] DB | DB URL";
 
@@ -23,7 +21,7 @@ int cmd_validate(cli_env *env, int argc, char **argv)
     };
     char *pos[2];
     int npos, rc, bad = 0;
-    cli_target t;
+    ls_target *t = NULL;
     if ((rc = cli_parse(env, USAGE,
                         "Restore the replica at the live database's position and compare them "
                         "byte for byte.",
@@ -36,25 +34,20 @@ int cmd_validate(cli_env *env, int argc, char **argv)
     /* DB URL: compare with that replica; DB alone: the configured replicas. */
     if ((rc = cli_target_open(env, config, no_expand, replica, npos == 2 ? pos[1] : pos[0], &t)) >= 0)
         return rc;
-    const char *db = npos == 2 ? pos[0] : t.db->path;
-    const char *meta = npos == 2 ? NULL : t.db->meta_path;
-    for (size_t i = 0; i < t.n; i++) {
-        ls_storage *st = NULL;
+    const char *db = npos == 2 ? pos[0] : ls_target_database(t);
+    for (size_t i = 0; i < ls_target_replica_count(t); i++) {
         ls_validate_result res;
-        rc = ls_replica_storage_open(env->ctx, t.reps[i], &st);
-        if (!rc)
-            rc = ls_validate(env->ctx, db, meta, st, (int)timeout, &res);
-        ls_storage_close(st);
+        rc = ls_target_validate(env->ctx, t, i, db, timeout, &res);
         if (rc) {
-            cli_target_free(&t);
+            ls_target_free(t);
             return cli_fail_lib(env, rc);
         }
-        char pos_s[LS_LAYOUT_POS_MAX];
-        ls_layout_pos_str(pos_s, sizeof(pos_s), res.generation, res.index, res.offset);
+        char pos_s[64];
+        ls_position_format(pos_s, sizeof(pos_s), res.generation, res.index, res.offset);
         out_begin(env);
         out_str(env, "command", "validate");
         out_str(env, "database", db);
-        out_str(env, "replica", t.reps[i]->name);
+        out_str(env, "replica", ls_target_replica_name(t, i));
         out_str(env, "position", pos_s);
         out_bool(env, "ok", res.ok);
         out_uint(env, "live_pages", res.live_pages);
@@ -65,7 +58,7 @@ int cmd_validate(cli_env *env, int argc, char **argv)
         if (!res.ok)
             bad = 1;
     }
-    cli_target_free(&t);
+    ls_target_free(t);
     if (bad)
         return cli_fail(env, LS_ECORRUPT, "replica differs from the live database");
     return 0;

@@ -1,5 +1,6 @@
 /*
- * opts.c - table-driven option parsing and --help.
+ * opts.c - table-driven option parsing and --help; the replica commands'
+ * target from their options (cli_target_open).
  *
  * Long options take one or two dashes (`-config` and `--config`), so command
  * lines written for Litestream keep working. Values follow as the next word
@@ -128,4 +129,15 @@ int cli_want_args(cli_env *env, int npos, int min, int max, const char *usage)
     if (npos > max)
         return cli_fail(env, LS_EUSAGE, "too many arguments (usage: litesafe %s)", usage);
     return -1;
+}
+
+int cli_target_open(cli_env *env, const char *config, int no_expand, const char *replica,
+                    const char *arg, ls_target **t)
+{
+    ls_target_options o = LS_TARGET_OPTIONS_INIT;
+    o.config_path = config;
+    o.no_expand_env = no_expand;
+    o.replica = replica;
+    int rc = ls_target_open(env->ctx, arg, &o, t);
+    return rc ? cli_fail_lib(env, rc) : -1;
 }
