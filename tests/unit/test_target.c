@@ -425,6 +425,16 @@ static void test_listing(void **state)
     ls_target_free(t);
 }
 
+/* A restore into `out` that an if-* option makes a success without restoring (`why` on ctx). */
+static void skipped(ls_target *t, const char *out, const ls_restore_options *ro, int why)
+{
+    ls_restore_result res;
+    ls_err_clear(ctx);
+    assert_int_equal(ls_restore(ctx, t, out, ro, &res), 0);
+    assert_int_equal(res.restored, 0);
+    assert_int_equal(ls_errcode(ctx), why);
+}
+
 /* if_db_not_exists and if_replica_exists: success, nothing restored, the reason on ctx. */
 static void test_restore_if_options(void **state)
 {
@@ -442,10 +452,7 @@ static void test_restore_if_options(void **state)
     assert_int_equal(ls_restore(ctx, t, at("there.db"), &ro, &res), LS_EEXIST);
     has(ls_errmsg(ctx), "there.db: output exists (restore never overwrites)");
     ro.if_db_not_exists = 1;
-    ls_err_clear(ctx);
-    assert_int_equal(ls_restore(ctx, t, at("there.db"), &ro, &res), 0);
-    assert_int_equal(res.restored, 0);
-    assert_int_equal(ls_errcode(ctx), LS_EEXIST);
+    skipped(t, at("there.db"), &ro, LS_EEXIST);
     read_row(at("there.db"), row, sizeof(row));
     assert_string_equal(row, "mine");
 
@@ -463,10 +470,7 @@ static void test_restore_if_options(void **state)
     assert_int_equal(ls_restore(ctx, t, at("none.db"), &ro, &res), LS_ENOENT);
     has(ls_errmsg(ctx), "no matching backup found on the replica");
     ro.if_replica_exists = 1;
-    ls_err_clear(ctx);
-    assert_int_equal(ls_restore(ctx, t, at("none.db"), &ro, &res), 0);
-    assert_int_equal(res.restored, 0);
-    assert_int_equal(ls_errcode(ctx), LS_ENOENT);
+    skipped(t, at("none.db"), &ro, LS_ENOENT);
     assert_int_equal(access(at("none.db"), F_OK), -1);
     /* A generation that is not there counts as nothing too. */
     ro.generation = GEN_B;
