@@ -15,13 +15,19 @@
 #include <litesafe.h>
 #include <sqlite3.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ROWS 1000
 
-/* SQLite calls this after each commit: tell the replicator to look now. */
+/*
+ * SQLite calls this after each commit: tell the replicator to look now.
+ * (A WAL hook replaces SQLite's automatic checkpoints, which is what a
+ * replicated database wants: the replicator checkpoints once it has the
+ * frames.)
+ */
 static int on_commit(void *replicator, sqlite3 *db, const char *name, int pages)
 {
     (void)db, (void)name, (void)pages;
@@ -95,7 +101,7 @@ static void print_status(ls_replicator *r)
 
 int main(int argc, char **argv)
 {
-    char dbpath[4096], replica[4096], restored[4096];
+    char dir[4096], dbpath[4200], replica[4300], restored[4200];
     ls_ctx *ctx = NULL;
     ls_replicator *r = NULL;
     ls_target *t = NULL;
@@ -106,9 +112,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: embed DIR\n");
         return 2;
     }
-    snprintf(dbpath, sizeof(dbpath), "%s/app.db", argv[1]);
-    snprintf(replica, sizeof(replica), "%s/replica", argv[1]);
-    snprintf(restored, sizeof(restored), "%s/restored.db", argv[1]);
+    if (!realpath(argv[1], dir)) {
+        perror(argv[1]);
+        return 2;
+    }
+    snprintf(dbpath, sizeof(dbpath), "%s/app.db", dir);
+    snprintf(replica, sizeof(replica), "file://%s/replica", dir);
+    snprintf(restored, sizeof(restored), "%s/restored.db", dir);
     if (ls_library_init() != 0 || ls_ctx_new(&ctx) != 0)
         return fail(NULL, "cannot initialise liblitesafe");
 
