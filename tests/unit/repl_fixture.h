@@ -44,6 +44,8 @@
 #define FX_T0 1700000000000LL
 #define FX_PAGE 4096
 #define FX_FRAME (LS_WAL_FRAME_HDRSIZE + FX_PAGE)
+/* A test with the fixture. */
+#define FX_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 typedef struct fx {
     char dir[128];          /* temp directory */
@@ -305,6 +307,16 @@ static inline ls_replica_restore_result fx_restore_check(fx *f, const ls_restore
     if (rc)
         fail_msg("restore: %d %s", rc, ls_errmsg(f->ctx));
     fx_assert_same(out, img, n);
+    return res;
+}
+
+/* Restore the latest state: it must be the live database's. */
+static inline ls_replica_restore_result fx_assert_restores_live(fx *f)
+{
+    size_t n = 0;
+    uint8_t *img = fx_image(f, &n);
+    ls_replica_restore_result res = fx_restore_check(f, NULL, img, n);
+    free(img);
     return res;
 }
 

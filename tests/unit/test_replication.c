@@ -14,6 +14,20 @@
 
 /* ---- the source ---- */
 
+/* The stored snapshot at `index` is the live database, page for page. */
+static void assert_snapshot_is_live(fx *f, uint32_t index)
+{
+    char key[LS_LAYOUT_KEY_MAX];
+    size_t n = 0, in = 0;
+    fx_snap_key(f, key, index);
+    uint8_t *snap = fx_object(f, key, &n);
+    uint8_t *img = fx_image(f, &in);
+    assert_int_equal(n, in);
+    assert_memory_equal(snap, img, n);
+    free(snap);
+    free(img);
+}
+
 /* Bytes [0, n) of the spool file of `index` equal the live WAL's bytes [0, n). */
 static void assert_spool_is_wal_prefix(fx *f, uint32_t index, uint64_t n)
 {
@@ -180,11 +194,8 @@ static void test_source_detects_replaced_database(void **state)
     /* The replica starts the new generation with a snapshot of the new file. */
     fx_app_open(f);
     fx_step(f);
-    size_t n = 0;
-    uint8_t *img = fx_image(f, &n);
-    ls_replica_restore_result res = fx_restore_check(f, NULL, img, n);
+    ls_replica_restore_result res = fx_assert_restores_live(f);
     assert_string_equal(res.generation, p1.gen);
-    free(img);
 }
 
 static void test_source_reattach_continues(void **state)
@@ -302,13 +313,7 @@ static void test_replica_first_step(void **state)
     assert_memory_equal(seg, sb, n);
     free(seg);
     free(sb);
-    fx_snap_key(f, key, 0);
-    uint8_t *snap = fx_object(f, key, &n);
-    uint8_t *img = fx_image(f, &in);
-    assert_int_equal(n, in);
-    assert_memory_equal(snap, img, n);
-    free(snap);
-    free(img);
+    assert_snapshot_is_live(f, 0);
 
     assert_int_equal(ls_replica_has(f->r, &sp, &last_rc, msg, sizeof(msg)), 1);
     assert_int_equal(last_rc, 0);
@@ -389,13 +394,10 @@ static void test_replica_follows_next_index(void **state)
     ls_obj_list_free(&l);
     assert_int_equal(snaps, 1);
 
-    size_t n = 0;
-    uint8_t *img = fx_image(f, &n);
-    ls_replica_restore_result res = fx_restore_check(f, NULL, img, n);
+    ls_replica_restore_result res = fx_assert_restores_live(f);
     assert_int_equal(res.snapshot_index, 0);
     assert_int_equal(res.index, 2);
     assert_int_equal(res.offset, sp.size);
-    free(img);
 }
 
 static void test_replica_restart_resumes(void **state)
@@ -431,16 +433,12 @@ static void test_replica_restart_resumes(void **state)
     assert_true(fx_has_key(f, key));
     assert_int_equal(fx_count(f, ""), before + 1);
 
-    size_t n = 0;
-    uint8_t *img = fx_image(f, &n);
-    fx_restore_check(f, NULL, img, n);
-    free(img);
+    fx_assert_restores_live(f);
 }
 
 /*
- * A replica that stopped while the spool went on to later indexes, and whose
- * spool was then collected up to where it stopped: a restart ships the rest
- * of its index, then the later ones.
+ * A replica that stopped while the spool went on to later indexes: a restart
+ * ships the rest of its index, then the later ones.
  */
 static void test_replica_restart_catches_up_indexes(void **state)
 {
@@ -458,10 +456,7 @@ static void test_replica_restart_catches_up_indexes(void **state)
     assert_int_equal(f->r->index, sp.index);
     assert_int_equal(f->r->offset, sp.size);
     assert_int_equal(fx_has(f), 1);
-    size_t n = 0;
-    uint8_t *img = fx_image(f, &n);
-    fx_restore_check(f, NULL, img, n);
-    free(img);
+    fx_assert_restores_live(f);
 }
 
 static void test_replica_snapshot_interval(void **state)
@@ -480,13 +475,7 @@ static void test_replica_snapshot_interval(void **state)
     fx_step(f);
     assert_true(fx_has_key(f, key));
     assert_int_equal(f->r->snapshots, 2);
-    size_t n = 0, in = 0;
-    uint8_t *snap = fx_object(f, key, &n);
-    uint8_t *img = fx_image(f, &in);
-    assert_int_equal(n, in);
-    assert_memory_equal(snap, img, n);
-    free(snap);
-    free(img);
+    assert_snapshot_is_live(f, 1);
 }
 
 /* ---- retention ---- */
@@ -542,11 +531,8 @@ static void test_retention_removes_older_snapshots(void **state)
     assert_true(fx_has_key(f, key));
     assert_true(f->r->last_retention_ms > 1);
 
-    size_t n = 0;
-    uint8_t *img = fx_image(f, &n);
-    ls_replica_restore_result res = fx_restore_check(f, NULL, img, n);
+    ls_replica_restore_result res = fx_assert_restores_live(f);
     assert_int_equal(res.snapshot_index, 2);
-    free(img);
     ls_layout_gen_prefix(prefix, sizeof(prefix), f->r->gen);
     assert_int_equal(fx_count(f, prefix), fx_count(f, ""));
 }
@@ -579,10 +565,7 @@ static void test_retention_keeps_newest_when_all_expired(void **state)
         assert_int_equal(k.index, 2);
     }
     ls_obj_list_free(&l);
-    size_t n = 0;
-    uint8_t *img = fx_image(f, &n);
-    fx_restore_check(f, NULL, img, n);
-    free(img);
+    fx_assert_restores_live(f);
 }
 
 static void test_retention_removes_old_generation(void **state)
@@ -620,6 +603,20 @@ static void test_retention_removes_old_generation(void **state)
 
 /* ---- failures of the store ---- */
 
+/*
+ * The replica holds everything at *p0; then a commit is spooled that it does
+ * not have yet. Returns the number of objects on the store.
+ */
+static size_t shipped_then_pending(fx *f, ls_spool_pos *p0)
+{
+    fx_step(f);
+    ls_source_pos(f->src, p0);
+    fx_insert(f, 3, 300);
+    assert_int_equal(fx_sync(f), 1);
+    assert_int_equal(fx_has(f), 0);
+    return fx_count(f, "");
+}
+
 static void test_put_fails_transient_then_retried(void **state)
 {
     fx *f = *state;
@@ -627,12 +624,8 @@ static void test_put_fails_transient_then_retried(void **state)
     char key[LS_LAYOUT_KEY_MAX];
     int last_rc = 0;
 
-    fx_step(f);
-    ls_source_pos(f->src, &p0);
-    fx_insert(f, 3, 300);
-    fx_sync(f);
+    size_t before = shipped_then_pending(f, &p0);
     ls_source_pos(f->src, &p1);
-    size_t before = fx_count(f, "");
 
     ls_storage_fault_set(f->fault, &(ls_fault){.ops = LS_FAULT_PUT, .times = 1,
                                                .code = LS_ENET, .partial = -1});
@@ -653,10 +646,7 @@ static void test_put_fails_transient_then_retried(void **state)
     ls_source_pos(f->src, &p1);
     assert_int_equal(ls_replica_has(f->r, &p1, &last_rc, NULL, 0), 1);
 
-    size_t n = 0;
-    uint8_t *img = fx_image(f, &n);
-    fx_restore_check(f, NULL, img, n);
-    free(img);
+    fx_assert_restores_live(f);
 }
 
 /* The worker loop forgets the position after a failure: it is learnt again from the store. */
@@ -665,11 +655,7 @@ static void test_put_fails_cut_short_relearn(void **state)
     fx *f = *state;
     ls_spool_pos p0;
 
-    fx_step(f);
-    ls_source_pos(f->src, &p0);
-    fx_insert(f, 3, 300);
-    fx_sync(f);
-    size_t before = fx_count(f, "");
+    size_t before = shipped_then_pending(f, &p0);
     /* The upload breaks after 10 bytes: the store keeps nothing of it. */
     ls_storage_fault_set(f->fault, &(ls_fault){.ops = LS_FAULT_PUT, .times = 1,
                                                .code = LS_ENET, .partial = 10});
@@ -682,10 +668,7 @@ static void test_put_fails_cut_short_relearn(void **state)
     assert_int_equal(f->r->offset, p1.size);
     assert_int_equal(fx_count(f, ""), before + 1);
     assert_int_equal(fx_has(f), 1);
-    size_t n = 0;
-    uint8_t *img = fx_image(f, &n);
-    fx_restore_check(f, NULL, img, n);
-    free(img);
+    fx_assert_restores_live(f);
 }
 
 /* The object was stored but the reply was lost: the same key is written again, once. */
@@ -695,11 +678,7 @@ static void test_put_lost_reply(void **state)
     ls_spool_pos p0;
     char key[LS_LAYOUT_KEY_MAX];
 
-    fx_step(f);
-    ls_source_pos(f->src, &p0);
-    fx_insert(f, 3, 300);
-    fx_sync(f);
-    size_t before = fx_count(f, "");
+    size_t before = shipped_then_pending(f, &p0);
     ls_storage_fault_set(f->fault, &(ls_fault){.ops = LS_FAULT_PUT, .times = 1,
                                                .code = LS_ENET, .partial = 1 << 30});
     assert_int_equal(ls_replica_step(f->r), LS_ENET);
@@ -727,10 +706,7 @@ static void test_put_lost_reply(void **state)
     assert_true(fx_has_key(f, key));
     fx_wal_key(f, key, 0, (uint32_t)p1.size);
     assert_true(fx_has_key(f, key));
-    size_t n = 0;
-    uint8_t *img = fx_image(f, &n);
-    fx_restore_check(f, NULL, img, n);
-    free(img);
+    fx_assert_restores_live(f);
 }
 
 static void test_put_fails_permanent(void **state)
@@ -758,10 +734,7 @@ static void test_put_fails_permanent(void **state)
     ls_storage_fault_set(f->fault, &(ls_fault){0});
     fx_step(f);
     assert_int_equal(fx_has(f), 1);
-    size_t n = 0;
-    uint8_t *img = fx_image(f, &n);
-    fx_restore_check(f, NULL, img, n);
-    free(img);
+    fx_assert_restores_live(f);
 }
 
 /* The first snapshot's upload fails after its segment went: nothing is restorable until it is. */
@@ -814,9 +787,7 @@ static void test_damaged_newest_segment_uploaded_again(void **state)
     ls_source_pos(f->src, &p1);
     assert_int_equal(n, p1.size - p0.size);
     free(seg);
-    uint8_t *img = fx_image(f, &n);
-    fx_restore_check(f, NULL, img, n);
-    free(img);
+    fx_assert_restores_live(f);
 }
 
 /* A store holding more of this generation than the spool: another writer; refused. */
@@ -842,38 +813,29 @@ static void test_replica_beyond_spool_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_source_sync_copies_commits, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_source_skips_uncommitted_frames, fx_setup,
-                                        fx_teardown),
-        cmocka_unit_test_setup_teardown(test_source_wal_restart_next_index, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_source_detects_replaced_database, fx_setup,
-                                        fx_teardown),
-        cmocka_unit_test_setup_teardown(test_source_reattach_continues, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_source_reattach_after_checkpoint_new_generation,
-                                        fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_source_refusals, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_replica_first_step, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_replica_ships_increments, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_replica_follows_next_index, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_replica_restart_resumes, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_replica_restart_catches_up_indexes, fx_setup,
-                                        fx_teardown),
-        cmocka_unit_test_setup_teardown(test_replica_snapshot_interval, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_retention_removes_older_snapshots, fx_setup,
-                                        fx_teardown),
-        cmocka_unit_test_setup_teardown(test_retention_keeps_newest_when_all_expired, fx_setup,
-                                        fx_teardown),
-        cmocka_unit_test_setup_teardown(test_retention_removes_old_generation, fx_setup,
-                                        fx_teardown),
-        cmocka_unit_test_setup_teardown(test_put_fails_transient_then_retried, fx_setup,
-                                        fx_teardown),
-        cmocka_unit_test_setup_teardown(test_put_fails_cut_short_relearn, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_put_lost_reply, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_put_fails_permanent, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_put_fails, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_damaged_newest_segment_uploaded_again, fx_setup,
-                                        fx_teardown),
-        cmocka_unit_test_setup_teardown(test_replica_beyond_spool_refused, fx_setup, fx_teardown),
+        FX_TEST(test_source_sync_copies_commits),
+        FX_TEST(test_source_skips_uncommitted_frames),
+        FX_TEST(test_source_wal_restart_next_index),
+        FX_TEST(test_source_detects_replaced_database),
+        FX_TEST(test_source_reattach_continues),
+        FX_TEST(test_source_reattach_after_checkpoint_new_generation),
+        FX_TEST(test_source_refusals),
+        FX_TEST(test_replica_first_step),
+        FX_TEST(test_replica_ships_increments),
+        FX_TEST(test_replica_follows_next_index),
+        FX_TEST(test_replica_restart_resumes),
+        FX_TEST(test_replica_restart_catches_up_indexes),
+        FX_TEST(test_replica_snapshot_interval),
+        FX_TEST(test_retention_removes_older_snapshots),
+        FX_TEST(test_retention_keeps_newest_when_all_expired),
+        FX_TEST(test_retention_removes_old_generation),
+        FX_TEST(test_put_fails_transient_then_retried),
+        FX_TEST(test_put_fails_cut_short_relearn),
+        FX_TEST(test_put_lost_reply),
+        FX_TEST(test_put_fails_permanent),
+        FX_TEST(test_snapshot_put_fails),
+        FX_TEST(test_damaged_newest_segment_uploaded_again),
+        FX_TEST(test_replica_beyond_spool_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

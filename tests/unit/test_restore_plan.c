@@ -542,19 +542,18 @@ static void test_validate(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_restore_latest, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_restore_by_index, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_restore_by_offset, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_restore_by_timestamp, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_restore_newest_snapshot_before_target, fx_setup,
-                                        fx_teardown),
-        cmocka_unit_test_setup_teardown(test_restore_generation_choice, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_restore_empty_replica, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_restore_get_fails, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_restore_get_retried, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_restore_corrupt_objects, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_restore_wal_holes, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_validate, fx_setup, fx_teardown),
+        FX_TEST(test_restore_latest),
+        FX_TEST(test_restore_by_index),
+        FX_TEST(test_restore_by_offset),
+        FX_TEST(test_restore_by_timestamp),
+        FX_TEST(test_restore_newest_snapshot_before_target),
+        FX_TEST(test_restore_generation_choice),
+        FX_TEST(test_restore_empty_replica),
+        FX_TEST(test_restore_get_fails),
+        FX_TEST(test_restore_get_retried),
+        FX_TEST(test_restore_corrupt_objects),
+        FX_TEST(test_restore_wal_holes),
+        FX_TEST(test_validate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
