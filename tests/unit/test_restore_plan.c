@@ -451,6 +451,26 @@ static void test_restore_corrupt_objects(void **state)
     hist_free(&h);
 }
 
+/*
+ * SRC BUG (skipped until fixed): a stored object cut short fails the restore
+ * with "truncated LZ4 frame (input ended after N bytes)" and no word of which
+ * object it was. restore.c fetch_segment() and the snapshot read in
+ * ls_restore_replica() report ls_lz4_writer_finish()'s error as it is,
+ * while every other failure of a get names the key (ls_storage_err).
+ */
+static void test_restore_truncated_object_is_named(void **state)
+{
+    fx *f = *state;
+    hist h;
+    char key[LS_LAYOUT_KEY_MAX];
+    skip();
+    build(f, &h);
+    fx_wal_key(f, key, 1, (uint32_t)h.pos[3].size);
+    damage(f, key, 1);
+    assert_restore_fails(f, f->mem, NULL, LS_ECORRUPT, "wal/00000001_");
+    hist_free(&h);
+}
+
 static void del_key(fx *f, const char *key)
 {
     assert_true(fx_has_key(f, key));
@@ -552,6 +572,7 @@ int main(void)
         FX_TEST(test_restore_get_fails),
         FX_TEST(test_restore_get_retried),
         FX_TEST(test_restore_corrupt_objects),
+        FX_TEST(test_restore_truncated_object_is_named),
         FX_TEST(test_restore_wal_holes),
         FX_TEST(test_validate),
     };
