@@ -94,8 +94,6 @@ int ls_source_attach(ls_source *s);
 int ls_source_replaced(ls_source *s);
 /* Final spool sync, release every lock, close the connections; attach may follow. */
 void ls_source_detach(ls_source *s);
-/* ls_source_new + ls_source_attach. */
-int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_source **out);
 /*
  * Copy newly committed frames into the spool and move the read lock forward.
  * *grew is set when the spool changed. Runs a checkpoint cycle when due.
