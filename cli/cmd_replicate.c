@@ -17,9 +17,6 @@
  */
 #include "cli.h"
 
-#include "config.h"
-#include "replicate.h"
-
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -43,19 +40,36 @@ static int log_level_parse(const char *s)
     return -1;
 }
 
-typedef struct run_arg {
-    ls_engine *e;
-    volatile sig_atomic_t stop;
-    volatile sig_atomic_t done;     /* the engine returned (a failure at start) */
+typedef struct stopper {
+    ls_replicator *r;
+    volatile int done;
     int rc;
-} run_arg;
+} stopper;
 
-static void *engine_thread(void *p)
+static void *stop_thread(void *p)
 {
-    run_arg *a = p;
-    a->rc = ls_engine_run(a->e, &a->stop);
-    __atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+    stopper *s = p;
+    s->rc = ls_replicator_stop(s->r, -1);
+    __atomic_store_n(&s->done, 1, __ATOMIC_RELEASE);
     return NULL;
+}
+
+/* ls_replicator_stop in a thread, so that a second signal can interrupt it. */
+static int stop_replicator(ls_replicator *r)
+{
+    stopper s = {r, 0, 0};
+    pthread_t th;
+    if (cli_stop >= 2 || pthread_create(&th, NULL, stop_thread, &s) != 0) {
+        ls_replicator_interrupt(r);
+        return ls_replicator_stop(r, -1);
+    }
+    while (!__atomic_load_n(&s.done, __ATOMIC_ACQUIRE)) {
+        if (cli_stop >= 2)
+            ls_replicator_interrupt(r);
+        usleep(20000);
+    }
+    pthread_join(th, NULL);
+    return s.rc;
 }
 
 static pid_t spawn(cli_env *env, const char *cmd)
@@ -86,7 +100,7 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
     char *pos[64];
     int npos, rc;
     ls_config *cfg = NULL;
-    ls_engine *e = NULL;
+    ls_replicator *r = NULL;
 
     if ((rc = cli_parse(env, USAGE,
                         "Replicate databases continuously to file, s3, sftp or abs replicas, in the "
@@ -103,54 +117,46 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
     if (npos > 1 && config)
         return cli_fail(env, LS_EUSAGE, "cannot specify a replica URL and -config together");
     if (npos > 1)
-        rc = ls_config_from_urls(env->ctx, pos[0], (const char *const *)pos + 1,
+        rc = ls_config_open_urls(env->ctx, pos[0], (const char *const *)pos + 1,
                                  (size_t)npos - 1, &cfg);
     else
-        rc = ls_config_load(env->ctx, config ? config : ls_config_default_path(), !no_expand,
+        rc = ls_config_open(env->ctx, config ? config : ls_config_default_path(), no_expand,
                             &cfg);
     if (rc)
         return cli_fail_lib(env, rc);
-    if ((rc = ls_config_apply_defaults(env->ctx, cfg)) != 0) {
-        ls_config_free(cfg);
-        return cli_fail_lib(env, rc);
-    }
-    if (!exec_cmd && cfg->exec)
-        exec_cmd = cfg->exec;
-    int level = log_level_parse(log_level ? log_level : cfg->log_level);
+    if (!exec_cmd && ls_config_exec(cfg))
+        exec_cmd = ls_config_exec(cfg);
+    int level = log_level_parse(log_level ? log_level : ls_config_log_level(cfg));
     if (level < 0) {
+        rc = cli_fail(env, LS_EUSAGE, "invalid log level '%s'",
+                      log_level ? log_level : ls_config_log_level(cfg));
         ls_config_free(cfg);
-        return cli_fail(env, LS_EUSAGE, "invalid log level '%s'",
-                        log_level ? log_level : cfg->log_level);
+        return rc;
     }
     ls_ctx_set_log(env->ctx, cli_log, NULL, level);
-    cli_log_set_json(cfg->log_type && !strcmp(cfg->log_type, "json"));
-    if (cfg->addr)
-        ls_log(env->ctx, LS_LOG_WARN, "metrics endpoint not supported, ignored addr=%s", cfg->addr);
+    cli_log_set_json(ls_config_log_type(cfg) && !strcmp(ls_config_log_type(cfg), "json"));
+    if (ls_config_addr(cfg))
+        ls_ctx_log(env->ctx, LS_LOG_WARN, "metrics endpoint not supported, ignored addr=%s",
+                   ls_config_addr(cfg));
 
-    if ((rc = ls_engine_new(env->ctx, cfg, &e)) != 0) {
+    if ((rc = ls_replicator_open_config(env->ctx, cfg, &r)) != 0 ||
+        (rc = ls_replicator_start(r)) != 0) {
+        ls_replicator_close(r);
         ls_config_free(cfg);
         return cli_fail_lib(env, rc);
     }
-    ls_engine_set_shutdown_timeout(e, cfg->shutdown_timeout_ms);
-    for (size_t i = 0; i < cfg->n_dbs; i++)
-        for (size_t j = 0; j < cfg->dbs[i].n_replicas; j++)
-            ls_log(env->ctx, LS_LOG_INFO, "replicating db=%s replica=%s type=%s", cfg->dbs[i].path,
-                   cfg->dbs[i].replicas[j].name, cfg->dbs[i].replicas[j].type);
-
-    run_arg ra = {e, 0, 0, 0};
-    pthread_t th;
-    if (pthread_create(&th, NULL, engine_thread, &ra) != 0) {
-        ls_engine_free(e);
-        ls_config_free(cfg);
-        return cli_fail(env, LS_ERROR, "cannot start the replication thread");
-    }
+    for (size_t i = 0; i < ls_config_db_count(cfg); i++)
+        for (size_t j = 0; j < ls_config_replica_count(cfg, i); j++)
+            ls_ctx_log(env->ctx, LS_LOG_INFO, "replicating db=%s replica=%s type=%s",
+                       ls_config_db_path(cfg, i), ls_config_replica_name(cfg, i, j),
+                       ls_config_replica_type(cfg, i, j));
     if (exec_cmd)
-        ls_engine_wait_tried(e, 10000);
+        ls_replicator_wait_started(r, 10000);
     pid_t child = exec_cmd && !cli_stop ? spawn(env, exec_cmd) : 0;
     int status = 0, child_done = child <= 0, forwarded = 0;
-    /* Until a signal, the -exec child's exit, or the engine's own end. */
+    /* Until a signal, the -exec child's exit, or the replicator's own end. */
     for (;;) {
-        int engine_done = __atomic_load_n(&ra.done, __ATOMIC_ACQUIRE);
+        int engine_done = !ls_replicator_running(r);
         int want = cli_stop ? cli_stop : engine_done; /* SIGTERMs the child should have had */
         if (child > 0 && !child_done && want > forwarded) {
             kill(child, SIGTERM);
@@ -163,17 +169,11 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
         usleep(20000);
     }
     /* The final flush; a second signal cuts it short. */
-    ra.stop = cli_stop >= 2 ? 2 : 1;
-    while (!__atomic_load_n(&ra.done, __ATOMIC_ACQUIRE)) {
-        if (cli_stop >= 2)
-            ra.stop = 2;
-        usleep(20000);
-    }
-    pthread_join(th, NULL);
-    ls_engine_free(e);
+    rc = stop_replicator(r);
+    ls_replicator_close(r);
     ls_config_free(cfg);
-    if (ra.rc)
-        return cli_fail_lib(env, ra.rc);
+    if (rc)
+        return cli_fail_lib(env, rc);
     if (exec_cmd) {
         if (child < 0)
             return EXIT_RUNTIME;

@@ -332,7 +332,7 @@ typedef struct ls_storage ls_storage; /* a backend: see litesafe/sys/storage.h *
  */
 typedef struct ls_replica_options {
     unsigned int version;       /* LS_REPLICA_OPTIONS_VERSION */
-    const char *name;           /* default: the type ("file", "s3", ...) */
+    const char *name;           /* default: the type ("file", "s3", ...), or the storage's name */
     const char *url;            /* exclusive with type/path/bucket/host */
     const char *type;           /* file|s3|gcs|abs|sftp (default from url, else file) */
     const char *path;           /* file: directory; others: key prefix / remote directory */
@@ -451,7 +451,8 @@ typedef struct ls_replicator ls_replicator;
  */
 int ls_replicator_open(ls_ctx *ctx, const char *db, const ls_replicator_options *o,
                        ls_replicator **out);
-/* A replicator for every database and replica of `cfg` (cfg may be freed afterwards). */
+/* A replicator for every database and replica of `cfg`, which must stay open until
+ * ls_replicator_close(). */
 int ls_replicator_open_config(ls_ctx *ctx, const ls_config *cfg, ls_replicator **out);
 /* Add a replica (before start). LS_EUSAGE for a bad URL or option, naming it. */
 int ls_replicator_add_replica(ls_replicator *r, const ls_replica_options *o);

@@ -1783,10 +1783,12 @@ static int replica_defaults(ls_ctx *ctx, const ls_config *cfg, ls_db_cfg *db, si
         (rc = inherit_fields(&snapshot_table, r, &cfg->defaults)) != 0)
         return rc;
     /* 4 */
-    if (!r->type && !(r->type = strdup("file")))
+    if (!r->type && !(r->type = strdup(r->storage ? r->storage->type : "file")))
         return LS_ENOMEM;
     /* 5 */
-    if (strcmp(r->type, "file") == 0) {
+    if (r->storage) {
+        /* an embedder's own backend: nothing here to check */
+    } else if (strcmp(r->type, "file") == 0) {
         char *abs = NULL;
         if (!r->path)
             return RERR(ctx, cfg, r, "file replica: path required");

@@ -63,6 +63,9 @@ typedef struct ls_replica_cfg {
     char **age_recipients;
     size_t n_age_recipients;
     int line, col;                   /* position in the config file (1-based; 0: none) */
+    ls_storage *storage;             /* an embedder's own backend (ls_replica_options.storage):
+                                        no URL or type checks; the engine takes it over and
+                                        sets this to NULL. Not owned by the config. */
 } ls_replica_cfg;
 
 /* One database (dbs[]). */

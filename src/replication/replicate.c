@@ -60,6 +60,18 @@
 #define PENDING_RECHECKS 50
 #define DEFAULT_SHUTDOWN_MS 30000
 
+/*
+ * LAG. After each sync that grew the spool the source thread notes the new
+ * end and the time. A replica's lag is the age of the oldest noted end it
+ * does not hold yet (0 when it holds them all). The ring keeps the last
+ * GROWTH_RING ends; past that, the oldest kept one gives a lower bound.
+ */
+#define GROWTH_RING 256
+typedef struct growth_mark {
+    ls_spool_pos pos;
+    int64_t unix_ms;
+} growth_mark;
+
 typedef struct engine_db {
     ls_ctx *ctx;                /* the source thread's context */
     const ls_db_cfg *cfg;       /* its configuration */
@@ -75,6 +87,16 @@ typedef struct engine_db {
     volatile int have_target;   /* `target` is set (release/acquire) */
     ls_spool_pos target;        /* what must be on every replica before the exit */
     char last_err[512];         /* the attach failure last logged */
+    /* Guarded by mu: sync barriers (ls_engine_sync) and the growth ring. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;          /* broadcast when a barrier is served */
+    uint64_t barrier_req;       /* barriers requested ... */
+    uint64_t barrier_done;      /* ... and served: barrier_pos covers every commit made
+                                   before request number barrier_done */
+    int barrier_attached;       /* the database was attached when it was served */
+    ls_spool_pos barrier_pos;
+    growth_mark growth[GROWTH_RING]; /* the spool's recent ends, oldest at growth_head */
+    size_t ngrowth, growth_head;
 } engine_db;
 
 struct ls_engine {
@@ -84,6 +106,7 @@ struct ls_engine {
     int64_t shutdown_ms;        /* shutdown-timeout */
     volatile sig_atomic_t *stop; /* stop requests: 1 flush and stop, 2+ stop at once */
     volatile int quit;          /* source threads end */
+    volatile int running;       /* between the start of the threads and the stop */
 };
 
 /* Tries per storage call before a failure reaches the caller (retry.c). */
@@ -313,6 +336,66 @@ static void on_replaced(engine_db *d)
     ls_source_detach(d->src);
 }
 
+/* ---- sync barriers and lag (the source thread's side) ---- */
+
+static uint64_t barrier_requested(engine_db *d)
+{
+    pthread_mutex_lock(&d->mu);
+    uint64_t req = d->barrier_req;
+    pthread_mutex_unlock(&d->mu);
+    return req;
+}
+
+/* Barriers up to `req` are served: `sp` (NULL: not attached) covers their commits. */
+static void barrier_serve(engine_db *d, uint64_t req, const ls_spool_pos *sp)
+{
+    pthread_mutex_lock(&d->mu);
+    if (req > d->barrier_done) {
+        d->barrier_done = req;
+        d->barrier_attached = sp != NULL;
+        if (sp)
+            d->barrier_pos = *sp;
+        pthread_cond_broadcast(&d->cv);
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Note the spool's new end for the lag (see LAG). */
+static void growth_note(engine_db *d, const ls_spool_pos *sp)
+{
+    pthread_mutex_lock(&d->mu);
+    size_t at = (d->growth_head + d->ngrowth) % GROWTH_RING;
+    if (d->ngrowth == GROWTH_RING)
+        d->growth_head = (d->growth_head + 1) % GROWTH_RING;
+    else
+        d->ngrowth++;
+    d->growth[at].pos = *sp;
+    d->growth[at].unix_ms = ls_unix_now_ms();
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* One sync of the source thread: copy what is committed, note it, serve barriers. */
+static void source_sync(engine_db *d)
+{
+    ls_source *s = d->src;
+    uint64_t req = barrier_requested(d); /* read first: the sync covers its commits */
+    int grew = 0;
+    int rc = ls_source_sync(s, &grew);
+    if (rc) {
+        ls_log(d->ctx, LS_LOG_ERROR, "sync failed db=%s error=\"%s\"", s->path,
+               ls_errmsg(d->ctx));
+        ls_err_clear(d->ctx);
+        usleep(100000);
+        return;
+    }
+    gc_spool(d);
+    ls_spool_pos sp;
+    ls_source_pos(s, &sp);
+    if (grew)
+        growth_note(d, &sp);
+    barrier_serve(d, req, &sp);
+}
+
 static void *db_main(void *arg)
 {
     engine_db *d = arg;
@@ -329,6 +412,7 @@ static void *db_main(void *arg)
     while (!d->e->quit) {
         int stopping = __atomic_load_n(&d->want_target, __ATOMIC_ACQUIRE);
         if (!s->opened && !stopping && !try_attach(d)) {
+            barrier_serve(d, barrier_requested(d), NULL);
             relevant = watch_wait(&w, (int)poll_ms);
             continue;
         }
@@ -341,17 +425,8 @@ static void *db_main(void *arg)
             if (now - last_sync < COALESCE_MS)
                 usleep((useconds_t)((COALESCE_MS - (now - last_sync)) * 1000));
             watch_arm(&w);
-            int grew = 0;
-            int rc = ls_source_sync(s, &grew);
+            source_sync(d);
             last_sync = ls_now_ms();
-            if (rc) {
-                ls_log(d->ctx, LS_LOG_ERROR, "sync failed db=%s error=\"%s\"", s->path,
-                       ls_errmsg(d->ctx));
-                ls_err_clear(d->ctx);
-                usleep(100000);
-            } else {
-                gc_spool(d);
-            }
             if (stopping && !d->have_target) {
                 /* Everything committed before the stop request is in the spool. */
                 if (s->opened)
@@ -383,6 +458,8 @@ static void engine_db_close(engine_db *d)
     if (d->wake_fd >= 0)
         close(d->wake_fd);
     ls_ctx_free(d->ctx);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
 }
 
 /*
@@ -406,6 +483,8 @@ int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out)
         engine_db *d = &e->dbs[e->ndb++];
         d->cfg = dc;
         d->e = e;
+        pthread_mutex_init(&d->mu, NULL);
+        pthread_cond_init(&d->cv, NULL);
         d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if ((rc = ls_ctx_new(&d->ctx)) != 0) {
             rc = ls_err(ctx, LS_ENOMEM, "out of memory");
@@ -435,8 +514,15 @@ int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out)
                             rcfg->name);
                 goto fail;
             }
-            if ((rc = ls_replica_storage_open(ctx, rcfg, &st)) != 0)
+            if (rcfg->storage) {
+                /* An embedder's backend: ours from here on, retried like ours. */
+                ls_storage *own = rcfg->storage;
+                ((ls_replica_cfg *)rcfg)->storage = NULL;
+                if ((rc = ls_storage_retry_open(ctx, own, STORAGE_ATTEMPTS, &st)) != 0)
+                    goto fail;
+            } else if ((rc = ls_replica_storage_open(ctx, rcfg, &st)) != 0) {
                 goto fail;
+            }
             ls_replica_opts ro = {.name = rcfg->name,
                                   .sync_interval_ms = rcfg->sync_interval_ms,
                                   .snapshot_interval_ms = rcfg->snapshot_interval_ms,
@@ -525,12 +611,19 @@ int ls_engine_run(ls_engine *e, volatile sig_atomic_t *stop)
         }
         d->started = 1;
     }
+    e->running = 1;
     while (!*stop)
         usleep(20000);
     drain(e);
 
 shutdown:
+    e->running = 0;
     e->quit = 1;
+    for (size_t i = 0; i < e->ndb; i++) { /* release barrier waiters */
+        pthread_mutex_lock(&e->dbs[i].mu);
+        pthread_cond_broadcast(&e->dbs[i].cv);
+        pthread_mutex_unlock(&e->dbs[i].mu);
+    }
     for (size_t i = 0; i < e->ndb; i++) {
         engine_db *d = &e->dbs[i];
         wake(d);
@@ -567,6 +660,138 @@ shutdown:
                         (long long)(e->shutdown_ms / 1000));
     }
     return rc;
+}
+
+/* ---- for the public replicator (replicator.c) ---- */
+
+void ls_engine_notify(ls_engine *e, const char *db)
+{
+    for (size_t i = 0; i < e->ndb; i++)
+        if (!db || strcmp(db, e->dbs[i].cfg->path) == 0)
+            wake(&e->dbs[i]);
+}
+
+/* Wait until the source thread served barrier `req`: 0, or LS_EBUSY/LS_ECANCEL. */
+static int barrier_wait(engine_db *d, uint64_t req, uint64_t deadline, ls_spool_pos *sp)
+{
+    int attached = 0;
+    pthread_mutex_lock(&d->mu);
+    while (d->barrier_done < req && !d->e->quit && ls_now_ms() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000L; /* wake the thread again now and then */
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+        if (d->barrier_done < req)
+            wake(d);
+    }
+    int served = d->barrier_done >= req;
+    attached = d->barrier_attached;
+    *sp = d->barrier_pos;
+    pthread_mutex_unlock(&d->mu);
+    if (!served)
+        return d->e->quit ? ls_err(d->e->ctx, LS_ECANCEL, "replication stopped")
+                          : ls_err(d->e->ctx, LS_EBUSY, "sync: db=%s was not read in time "
+                                   "(the database side is stuck)", d->cfg->path);
+    if (!attached)
+        return ls_err(d->e->ctx, LS_ENOENT, "sync: %s is not replicated (%s)", d->cfg->path,
+                      d->last_err[0] ? d->last_err : "not attached yet");
+    return 0;
+}
+
+/*
+ * The durable barrier. Each database's source thread is asked to sync and
+ * report the spool's end; everything committed before the call is then at
+ * or before that position. Then the replicas are hurried (their
+ * sync-interval wait ends) until each holds it, restorably.
+ */
+int ls_engine_sync(ls_engine *e, int64_t timeout_ms)
+{
+    uint64_t deadline = ls_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+    if (!e->running)
+        return ls_err(e->ctx, LS_ECANCEL, "replication is not running");
+    for (size_t i = 0; i < e->ndb; i++) {
+        engine_db *d = &e->dbs[i];
+        pthread_mutex_lock(&d->mu);
+        uint64_t req = ++d->barrier_req;
+        pthread_mutex_unlock(&d->mu);
+        wake(d);
+        ls_spool_pos sp;
+        int rc = barrier_wait(d, req, deadline, &sp);
+        if (rc)
+            return rc;
+        for (unsigned spin = 0; !all_have(d, &sp, 0); spin++) {
+            if (e->quit)
+                return ls_err(e->ctx, LS_ECANCEL, "replication stopped");
+            if (ls_now_ms() >= deadline) {
+                report_missing(d, e->ctx, &sp, "by the sync deadline", 1);
+                return ls_err_recode(e->ctx, LS_EBUSY);
+            }
+            ls_source_hurry(d->src);
+            usleep(spin < 100 ? 500 : 10000);
+        }
+    }
+    return 0;
+}
+
+/* Age of the oldest noted spool end replica r does not hold (see LAG). */
+static int64_t replica_lag(engine_db *d, ls_replica *r, int64_t now)
+{
+    int64_t lag = 0;
+    pthread_mutex_lock(&d->mu);
+    for (size_t k = 0; k < d->ngrowth; k++) {
+        const growth_mark *g = &d->growth[(d->growth_head + k) % GROWTH_RING];
+        if (!ls_replica_has(r, &g->pos, NULL, NULL, 0)) {
+            lag = now - g->unix_ms;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    return lag < 0 ? 0 : lag;
+}
+
+int ls_engine_status(ls_engine *e, ls_replica_status **out, size_t *n)
+{
+    size_t total = 0, k = 0;
+    for (size_t i = 0; i < e->ndb; i++)
+        total += e->dbs[i].nrep;
+    ls_replica_status *v = calloc(total ? total : 1, sizeof(*v));
+    *out = NULL;
+    *n = 0;
+    if (!v)
+        return ls_err(e->ctx, LS_ENOMEM, "out of memory");
+    int64_t now = ls_unix_now_ms();
+    for (size_t i = 0; i < e->ndb; i++) {
+        engine_db *d = &e->dbs[i];
+        for (size_t j = 0; j < d->nrep; j++, k++) {
+            ls_replica *r = d->reps[j];
+            ls_replica_status *st = &v[k];
+            st->database = d->cfg->path;
+            st->name = r->name;
+            st->type = r->st->type;
+            st->lag_ms = replica_lag(d, r, now);
+            pthread_mutex_lock(&r->mu);
+            ls_strlcpy(st->generation, r->shipped_gen, sizeof(st->generation));
+            st->index = r->shipped_index;
+            st->offset = r->shipped_offset;
+            st->restorable = r->shipped_snapshot;
+            st->segments = r->segments;
+            st->snapshots = r->snapshots;
+            st->bytes = r->bytes;
+            st->last_error = r->last_rc;
+            ls_strlcpy(st->last_error_message, r->last_err, sizeof(st->last_error_message));
+            pthread_mutex_unlock(&r->mu);
+            dev_t dev;
+            ino_t ino;
+            st->attached = ls_source_identity(d->src, &dev, &ino) == 0;
+        }
+    }
+    *out = v;
+    *n = total;
+    return 0;
 }
 
 void ls_engine_free(ls_engine *e)

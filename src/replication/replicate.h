@@ -39,6 +39,14 @@ int ls_engine_run(ls_engine *e, volatile sig_atomic_t *stop);
 int ls_engine_wait_tried(ls_engine *e, int64_t ms);
 void ls_engine_free(ls_engine *e);
 
+/* For the public replicator (replicator.c; the contracts are in litesafe.h). */
+/* Wake the source thread of `db` (absolute path; NULL: every database). Any thread. */
+void ls_engine_notify(ls_engine *e, const char *db);
+/* The durable barrier of ls_replicator_sync, while ls_engine_run runs. */
+int ls_engine_sync(ls_engine *e, int64_t timeout_ms);
+/* Every replica's state (*out malloc'd; strings borrowed from the engine). */
+int ls_engine_status(ls_engine *e, ls_replica_status **out, size_t *n);
+
 /* Open the storage a replica config describes. */
 int ls_replica_storage_open(ls_ctx *ctx, const ls_replica_cfg *rc, ls_storage **out);
 

@@ -778,7 +778,8 @@ void ls_source_pace(ls_source *s, int64_t ms)
 {
     struct timespec ts = deadline_in(ms);
     pthread_mutex_lock(&s->mu);
-    while (!s->stopping && !s->flushing)
+    uint64_t hurry = s->hurry;
+    while (!s->stopping && !s->flushing && s->hurry == hurry)
         if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
             break;
     pthread_mutex_unlock(&s->mu);
@@ -788,6 +789,14 @@ void ls_source_flush_request(ls_source *s)
 {
     pthread_mutex_lock(&s->mu);
     s->flushing = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ls_source_hurry(ls_source *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->hurry++;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }

@@ -55,6 +55,7 @@ typedef struct ls_source {
     int after_replace;             /* detached after a replacement: the next attach starts
                                     * a new generation */
     int flushing;                  /* a final flush was requested: replicas stop pacing */
+    uint64_t hurry;                /* bumped by ls_source_hurry: a pacing wait ends */
     dev_t db_dev;                  /* identity of the database file at attach */
     ino_t db_ino;
     uint64_t commits_copied;       /* statistics */
@@ -93,8 +94,6 @@ int ls_source_attach(ls_source *s);
 int ls_source_replaced(ls_source *s);
 /* Final spool sync, release every lock, close the connections; attach may follow. */
 void ls_source_detach(ls_source *s);
-/* ls_source_new + ls_source_attach. */
-int ls_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_source **out);
 /*
  * Copy newly committed frames into the spool and move the read lock forward.
  * *grew is set when the spool changed. Runs a checkpoint cycle when due.
@@ -118,6 +117,8 @@ void ls_source_sleep(ls_source *s, int64_t ms);
 void ls_source_pace(ls_source *s, int64_t ms);
 /* Ask replicas to ship what they have at once, without pacing (shutdown). */
 void ls_source_flush_request(ls_source *s);
+/* End the replicas' current pacing waits once (a sync barrier is waiting). */
+void ls_source_hurry(ls_source *s);
 /*
  * The attached database file's identity; -1 when not attached or replaced
  * (thread-safe). A reader that opened the file by path checks it afterwards.

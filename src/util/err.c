@@ -171,6 +171,13 @@ int64_t ls_unix_now(void)
     return (int64_t)ts.tv_sec;
 }
 
+int64_t ls_unix_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void ls_strlcpy(char *dst, const char *src, size_t size)
 {
     if (size == 0)

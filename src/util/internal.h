@@ -60,6 +60,8 @@ void ls_log_emit(ls_ctx *ctx, int level, const char *fmt, ...) LS_PRINTF(3, 4);
 uint64_t ls_now_ms(void);
 /* Unix time in seconds. */
 int64_t ls_unix_now(void);
+/* Milliseconds since the Unix epoch (wall clock). */
+int64_t ls_unix_now_ms(void);
 
 /* Copy a string into a fixed buffer, always terminated. */
 void ls_strlcpy(char *dst, const char *src, size_t size);

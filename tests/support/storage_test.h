@@ -65,4 +65,12 @@ uint64_t ls_storage_fault_calls(ls_storage *s, unsigned ops);
 /* Failures injected since the last ls_storage_fault_set. */
 uint64_t ls_storage_fault_injected(ls_storage *s);
 
+/*
+ * A handle on `shared` that does not own it (tests/support/view.c): calls go
+ * through unchanged, closing it leaves `shared` open. For code that takes
+ * ownership of the handle it is given (a replica worker) while the test
+ * keeps using the store.
+ */
+int ls_storage_view_open(ls_ctx *ctx, ls_storage *shared, ls_storage **out);
+
 #endif
