@@ -108,8 +108,8 @@ static int fetch_segment(ls_ctx *ctx, rs_state *s, rs_seg *sg)
     int rc = ls_lz4_writer_new(ctx, &sink, &z, &in);
     if (!rc)
         rc = s->st->get(s->st, ctx, key, 0, -1, &in);
-    if (!rc)
-        rc = ls_lz4_writer_finish(z);
+    if (!rc && (rc = ls_lz4_writer_finish(z)) != 0) /* cut short: name the object */
+        rc = ls_storage_err(s->st, ctx, rc, "get", key, NULL);
     ls_lz4_writer_free(z);
     if (!rc)
         sg->len = aw.written;
@@ -609,8 +609,8 @@ static int write_snapshot(rs_job *j, out_writer *ow)
     int rc = ls_lz4_writer_new(j->ctx, &sink, &z, &in);
     if (!rc)
         rc = j->st->get(j->st, j->ctx, key, 0, -1, &in);
-    if (!rc)
-        rc = ls_lz4_writer_finish(z);
+    if (!rc && (rc = ls_lz4_writer_finish(z)) != 0) /* cut short: name the object */
+        rc = ls_storage_err(j->st, j->ctx, rc, "get", key, NULL);
     ls_lz4_writer_free(z);
     if (!rc && (ow->fill != 0 || !ow->page_size))
         rc = ls_err(j->ctx, LS_ECORRUPT, "snapshot %s: not a whole number of pages", key);
