@@ -33,7 +33,7 @@
 #include "fsutil.h"
 #include "layout.h" /* layer exception, to be removed: see tests/unit/check_layers.py */
 #include "storage.h"
-#include "stream.h"
+#include "io.h"
 
 #include <dirent.h>
 #include <errno.h>

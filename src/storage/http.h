@@ -34,7 +34,7 @@
 #define LS_STORAGE_HTTP_H
 
 #include "storage.h"
-#include "stream.h"
+#include "io.h"
 
 #include <curl/curl.h>
 #include <stddef.h>

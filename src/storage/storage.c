@@ -9,7 +9,7 @@
  * and fail with the same shape of message.
  */
 #include "storage.h"
-#include "stream.h"
+#include "io.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -22,7 +22,7 @@
 
 #include "storage.h"
 #include "storage_test.h"
-#include "stream.h"
+#include "io.h"
 
 #include <dirent.h>
 #include <pthread.h>

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "io.h"
 #include "stream.h"
 
 #include <fcntl.h>
