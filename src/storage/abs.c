@@ -63,6 +63,7 @@
  */
 #define _GNU_SOURCE
 #include "http.h"
+#include "random.h"
 #include "storage.h"
 #include "url.h"
 
@@ -71,7 +72,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #define ABS_VERSION "2021-08-06"
 /* A reader of known size up to this goes in one streamed Put Blob. */
@@ -451,7 +451,7 @@ static int put_blocks(abs_store *as, ls_ctx *ctx, const char *key, const char *n
         goto cleanup;
     }
     /* 2 */
-    if (getrandom(nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce)) {
+    if (ls_random_bytes(nonce, sizeof(nonce)) != 0) {
         rc = ls_storage_err(&as->base, ctx, LS_EIO, "put", key, "getrandom failed");
         goto cleanup;
     }

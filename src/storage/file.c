@@ -31,9 +31,9 @@
  */
 #define _GNU_SOURCE
 #include "fsutil.h"
-#include "layout.h" /* layer exception, to be removed: see tests/unit/check_layers.py */
-#include "storage.h"
 #include "io.h"
+#include "random.h"
+#include "storage.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -47,6 +47,8 @@
 
 /* Attempts at step 1-2 of put when the directory vanishes or a name collides. */
 #define PUT_CREATE_TRIES 4
+/* Random bytes in a temp file name (as hex: 16 digits). */
+#define TMP_RANDOM_BYTES 8
 
 typedef struct file_store {
     ls_storage base;     /* must be first: the vtable and names */
@@ -181,7 +183,7 @@ static mode_t dir_mode(const file_store *fs)
 static int create_tmp(file_store *fs, ls_ctx *ctx, const char *key, const char *path, char *tmp,
                       size_t tmpsz, int *fd)
 {
-    char dir[PATH_MAX], base[NAME_MAX + 1], rnd[LS_GEN_LEN + 1];
+    char dir[PATH_MAX], base[NAME_MAX + 1], rnd[2 * TMP_RANDOM_BYTES + 1];
     mode_t mode = dir_mode(fs);
 
     ls_path_split(path, dir, sizeof(dir), base, sizeof(base));
@@ -189,7 +191,7 @@ static int create_tmp(file_store *fs, ls_ctx *ctx, const char *key, const char *
         int rc = ls_mkdir_p(ctx, dir, mode);
         if (rc)
             return ls_storage_err(&fs->base, ctx, rc, "put", key, NULL);
-        if (ls_layout_gen_new(rnd) != 0)
+        if (ls_random_hex(rnd, TMP_RANDOM_BYTES) != 0)
             return ls_storage_err(&fs->base, ctx, LS_EIO, "put", key, "getrandom failed");
         int n = snprintf(tmp, tmpsz, "%s/.%s.%ld.%s.tmp", dir, base, (long)getpid(), rnd);
         if (n < 0 || (size_t)n >= tmpsz)
