@@ -54,7 +54,6 @@
 #include "hash.h"
 #include "http.h"
 #include "storage.h"
-#include "url.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -859,23 +858,19 @@ static char *make_prefix(const char *path)
 
 int ls_storage_s3_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out)
 {
-    ls_url u = {0};
     s3_store *st = NULL;
-    char scheme[16] = "", desc[512];
+    char desc[512];
     int rc = 0;
 
     *out = NULL;
-    if (opts->url && ls_storage_url_scheme(opts->url, scheme, sizeof(scheme)) &&
-        (rc = ls_url_parse(ctx, opts->url, &u)) != 0)
-        goto cleanup;
-    int is_gcs = strcmp(scheme[0] ? scheme : (opts->type ? opts->type : "s3"), "gcs") == 0;
+    int is_gcs = opts->type && strcasecmp(opts->type, "gcs") == 0;
     const char *type = is_gcs ? "gcs" : "s3";
     const char *name = opts->name && *opts->name ? opts->name : type;
-    const char *bucket = opts->bucket && *opts->bucket ? opts->bucket : u.bucket;
-    const char *path = opts->path ? opts->path : u.path ? u.path : "";
-    const char *endpoint = opts->endpoint && *opts->endpoint ? opts->endpoint : u.endpoint;
-    const char *region = opts->region && *opts->region ? opts->region : u.region;
-    int path_style = opts->force_path_style || u.force_path_style || (opts->url && opts->endpoint);
+    const char *bucket = opts->bucket;
+    const char *path = opts->path ? opts->path : "";
+    const char *endpoint = opts->endpoint && *opts->endpoint ? opts->endpoint : NULL;
+    const char *region = opts->region && *opts->region ? opts->region : NULL;
+    int path_style = opts->force_path_style;
     if (!region)
         region = is_gcs ? "auto" : "us-east-1";
     if (is_gcs) {
@@ -936,6 +931,5 @@ int ls_storage_s3_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **ou
 cleanup:
     if (st)
         s3_close(&st->base);
-    ls_url_free(&u);
     return rc;
 }

@@ -2,7 +2,7 @@
  * storage/sftp.c - the SFTP backend (libssh2): a replica is a directory tree
  * on an SSH server, and a key is a path below its remote root.
  *
- * Root. opts->path (or the URL's path) names the remote root directory: one
+ * Root. opts->path names the remote root directory: one
  * starting with '/' is absolute, anything else is relative to the login
  * directory the server gives the session ("" = the login directory itself).
  * The config layer strips the leading '/' of a URL path, as Litestream 0.3
@@ -78,7 +78,7 @@
 #include "library.h"
 #include "random.h"
 #include "storage.h"
-#include "url.h"
+#include "url.h" /* ls_url_path_clean */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1718,49 +1718,17 @@ static char *dup_or_null(const char *s, int *oom)
 int ls_storage_sftp_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out)
 {
     const char *name = opts->name && *opts->name ? opts->name : "sftp";
-    const char *host = opts->host, *user = opts->user, *password = opts->password,
-               *path = opts->path;
-    char hostbuf[300], desc[512];
-    ls_url u;
+    const char *host = opts->host, *user = opts->user, *password = opts->password;
+    char desc[512];
     int rc, oom = 0;
 
     *out = NULL;
-    memset(&u, 0, sizeof(u));
-    if (opts->url) {
-        if ((rc = ls_url_parse(ctx, opts->url, &u)) != 0) {
-            ls_url_free(&u);
-            return rc;
-        }
-        if (strcmp(u.scheme, "sftp") != 0) {
-            ls_url_free(&u);
-            return ls_err(ctx, LS_EUSAGE, "replica %s: not an sftp URL", name);
-        }
-        if (!host) {
-            if (u.port)
-                snprintf(hostbuf, sizeof(hostbuf), strchr(u.host, ':') ? "[%s]:%d" : "%s:%d",
-                         u.host, u.port);
-            else
-                ls_strlcpy(hostbuf, u.host, sizeof(hostbuf));
-            host = hostbuf;
-        }
-        if (!user)
-            user = u.user;
-        if (!password)
-            password = u.password;
-        if (!path)
-            path = u.path;
-    }
-
     const char *why = NULL;
-    if (ls_library_lazy(&why) != 0) { /* no-op after ls_library_init */
-        ls_url_free(&u);
+    if (ls_library_lazy(&why) != 0) /* no-op after ls_library_init */
         return ls_err(ctx, LS_EIO, "replica %s: %s", name, why);
-    }
     sftp_store *ss = calloc(1, sizeof(*ss));
-    if (!ss) {
-        ls_url_free(&u);
+    if (!ss)
         return ls_err(ctx, LS_ENOMEM, "replica %s: out of memory", name);
-    }
     pthread_mutex_init(&ss->mu, NULL);
     pthread_cond_init(&ss->cv, NULL);
     ls_storage_init(&ss->base, "sftp", opts->name, "sftp");
@@ -1769,7 +1737,7 @@ int ls_storage_sftp_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **
         rc = ls_err(ctx, LS_EUSAGE, "replica %s: sftp replica: host required", name);
         goto fail;
     }
-    if ((rc = parse_host(ss, ctx, name, host)) != 0 || (rc = set_root(ss, ctx, path)) != 0)
+    if ((rc = parse_host(ss, ctx, name, host)) != 0 || (rc = set_root(ss, ctx, opts->path)) != 0)
         goto fail;
     if (opts->host_key_fingerprint && *opts->host_key_fingerprint &&
         (rc = set_pin(ss, ctx, name, opts->host_key_fingerprint)) != 0)
@@ -1797,11 +1765,9 @@ int ls_storage_sftp_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **
     ss->base.list = sftp_list;
     ss->base.stat = sftp_stat;
     ss->base.del = sftp_del;
-    ls_url_free(&u);
     *out = &ss->base;
     return 0;
 fail:
-    ls_url_free(&u);
     sftp_close(&ss->base);
     return rc;
 }
