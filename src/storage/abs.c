@@ -181,7 +181,7 @@ static int sign(const abs_store *as, const abs_call *c, const abs_kv *hdrs, size
         rc = ls_http_buf_str(&sts, "\n");
         for (const char *k = c->q[i].k; !rc && *k; k++) {
             char lc = (char)(*k >= 'A' && *k <= 'Z' ? *k - 'A' + 'a' : *k);
-            rc = ls_http_buf_add(&sts, &lc, 1);
+            rc = ls_buf_add(&sts, &lc, 1);
         }
         if (!rc)
             rc = ls_http_buf_str(&sts, ":");

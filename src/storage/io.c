@@ -75,15 +75,11 @@ void ls_reader_mem(ls_reader *r, ls_mem_src *st, const void *p, size_t n)
     r->size = (int64_t)st->n;
 }
 
-/* Append n bytes to the buffer, doubling its allocation as needed. */
-static int buf_write(void *ud, const uint8_t *p, size_t n)
+int ls_buf_add(ls_buf *b, const void *p, size_t n)
 {
-    ls_buf *b = ud;
-    if (n == 0)
-        return 0;
-    if (b->cap - b->n < n) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap - b->n < n) {
+    if (b->cap - b->n <= n) { /* room for the bytes and the NUL */
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->n <= n) {
             if (cap > SIZE_MAX / 2)
                 return LS_ENOMEM;
             cap *= 2;
@@ -94,9 +90,17 @@ static int buf_write(void *ud, const uint8_t *p, size_t n)
         b->p = q;
         b->cap = cap;
     }
-    memcpy(b->p + b->n, p, n);
+    if (n)
+        memcpy(b->p + b->n, p, n);
     b->n += n;
+    b->p[b->n] = '\0';
     return 0;
+}
+
+/* ls_writer_buf's write: nothing to do for no bytes (an empty object stays NULL). */
+static int buf_write(void *ud, const uint8_t *p, size_t n)
+{
+    return n ? ls_buf_add(ud, p, n) : 0;
 }
 
 void ls_writer_buf(ls_writer *w, ls_buf *b)

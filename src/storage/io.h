@@ -48,7 +48,13 @@ typedef struct ls_buf {
     size_t n;           /* bytes used */
     size_t cap;         /* bytes allocated */
 } ls_buf;
-/* A writer appending to b (fails only with LS_ENOMEM). */
+/*
+ * Append n bytes of p to b, keeping a NUL after the bytes (so a buffer of
+ * text is a C string; b->p is allocated even when n is 0). Returns 0 or
+ * LS_ENOMEM (no message).
+ */
+int ls_buf_add(ls_buf *b, const void *p, size_t n);
+/* A writer appending to b (fails only with LS_ENOMEM; no bytes, no allocation). */
 void ls_writer_buf(ls_writer *w, ls_buf *b);
 void ls_buf_free(ls_buf *b);
 

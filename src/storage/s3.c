@@ -176,7 +176,7 @@ static int s3_fail(s3_store *st, ls_ctx *ctx, const char *op, const char *key, i
 static int obj_url(s3_store *st, const char *key, ls_buf *b)
 {
     b->n = 0;
-    if (ls_http_buf_str(b, st->obj_base) || ls_http_buf_add(b, "/", 1) ||
+    if (ls_http_buf_str(b, st->obj_base) || ls_buf_add(b, "/", 1) ||
         ls_http_buf_pct(b, st->prefix, 1) || ls_http_buf_pct(b, key, 1))
         return LS_ENOMEM;
     return 0;
@@ -185,8 +185,8 @@ static int obj_url(s3_store *st, const char *key, ls_buf *b)
 /* Append "?" or "&", name, "=" and the encoded value. */
 static int add_query(ls_buf *b, int first, const char *name, const char *value)
 {
-    if (ls_http_buf_add(b, first ? "?" : "&", 1) || ls_http_buf_str(b, name) ||
-        ls_http_buf_add(b, "=", 1) || ls_http_buf_pct(b, value, 0))
+    if (ls_buf_add(b, first ? "?" : "&", 1) || ls_http_buf_str(b, name) ||
+        ls_buf_add(b, "=", 1) || ls_http_buf_pct(b, value, 0))
         return LS_ENOMEM;
     return 0;
 }
@@ -381,7 +381,7 @@ static int mp_complete(s3_store *st, ls_ctx *ctx, const char *key, const char *u
     int rc = 0;
     if (ls_http_buf_str(&u, url) || add_query(&u, 1, "uploadId", id) ||
         ls_http_buf_str(&body, "<CompleteMultipartUpload>") ||
-        ls_http_buf_add(&body, (const char *)parts->p, parts->n) ||
+        ls_buf_add(&body, (const char *)parts->p, parts->n) ||
         ls_http_buf_str(&body, "</CompleteMultipartUpload>")) {
         rc = oom(ctx);
         goto cleanup;
@@ -654,7 +654,7 @@ static int xml_escape(ls_buf *b, const char *s)
     for (; *s; s++) {
         const char *e = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;"
                       : *s == '"' ? "&quot;" : *s == '\'' ? "&apos;" : NULL;
-        if (e ? ls_http_buf_str(b, e) : ls_http_buf_add(b, s, 1))
+        if (e ? ls_http_buf_str(b, e) : ls_buf_add(b, s, 1))
             return LS_ENOMEM;
     }
     return 0;
