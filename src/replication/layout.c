@@ -34,11 +34,10 @@
 #define _GNU_SOURCE
 #include "layout.h"
 #include "litesafe.h"
+#include "random.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define ROOT_PREFIX "generations/"
 #define SNAP_DIR "/snapshots/"
@@ -83,24 +82,7 @@ static int take_lit(const char **s, const char *lit)
 
 int ls_layout_gen_new(char gen[LS_GEN_LEN + 1])
 {
-    static const char digits[] = "0123456789abcdef";
-    uint8_t raw[LS_GEN_LEN / 2];
-    size_t got = 0;
-    while (got < sizeof(raw)) {
-        ssize_t r = getrandom(raw + got, sizeof(raw) - got, 0);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return LS_EIO;
-        }
-        got += (size_t)r;
-    }
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        gen[2 * i] = digits[raw[i] >> 4];
-        gen[2 * i + 1] = digits[raw[i] & 15];
-    }
-    gen[LS_GEN_LEN] = '\0';
-    return 0;
+    return ls_random_hex(gen, LS_GEN_LEN / 2);
 }
 
 int ls_layout_is_gen(const char *s)

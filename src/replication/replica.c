@@ -27,6 +27,7 @@
 #include "fsutil.h"
 #include "layout.h"
 #include "retry.h"
+#include "io.h"
 #include "stream.h"
 #include "validate.h"
 

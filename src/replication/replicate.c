@@ -116,7 +116,6 @@ int ls_replica_storage_open(ls_ctx *ctx, const ls_replica_cfg *rc, ls_storage **
 {
     ls_storage_opts so = {0};
     so.name = rc->name;
-    so.url = rc->type && rc->path ? NULL : rc->url; /* the config already parsed it */
     so.type = rc->type;
     so.path = rc->path;
     so.bucket = rc->bucket;

@@ -63,15 +63,15 @@
  */
 #define _GNU_SOURCE
 #include "http.h"
+#include "random.h"
 #include "storage.h"
-#include "url.h"
+#include "url.h" /* ls_url_path_clean */
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #define ABS_VERSION "2021-08-06"
 /* A reader of known size up to this goes in one streamed Put Blob. */
@@ -181,7 +181,7 @@ static int sign(const abs_store *as, const abs_call *c, const abs_kv *hdrs, size
         rc = ls_http_buf_str(&sts, "\n");
         for (const char *k = c->q[i].k; !rc && *k; k++) {
             char lc = (char)(*k >= 'A' && *k <= 'Z' ? *k - 'A' + 'a' : *k);
-            rc = ls_http_buf_add(&sts, &lc, 1);
+            rc = ls_buf_add(&sts, &lc, 1);
         }
         if (!rc)
             rc = ls_http_buf_str(&sts, ":");
@@ -451,7 +451,7 @@ static int put_blocks(abs_store *as, ls_ctx *ctx, const char *key, const char *n
         goto cleanup;
     }
     /* 2 */
-    if (getrandom(nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce)) {
+    if (ls_random_bytes(nonce, sizeof(nonce)) != 0) {
         rc = ls_storage_err(&as->base, ctx, LS_EIO, "put", key, "getrandom failed");
         goto cleanup;
     }
@@ -692,33 +692,24 @@ static void abs_close(ls_storage *s)
     free(as);
 }
 
-/* A malloc'd copy of the first non-empty of a, b (NULL if both are unset or empty). */
-static char *pick(const char *a, const char *b)
+/* A malloc'd copy of s, NULL when s is unset or empty. */
+static char *dup_set(const char *s)
 {
-    const char *v = a && *a ? a : b && *b ? b : NULL;
-    return v ? strdup(v) : NULL;
+    return s && *s ? strdup(s) : NULL;
 }
 
 /*
- * Fill as from opts (and opts->url, whose parts count where opts leaves a
- * field unset): account, key, container, prefix, endpoint. Returns 0,
+ * Fill as from opts: account, key, container, prefix, endpoint. Returns 0,
  * LS_EUSAGE with a message (never quoting the key), or LS_ENOMEM.
  */
 static int abs_config(abs_store *as, ls_ctx *ctx, const ls_storage_opts *opts, const char *rn)
 {
-    ls_url u = {0};
     int rc = 0;
 
-    if (opts->url && (rc = ls_url_parse(ctx, opts->url, &u)) != 0)
-        goto cleanup;
-    if (opts->url && strcmp(u.scheme, "abs") != 0) {
-        rc = ls_err(ctx, LS_EUSAGE, "replica %s: not an abs URL: %s", rn, u.scheme);
-        goto cleanup;
-    }
-    as->account = pick(opts->account_name, u.user);
-    as->container = pick(opts->bucket, u.bucket);
-    char *path = pick(opts->path, u.path);
-    if (!path && !(path = strdup("")))
+    as->account = dup_set(opts->account_name);
+    as->container = dup_set(opts->bucket);
+    char *path = strdup(opts->path ? opts->path : "");
+    if (!path)
         goto nomem;
     ls_url_path_clean(path);
     const char *p = path;
@@ -788,7 +779,6 @@ static int abs_config(abs_store *as, ls_ctx *ctx, const ls_storage_opts *opts, c
 nomem:
     rc = ls_err(ctx, LS_ENOMEM, "out of memory");
 cleanup:
-    ls_url_free(&u);
     return rc;
 }
 

@@ -31,9 +31,9 @@
  */
 #define _GNU_SOURCE
 #include "fsutil.h"
-#include "layout.h" /* layer exception, to be removed: see tests/unit/check_layers.py */
+#include "io.h"
+#include "random.h"
 #include "storage.h"
-#include "stream.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -47,6 +47,8 @@
 
 /* Attempts at step 1-2 of put when the directory vanishes or a name collides. */
 #define PUT_CREATE_TRIES 4
+/* Random bytes in a temp file name (as hex: 16 digits). */
+#define TMP_RANDOM_BYTES 8
 
 typedef struct file_store {
     ls_storage base;     /* must be first: the vtable and names */
@@ -79,76 +81,22 @@ static int obj_path(file_store *fs, ls_ctx *ctx, const char *op, const char *key
     return 0;
 }
 
-/* Value of one hex digit, -1 if c is not one. */
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decode the %XX escapes of a URL path in place. Returns 0, or -1 on a bad escape or %00. */
-static int pct_decode(char *s)
-{
-    char *w = s;
-    for (const char *r = s; *r; r++) {
-        if (*r != '%') {
-            *w++ = *r;
-            continue;
-        }
-        int hi = hex_digit(r[1]);
-        int lo = hi < 0 ? -1 : hex_digit(r[2]);
-        if (lo < 0 || (hi | lo) == 0)
-            return -1;
-        *w++ = (char)(hi * 16 + lo);
-        r += 2;
-    }
-    *w = '\0';
-    return 0;
-}
-
 /*
- * The root directory from opts: "file:///abs/path" (host empty or
- * "localhost"; query and fragment ignored; %XX decoded), a URL that is a
- * plain path, or opts->path. Relative paths are made absolute against the
- * current directory; trailing slashes are dropped. Returns 0 or LS_EUSAGE.
+ * The root directory from opts->path: a relative path is made absolute
+ * against the current directory; trailing slashes are dropped. (A URL never
+ * reaches a backend: the configuration resolved it into fields.) Returns 0
+ * or LS_EUSAGE.
  */
 static int root_from_opts(ls_ctx *ctx, const ls_storage_opts *opts, char *root, size_t rootsz)
 {
     const char *name = opts->name && *opts->name ? opts->name : "file";
-    char scheme[16], p[PATH_MAX], cwd[PATH_MAX];
-    int is_url = 0;
+    char p[PATH_MAX], cwd[PATH_MAX];
 
-    if (opts->url && opts->path)
-        return ls_err(ctx, LS_EUSAGE, "replica %s: url and path are exclusive", name);
-    if (!opts->url && !opts->path)
-        return ls_err(ctx, LS_EUSAGE, "replica %s: no path or url", name);
-    const char *src = opts->url ? opts->url : opts->path;
-    if (opts->url && ls_storage_url_scheme(src, scheme, sizeof(scheme))) {
-        if (strcmp(scheme, "file") != 0)
-            return ls_err(ctx, LS_EUSAGE, "replica %s: not a file URL: %s", name, src);
-        src += strlen("file://");
-        if (strncmp(src, "localhost/", 10) == 0)
-            src += strlen("localhost");
-        if (*src != '/')
-            return ls_err(ctx, LS_EUSAGE, "replica %s: file URL must be file:///absolute/path: %s",
-                          name, opts->url);
-        is_url = 1;
-    }
-    if (strlen(src) >= sizeof(p))
+    if (!opts->path || !*opts->path)
+        return ls_err(ctx, LS_EUSAGE, "replica %s: file replica: path required", name);
+    if (strlen(opts->path) >= sizeof(p))
         return ls_err(ctx, LS_EUSAGE, "replica %s: path too long", name);
-    ls_strlcpy(p, src, sizeof(p));
-    if (is_url) {
-        p[strcspn(p, "?#")] = '\0';
-        if (pct_decode(p) != 0)
-            return ls_err(ctx, LS_EUSAGE, "replica %s: bad escape in URL: %s", name, opts->url);
-    }
-    if (!*p)
-        return ls_err(ctx, LS_EUSAGE, "replica %s: empty path", name);
+    ls_strlcpy(p, opts->path, sizeof(p));
     size_t n = strlen(p);
     while (n > 1 && p[n - 1] == '/')
         p[--n] = '\0';
@@ -181,7 +129,7 @@ static mode_t dir_mode(const file_store *fs)
 static int create_tmp(file_store *fs, ls_ctx *ctx, const char *key, const char *path, char *tmp,
                       size_t tmpsz, int *fd)
 {
-    char dir[PATH_MAX], base[NAME_MAX + 1], rnd[LS_GEN_LEN + 1];
+    char dir[PATH_MAX], base[NAME_MAX + 1], rnd[2 * TMP_RANDOM_BYTES + 1];
     mode_t mode = dir_mode(fs);
 
     ls_path_split(path, dir, sizeof(dir), base, sizeof(base));
@@ -189,7 +137,7 @@ static int create_tmp(file_store *fs, ls_ctx *ctx, const char *key, const char *
         int rc = ls_mkdir_p(ctx, dir, mode);
         if (rc)
             return ls_storage_err(&fs->base, ctx, rc, "put", key, NULL);
-        if (ls_layout_gen_new(rnd) != 0)
+        if (ls_random_hex(rnd, TMP_RANDOM_BYTES) != 0)
             return ls_storage_err(&fs->base, ctx, LS_EIO, "put", key, "getrandom failed");
         int n = snprintf(tmp, tmpsz, "%s/.%s.%ld.%s.tmp", dir, base, (long)getpid(), rnd);
         if (n < 0 || (size_t)n >= tmpsz)

@@ -446,28 +446,9 @@ int ls_http_header_add(ls_ctx *ctx, struct curl_slist **list, const char *name,
 
 /* ---- Strings ---- */
 
-int ls_http_buf_add(ls_buf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 256;
-        while (ncap < b->n + n + 1)
-            ncap *= 2;
-        uint8_t *p = realloc(b->p, ncap);
-        if (!p)
-            return LS_ENOMEM;
-        b->p = p;
-        b->cap = ncap;
-    }
-    if (n)
-        memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
-}
-
 int ls_http_buf_str(ls_buf *b, const char *s)
 {
-    return ls_http_buf_add(b, s, strlen(s));
+    return ls_buf_add(b, s, strlen(s));
 }
 
 int ls_http_buf_pct(ls_buf *b, const char *s, int keep_slash)
@@ -479,14 +460,14 @@ int ls_http_buf_pct(ls_buf *b, const char *s, int keep_slash)
                     (keep_slash && *c == '/');
         if (plain && *c < 0x80) {
             e[0] = (char)*c;
-            if (ls_http_buf_add(b, e, 1))
+            if (ls_buf_add(b, e, 1))
                 return LS_ENOMEM;
             continue;
         }
         e[0] = '%';
         e[1] = hex[*c >> 4];
         e[2] = hex[*c & 15];
-        if (ls_http_buf_add(b, e, 3))
+        if (ls_buf_add(b, e, 3))
             return LS_ENOMEM;
     }
     return 0;

@@ -34,7 +34,7 @@
 #define LS_STORAGE_HTTP_H
 
 #include "storage.h"
-#include "stream.h"
+#include "io.h"
 
 #include <curl/curl.h>
 #include <stddef.h>
@@ -119,9 +119,7 @@ int ls_http_header_add(ls_ctx *ctx, struct curl_slist **list, const char *name,
 
 /* ---- Strings ---- */
 
-/* Append n bytes of s to b, keeping b NUL-terminated. Returns 0 or LS_ENOMEM (no message). */
-int ls_http_buf_add(ls_buf *b, const char *s, size_t n);
-/* Append a C string. */
+/* Append a C string, keeping b NUL-terminated (ls_buf_add). Returns 0 or LS_ENOMEM. */
 int ls_http_buf_str(ls_buf *b, const char *s);
 /*
  * Append s percent-encoded per RFC 3986: every byte but A-Z a-z 0-9 - _ . ~

@@ -54,7 +54,6 @@
 #include "hash.h"
 #include "http.h"
 #include "storage.h"
-#include "url.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,7 +176,7 @@ static int s3_fail(s3_store *st, ls_ctx *ctx, const char *op, const char *key, i
 static int obj_url(s3_store *st, const char *key, ls_buf *b)
 {
     b->n = 0;
-    if (ls_http_buf_str(b, st->obj_base) || ls_http_buf_add(b, "/", 1) ||
+    if (ls_http_buf_str(b, st->obj_base) || ls_buf_add(b, "/", 1) ||
         ls_http_buf_pct(b, st->prefix, 1) || ls_http_buf_pct(b, key, 1))
         return LS_ENOMEM;
     return 0;
@@ -186,8 +185,8 @@ static int obj_url(s3_store *st, const char *key, ls_buf *b)
 /* Append "?" or "&", name, "=" and the encoded value. */
 static int add_query(ls_buf *b, int first, const char *name, const char *value)
 {
-    if (ls_http_buf_add(b, first ? "?" : "&", 1) || ls_http_buf_str(b, name) ||
-        ls_http_buf_add(b, "=", 1) || ls_http_buf_pct(b, value, 0))
+    if (ls_buf_add(b, first ? "?" : "&", 1) || ls_http_buf_str(b, name) ||
+        ls_buf_add(b, "=", 1) || ls_http_buf_pct(b, value, 0))
         return LS_ENOMEM;
     return 0;
 }
@@ -382,7 +381,7 @@ static int mp_complete(s3_store *st, ls_ctx *ctx, const char *key, const char *u
     int rc = 0;
     if (ls_http_buf_str(&u, url) || add_query(&u, 1, "uploadId", id) ||
         ls_http_buf_str(&body, "<CompleteMultipartUpload>") ||
-        ls_http_buf_add(&body, (const char *)parts->p, parts->n) ||
+        ls_buf_add(&body, (const char *)parts->p, parts->n) ||
         ls_http_buf_str(&body, "</CompleteMultipartUpload>")) {
         rc = oom(ctx);
         goto cleanup;
@@ -655,7 +654,7 @@ static int xml_escape(ls_buf *b, const char *s)
     for (; *s; s++) {
         const char *e = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;"
                       : *s == '"' ? "&quot;" : *s == '\'' ? "&apos;" : NULL;
-        if (e ? ls_http_buf_str(b, e) : ls_http_buf_add(b, s, 1))
+        if (e ? ls_http_buf_str(b, e) : ls_buf_add(b, s, 1))
             return LS_ENOMEM;
     }
     return 0;
@@ -859,23 +858,19 @@ static char *make_prefix(const char *path)
 
 int ls_storage_s3_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out)
 {
-    ls_url u = {0};
     s3_store *st = NULL;
-    char scheme[16] = "", desc[512];
+    char desc[512];
     int rc = 0;
 
     *out = NULL;
-    if (opts->url && ls_storage_url_scheme(opts->url, scheme, sizeof(scheme)) &&
-        (rc = ls_url_parse(ctx, opts->url, &u)) != 0)
-        goto cleanup;
-    int is_gcs = strcmp(scheme[0] ? scheme : (opts->type ? opts->type : "s3"), "gcs") == 0;
+    int is_gcs = opts->type && strcasecmp(opts->type, "gcs") == 0;
     const char *type = is_gcs ? "gcs" : "s3";
     const char *name = opts->name && *opts->name ? opts->name : type;
-    const char *bucket = opts->bucket && *opts->bucket ? opts->bucket : u.bucket;
-    const char *path = opts->path ? opts->path : u.path ? u.path : "";
-    const char *endpoint = opts->endpoint && *opts->endpoint ? opts->endpoint : u.endpoint;
-    const char *region = opts->region && *opts->region ? opts->region : u.region;
-    int path_style = opts->force_path_style || u.force_path_style || (opts->url && opts->endpoint);
+    const char *bucket = opts->bucket;
+    const char *path = opts->path ? opts->path : "";
+    const char *endpoint = opts->endpoint && *opts->endpoint ? opts->endpoint : NULL;
+    const char *region = opts->region && *opts->region ? opts->region : NULL;
+    int path_style = opts->force_path_style;
     if (!region)
         region = is_gcs ? "auto" : "us-east-1";
     if (is_gcs) {
@@ -936,6 +931,5 @@ int ls_storage_s3_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **ou
 cleanup:
     if (st)
         s3_close(&st->base);
-    ls_url_free(&u);
     return rc;
 }

@@ -1,17 +1,16 @@
 /*
- * storage.c - the backend-independent part of storage.h: choosing a backend
- * from a URL or a type (a scheme-to-factory table, as libgit2's transports),
- * object lists, key rules, the common message format, and the buffer
- * conveniences built on put/get.
+ * storage.c - the backend-independent part of storage.h and
+ * litesafe/sys/storage.h: choosing a backend by its type (a type-to-factory
+ * table, as libgit2's transports), object lists, key rules, the common
+ * message format, and the buffer conveniences built on put/get.
  *
  * Invariant: every backend validates keys with ls_storage_check_key() and
  * words failures with ls_storage_err(), so all of them accept the same keys
  * and fail with the same shape of message.
  */
 #include "storage.h"
-#include "stream.h"
+#include "io.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,46 +20,22 @@
 typedef int (*storage_factory)(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
 
 static const struct {
-    const char *type;     /* URL scheme and config "type" */
+    const char *type;     /* config "type" (and URL scheme) */
     storage_factory open; /* constructor, NULL if not supported yet */
 } factories[] = {
     {"file", ls_storage_file_open}, {"s3", ls_storage_s3_open},     {"gcs", ls_storage_s3_open},
     {"abs", ls_storage_abs_open},   {"sftp", ls_storage_sftp_open},
 };
 
-int ls_storage_url_scheme(const char *url, char *out, size_t outsz)
-{
-    size_t n = 0;
-    while (url[n] && (isalnum((unsigned char)url[n]) || url[n] == '_'))
-        n++;
-    if (n == 0 || strncmp(url + n, "://", 3) != 0)
-        return 0;
-    if (outsz > 0) {
-        size_t k = n < outsz - 1 ? n : outsz - 1;
-        for (size_t i = 0; i < k; i++)
-            out[i] = (char)tolower((unsigned char)url[i]);
-        out[k] = '\0';
-    }
-    return 1;
-}
-
 /*
- * Pick the backend: the URL's scheme, else "file" for a URL that is a plain
- * path, else opts->type, else "file". Returns the backend's result, or
- * LS_EUSAGE for a type that is unknown or not supported yet.
+ * Pick the backend by opts->type ("file" when unset). Returns the backend's
+ * result, or LS_EUSAGE for a type that is unknown or not supported yet.
  */
 int ls_storage_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out)
 {
-    char scheme[16];
-    const char *type = "file";
+    const char *type = opts->type && *opts->type ? opts->type : "file";
 
     *out = NULL;
-    if (opts->url) {
-        if (ls_storage_url_scheme(opts->url, scheme, sizeof(scheme)))
-            type = scheme;
-    } else if (opts->type && *opts->type) {
-        type = opts->type;
-    }
     const char *name = opts->name && *opts->name ? opts->name : type;
     for (size_t i = 0; i < sizeof(factories) / sizeof(factories[0]); i++) {
         if (strcasecmp(type, factories[i].type) != 0)

@@ -1,126 +1,61 @@
 /*
- * storage.h - the blob-level interface every replica backend implements.
+ * storage.h - the library's side of the backend interface: choosing and
+ * opening a backend from its options, the built-in backends, the retrying
+ * wrapper, and conveniences built on put/get. The interface itself (struct
+ * ls_storage, objects, readers and writers, the contract every backend
+ * keeps, and the helpers a backend uses) is public, for embedders who write
+ * their own: include/litesafe/sys/storage.h.
  *
- * A backend stores opaque objects under keys ("generations/<gen>/wal/..."),
- * relative to the replica's root (a directory, a bucket prefix, ...). It never
- * retries, compresses, encrypts or builds keys: core does that once
- * (layout.c builds keys, stream.c compresses, replica.c retries).
- *
- * Contract, for every backend:
- *   - put is all-or-nothing: a reader sees the whole object or none (temp +
- *     fsync + rename + directory fsync for files; one PUT or a completed
- *     multipart upload for S3; temp name then rename for SFTP). A put over an
- *     existing key replaces it.
- *   - A missing object is LS_ENOENT from get, stat and (silently, 0) delete.
- *   - get of a range: bytes [off, min(off + len, size)); a range starting at
- *     or past the end yields no bytes and succeeds.
- *   - list returns every key that starts with a prefix (a plain string
- *     prefix, not only whole directories) with its size and modification
- *     time, in any order; keys are relative to the root. A prefix matching
- *     nothing, or a root that does not exist yet, is an empty list.
- *   - Keys are '/'-separated relative paths: not empty, no leading or
- *     trailing '/', no empty, "." or ".." component, and no component that
- *     starts with '.' (that name space is the backends' own: temp files).
- *     Anything else is LS_EUSAGE (ls_storage_check_key).
- *   - Errors carry a message on the context naming the backend and object:
- *     "replica <name> (<desc>): <op> <key>: <why>" (ls_storage_err).
- *
- * The struct is versioned (libgit2's odb_backend style): a backend embeds
- * ls_storage first and fills the function pointers; NULL means unsupported.
+ * Backends take fields only (ls_storage_opts); URLs are parsed once, by
+ * util/url.c, into the replica configuration that fills these fields.
  */
 #ifndef LS_STORAGE_H
 #define LS_STORAGE_H
 
 #include "internal.h"
 
+#include <litesafe/sys/storage.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
-#define LS_STORAGE_VERSION 1
-
-/* One listed object. */
-typedef struct ls_obj {
-    char *key;          /* key relative to the root (malloc'd) */
-    uint64_t size;      /* stored size in bytes */
-    int64_t mtime_ms;   /* modification / upload time, unix milliseconds */
-} ls_obj;
-
-typedef struct ls_obj_list {
-    ls_obj *v;          /* objects */
-    size_t n;           /* count */
-    size_t cap;         /* allocated */
-} ls_obj_list;
-
-/* Free the keys and the array; the list is then empty ({0}) and reusable. */
-void ls_obj_list_free(ls_obj_list *l);
-/* Append a copy of key; returns 0 or LS_ENOMEM. */
-int ls_obj_list_add(ls_obj_list *l, const char *key, uint64_t size, int64_t mtime_ms);
 /* Sort by key, bytewise (for layout keys: by generation, index, offset). */
 void ls_obj_list_sort(ls_obj_list *l);
 
 /*
- * A source of bytes for put: read up to n bytes into buf, returning the count
- * (0 at the end) or a negative LS_E* code. `size` is the total length when
- * known in advance (-1 when not), which lets S3 choose PUT or multipart.
+ * What a backend is opened with: fields only, the configuration file's
+ * settings by name (a URL was resolved into them by util/url.c and the
+ * configuration). Unset strings are NULL; each backend reads the fields of
+ * its type and ignores the rest.
  */
-typedef struct ls_reader {
-    int64_t (*read)(void *ud, uint8_t *buf, size_t n);
-    void *ud;
-    int64_t size;
-} ls_reader;
-
-/* A sink for get: write n bytes; returns 0 or a negative LS_E* code. */
-typedef struct ls_writer {
-    int (*write)(void *ud, const uint8_t *buf, size_t n);
-    void *ud;
-} ls_writer;
-
-typedef struct ls_storage ls_storage;
-struct ls_storage {
-    int version;        /* LS_STORAGE_VERSION */
-    const char *type;   /* "file", "s3", "sftp", "abs" */
-    char name[64];      /* replica name, for messages */
-    char desc[512];     /* where it points, for messages and logs (no secrets) */
-
-    /* Store `r`'s bytes at key, atomically. */
-    int (*put)(ls_storage *s, ls_ctx *ctx, const char *key, ls_reader *r);
-    /* Stream the object (from byte off, at most len bytes; len < 0: to the end) into w. */
-    int (*get)(ls_storage *s, ls_ctx *ctx, const char *key, uint64_t off, int64_t len,
-               ls_writer *w);
-    /* Append every object whose key starts with prefix to out (the caller frees it, always). */
-    int (*list)(ls_storage *s, ls_ctx *ctx, const char *prefix, ls_obj_list *out);
-    /* Size and time of one object (out->key is set to NULL); LS_ENOENT if missing. */
-    int (*stat)(ls_storage *s, ls_ctx *ctx, const char *key, ls_obj *out);
-    /* Delete keys (missing ones are not an error). */
-    int (*del)(ls_storage *s, ls_ctx *ctx, const char *const *keys, size_t n);
-    /* Release everything. */
-    void (*close)(ls_storage *s);
-};
-
-/* Options a backend may use; unset strings are NULL. */
 typedef struct ls_storage_opts {
-    const char *name;           /* replica name */
-    const char *url;            /* replica URL, or NULL with type + fields */
-    const char *type;           /* "file", ... when no URL */
-    const char *path;           /* file: directory; others: key prefix */
-    const char *bucket, *region, *endpoint;
-    int force_path_style, skip_verify;
-    const char *ca_file;
-    const char *access_key_id, *secret_access_key, *session_token;
-    const char *host, *user, *password, *key_path, *known_hosts;
+    const char *name;           /* replica name (default: the type) */
+    const char *type;           /* "file" (default), "s3", "gcs", "abs" or "sftp" */
+    const char *path;           /* file: directory; sftp: remote directory; others: key prefix */
+    const char *bucket;         /* s3/gcs: bucket; abs: container */
+    const char *region;         /* s3: signing region (default us-east-1; gcs: auto) */
+    const char *endpoint;       /* s3/abs: "https://HOST[:PORT]" (default: the cloud's own) */
+    int force_path_style;       /* s3: address the bucket in the path, not the host name */
+    int skip_verify;            /* s3/abs: do not check the server's TLS certificate */
+    const char *ca_file;        /* s3/abs: CA bundle for TLS */
+    const char *access_key_id, *secret_access_key, *session_token; /* s3/gcs credentials */
+    const char *host;           /* sftp: "HOST[:PORT]" or "[V6]:PORT" */
+    const char *user;           /* sftp: login (default: the current user) */
+    const char *password;       /* sftp: password, or the key's passphrase */
+    const char *key_path;       /* sftp: private key file */
+    const char *known_hosts;    /* sftp: known_hosts file */
     const char *host_key_fingerprint; /* sftp: pinned "SHA256:<base64>" fingerprint */
     const char *host_key;             /* sftp: pinned host key as the config's host-key says it: a
                                          fingerprint or an authorized-keys line (see
                                          ls_storage_sftp_check_host_key) */
-    const char *account_name, *account_key;
+    const char *account_name, *account_key; /* abs: storage account and its base64 key */
     int timeout_ms;             /* per remote call; 0: backend default */
 } ls_storage_opts;
 
 /*
- * Open the backend the URL scheme (or opts->type, default "file") selects.
- * A URL without a scheme ("/backups/db", "rel/dir") is a file replica; the
- * scheme wins over opts->type. Unknown types and the types not built yet
- * (s3, gcs, abs, sftp for now) are LS_EUSAGE.
+ * Open the backend opts->type selects ("file" when unset; gcs is the s3
+ * backend on Google's S3-compatible endpoint). An unknown type is
+ * LS_EUSAGE, naming the replica.
  */
 int ls_storage_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
 /* Close; NULL is a no-op. */
@@ -128,9 +63,8 @@ void ls_storage_close(ls_storage *s);
 
 /*
  * Backends (src/storage/<type>.c).
- * file: root directory from opts->url ("file:///abs/path", or a plain path)
- * or opts->path (not both); a relative path is made absolute at open. The
- * root need not exist until the first put.
+ * file: root directory opts->path; a relative path is made absolute at
+ * open. The root need not exist until the first put.
  */
 int ls_storage_file_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **out);
 /*
@@ -170,29 +104,5 @@ void ls_storage_retry_limit(ls_storage *s, unsigned attempts);
  */
 int ls_storage_put_buf(ls_storage *s, ls_ctx *ctx, const char *key, const void *buf, size_t n);
 int ls_storage_get_buf(ls_storage *s, ls_ctx *ctx, const char *key, uint8_t **out, size_t *n);
-
-/* ---- For backend implementations ---- */
-
-/* Fill the common fields: version, type (static string), name (default: type), desc. */
-void ls_storage_init(ls_storage *s, const char *type, const char *name, const char *desc);
-/*
- * Record "replica <name> (<desc>): <op> <key>: <why>" and return code. With
- * fmt NULL, <why> is the context's current message when it carries this
- * same code (a lower layer's explanation, now given its object), otherwise
- * the code's name. key may be NULL or "" (then it is left out).
- */
-int ls_storage_err(ls_storage *s, ls_ctx *ctx, int code, const char *op, const char *key,
-                   const char *fmt, ...) LS_PRINTF(6, 7);
-/*
- * 0 if key obeys the key rules above, else LS_EUSAGE with a message. With
- * is_prefix set, "" and a trailing '/' are allowed too (a list prefix).
- */
-int ls_storage_check_key(ls_storage *s, ls_ctx *ctx, const char *op, const char *key,
-                         int is_prefix);
-/*
- * If url starts with a scheme ("^\w+://"), copy it lowercased into out and
- * return 1; else return 0 (a plain path). Litestream's rule for "is a URL".
- */
-int ls_storage_url_scheme(const char *url, char *out, size_t outsz);
 
 #endif

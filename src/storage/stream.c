@@ -1,8 +1,7 @@
-/* In storage/ (not replication/): backends use its readers, writers and ls_copy. */
 /*
- * stream.c - the byte pipelines between local data and replica objects: LZ4
- * frame compression as a reader, decompression as a writer, plain readers
- * and writers over files and memory, and the copy loop that joins them.
+ * stream.c - LZ4 between local data and replica objects: frame compression
+ * as a reader, decompression as a writer (the plain readers, writers and the
+ * copy loop they plug into are io.c's).
  *
  * LZ4 frame format (lz4_Frame_format.md), as far as it matters here:
  *   magic 04 22 4D 18 | FLG | BD | [content size, 8] | [dict id, 4] | HC
@@ -31,7 +30,7 @@
  */
 #define _GNU_SOURCE
 #include "stream.h"
-#include "fsutil.h"
+#include "io.h"
 
 /* LZ4F_getErrorCode() sits in the "static" section of lz4frame.h, but the
  * shared liblz4 exports it (1.8 and later). */
@@ -41,162 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Bytes per step of every loop here: read, compress, decompress, copy. */
-#define CHUNK (64 * 1024)
-
-/* ---------------------------------------------------------------------- */
-/* Plain readers and writers                                               */
-
-static int64_t fd_range_read(void *ud, uint8_t *buf, size_t n)
-{
-    ls_fd_range *st = ud;
-    size_t got = 0;
-    if (st->off >= st->end)
-        return 0;
-    if ((uint64_t)n > st->end - st->off)
-        n = (size_t)(st->end - st->off);
-    int rc = ls_pread_full(st->ctx, st->fd, buf, n, (off_t)st->off, &got, st->what);
-    if (rc)
-        return rc;
-    if (got == 0)
-        return ls_err(st->ctx, LS_EIO, "read %s: unexpected end of file at offset %llu", st->what,
-                      (unsigned long long)st->off);
-    st->off += got;
-    return (int64_t)got;
-}
-
-void ls_reader_fd_range(ls_reader *r, ls_fd_range *st, ls_ctx *ctx, int fd, uint64_t off,
-                        uint64_t end)
-{
-    st->fd = fd;
-    st->off = off;
-    st->end = end < off ? off : end;
-    st->ctx = ctx;
-    st->what = "file";
-    r->read = fd_range_read;
-    r->ud = st;
-    r->size = (int64_t)(st->end - off);
-}
-
-static int fd_write(void *ud, const uint8_t *buf, size_t n)
-{
-    return ls_write_all(NULL, *(int *)ud, buf, n, -1, "file");
-}
-
-void ls_writer_fd(ls_writer *w, int *fd)
-{
-    w->write = fd_write;
-    w->ud = fd;
-}
-
-static int64_t mem_read(void *ud, uint8_t *buf, size_t n)
-{
-    ls_mem_src *st = ud;
-    size_t k = st->n - st->pos;
-    if (k > n)
-        k = n;
-    if (k > 0)
-        memcpy(buf, st->p + st->pos, k);
-    st->pos += k;
-    return (int64_t)k;
-}
-
-void ls_reader_mem(ls_reader *r, ls_mem_src *st, const void *p, size_t n)
-{
-    st->p = p;
-    st->n = p ? n : 0;
-    st->pos = 0;
-    r->read = mem_read;
-    r->ud = st;
-    r->size = (int64_t)st->n;
-}
-
-/* Append n bytes to the buffer, doubling its allocation as needed. */
-static int buf_write(void *ud, const uint8_t *p, size_t n)
-{
-    ls_buf *b = ud;
-    if (n == 0)
-        return 0;
-    if (b->cap - b->n < n) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap - b->n < n) {
-            if (cap > SIZE_MAX / 2)
-                return LS_ENOMEM;
-            cap *= 2;
-        }
-        uint8_t *q = realloc(b->p, cap);
-        if (!q)
-            return LS_ENOMEM;
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-    return 0;
-}
-
-void ls_writer_buf(ls_writer *w, ls_buf *b)
-{
-    w->write = buf_write;
-    w->ud = b;
-}
-
-void ls_buf_free(ls_buf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
-
-/* Keep the message a failing callback recorded, or record a generic one. */
-static int side_failed(ls_ctx *ctx, int code, const char *side)
-{
-    if (ctx->code == code)
-        return code;
-    return ls_err(ctx, code, "%s failed (%s)", side, ls_strerror(code));
-}
-
-int ls_copy(ls_ctx *ctx, ls_reader *r, ls_writer *w, uint64_t *copied)
-{
-    uint8_t *buf = NULL;
-    uint64_t total = 0;
-    int rc = 0;
-
-    ls_err_clear(ctx);
-    buf = malloc(CHUNK);
-    if (!buf) {
-        rc = ls_err(ctx, LS_ENOMEM, "out of memory");
-        goto cleanup;
-    }
-    for (;;) {
-        if (ctx->cancelled) {
-            rc = ls_err(ctx, LS_ECANCEL, "cancelled");
-            goto cleanup;
-        }
-        int64_t got = r->read(r->ud, buf, CHUNK);
-        if (got < 0) {
-            rc = side_failed(ctx, (int)got, "read");
-            goto cleanup;
-        }
-        if (got > CHUNK) {
-            rc = ls_err(ctx, LS_ERROR, "read returned more than asked");
-            goto cleanup;
-        }
-        if (got == 0)
-            break;
-        rc = w->write(w->ud, buf, (size_t)got);
-        if (rc) {
-            rc = side_failed(ctx, rc, "write");
-            goto cleanup;
-        }
-        total += (uint64_t)got;
-    }
-
-cleanup:
-    free(buf);
-    if (copied)
-        *copied = total;
-    return rc;
-}
+/* Bytes per step of every loop here: read, compress, decompress. */
+#define CHUNK LS_IO_CHUNK
 
 /* ---------------------------------------------------------------------- */
 /* Compression: a reader yielding the LZ4 frame of its source              */

@@ -535,16 +535,97 @@ static void redact(const char *s, char *out, size_t n)
 }
 
 /*
+ * Step 1: a bare path becomes a file URL (*sd stays NULL: nothing more to
+ * do); a URL gets its row of `schemes` in *sd and out->scheme. s is the URL
+ * for messages.
+ */
+static int parse_scheme(ls_ctx *ctx, const char *s, const char *url, ls_url *out,
+                        const scheme_def **sd)
+{
+    size_t sn = 0;
+    char word[16];
+    const char *why = NULL;
+
+    *sd = NULL;
+    while (isalnum((unsigned char)url[sn]) || url[sn] == '_')
+        sn++;
+    if (!ls_url_is_url(url)) {
+        if (sn > 0 && url[sn] == ':')
+            return ls_err(ctx, LS_EUSAGE, "replica URL %s: malformed (expected SCHEME://...)", s);
+        out->scheme = strdup("file");
+        out->path = strdup(url);
+        return (out->scheme && out->path) ? 0 : LS_ENOMEM;
+    }
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+        if (strlen(schemes[i].name) == sn && strncasecmp(url, schemes[i].name, sn) == 0) {
+            *sd = &schemes[i];
+            out->scheme = strdup(schemes[i].as ? schemes[i].as : schemes[i].name);
+            return out->scheme ? 0 : LS_ENOMEM;
+        }
+    }
+    if (sn < sizeof(word)) {
+        memcpy(word, url, sn);
+        word[sn] = '\0';
+        why = ls_url_scheme_refusal(word);
+    }
+    if (why)
+        return ls_err(ctx, LS_EUSAGE, "replica URL %s: scheme \"%.*s\": %s", s, (int)sn, url, why);
+    return ls_err(ctx, LS_EUSAGE,
+                  "replica URL %s: unknown scheme \"%.*s\" (expected file, s3, gcs, abs or sftp)",
+                  s, (int)sn, url);
+}
+
+/*
+ * Step 3: the authority a[0..n), "[USER[:PASSWORD]@]HOST[:PORT]", into out,
+ * refusing the parts scheme sd does not take.
+ */
+static int parse_authority(ls_ctx *ctx, const char *s, const scheme_def *sd, const char *a,
+                           size_t n, ls_url *out)
+{
+    const char *at = NULL;
+    int rc;
+
+    for (size_t i = 0; i < n; i++)
+        if (a[i] == '@')
+            at = a + i;
+    if (at) {
+        const char *colon = memchr(a, ':', (size_t)(at - a));
+        if (!(sd->allow & U_USER))
+            return ls_err(ctx, LS_EUSAGE,
+                          "replica URL %s: a %s URL takes no user info (put credentials in the "
+                          "config or the environment)",
+                          s, sd->name);
+        if (colon && !(sd->allow & U_PASSWORD))
+            return ls_err(ctx, LS_EUSAGE,
+                          "replica URL %s: a %s URL takes no password (put it in the config or "
+                          "the environment)",
+                          s, sd->name);
+        if ((rc = pct_decode(ctx, s, "user", a, (size_t)((colon ? colon : at) - a), &out->user)) !=
+            0)
+            return rc;
+        if (colon && (rc = pct_decode(ctx, s, "password", colon + 1, (size_t)(at - colon - 1),
+                                      &out->password)) != 0)
+            return rc;
+        n -= (size_t)(at + 1 - a);
+        a = at + 1;
+    }
+    if ((rc = parse_hostport(ctx, s, a, n, out)) != 0)
+        return rc;
+    if (out->port && !(sd->allow & U_PORT))
+        return ls_err(ctx, LS_EUSAGE, "replica URL %s: a %s URL takes no port", s, sd->name);
+    return 0;
+}
+
+/*
  * Parse a replica URL; see url.h. Steps as in the header comment of this
  * file. Messages show the URL with its password redacted.
  */
 int ls_url_parse(ls_ctx *ctx, const char *url, ls_url *out)
 {
     char s[512]; /* the URL for messages */
-    int rc = 0;
+    int rc;
     const scheme_def *sd = NULL;
-    const char *p, *auth, *auth_end, *path_end, *at = NULL, *query = NULL, *query_end = NULL;
-    size_t sn = 0;
+    const char *auth, *auth_end, *path_end, *query, *query_end;
 
     memset(out, 0, sizeof(*out));
     out->skip_verify = -1;
@@ -553,108 +634,35 @@ int ls_url_parse(ls_ctx *ctx, const char *url, ls_url *out)
     redact(url, s, sizeof(s));
 
     /* 1. URL, or bare path */
-    if (!ls_url_is_url(url)) {
-        while (isalnum((unsigned char)url[sn]) || url[sn] == '_')
-            sn++;
-        if (sn > 0 && url[sn] == ':')
-            return ls_err(ctx, LS_EUSAGE, "replica URL %s: malformed (expected SCHEME://...)", s);
-        out->scheme = strdup("file");
-        out->path = strdup(url);
-        rc = (out->scheme && out->path) ? 0 : LS_ENOMEM;
-        goto cleanup;
-    }
-    while (url[sn] != ':')
-        sn++;
-    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
-        if (strlen(schemes[i].name) == sn && strncasecmp(url, schemes[i].name, sn) == 0) {
-            sd = &schemes[i];
-            break;
-        }
-    }
-    if (!sd) {
-        char word[16];
-        const char *why = NULL;
-        if (sn < sizeof(word)) {
-            memcpy(word, url, sn);
-            word[sn] = '\0';
-            why = ls_url_scheme_refusal(word);
-        }
-        if (why)
-            rc =
-                ls_err(ctx, LS_EUSAGE, "replica URL %s: scheme \"%.*s\": %s", s, (int)sn, url, why);
-        else
-            rc = ls_err(ctx, LS_EUSAGE,
-                        "replica URL %s: unknown scheme \"%.*s\" (expected file, s3, gcs, abs or "
-                        "sftp)",
-                        s, (int)sn, url);
-        goto cleanup;
-    }
-    if (!(out->scheme = strdup(sd->as ? sd->as : sd->name))) {
-        rc = LS_ENOMEM;
-        goto cleanup;
-    }
+    if ((rc = parse_scheme(ctx, s, url, out, &sd)) != 0 || !sd)
+        return rc;
 
     /* 2. cut the fragment, then the query */
-    auth = url + sn + 3;
+    auth = url + strlen(sd->name) + 3;
     path_end = auth + strcspn(auth, "#");
     query_end = path_end;
     if ((query = memchr(auth, '?', (size_t)(path_end - auth))) != NULL)
         path_end = query++;
 
     /* 3. authority: [userinfo@]host[:port] */
-    auth_end = memchr(auth, '/', (size_t)(path_end - auth));
-    if (!auth_end)
+    if (!(auth_end = memchr(auth, '/', (size_t)(path_end - auth))))
         auth_end = path_end;
-    for (p = auth; p < auth_end; p++)
-        if (*p == '@')
-            at = p;
-    if (at) {
-        const char *colon = memchr(auth, ':', (size_t)(at - auth));
-        const char *uend = colon ? colon : at;
-        if (!(sd->allow & U_USER)) {
-            rc = ls_err(ctx, LS_EUSAGE,
-                        "replica URL %s: a %s URL takes no user info (put credentials in the "
-                        "config or the environment)",
-                        s, sd->name);
-            goto cleanup;
-        }
-        if (colon && !(sd->allow & U_PASSWORD)) {
-            rc = ls_err(ctx, LS_EUSAGE,
-                        "replica URL %s: a %s URL takes no password (put it in the config or the "
-                        "environment)",
-                        s, sd->name);
-            goto cleanup;
-        }
-        if ((rc = pct_decode(ctx, s, "user", auth, (size_t)(uend - auth), &out->user)) != 0)
-            goto cleanup;
-        if (colon &&
-            (rc = pct_decode(ctx, s, "password", colon + 1, (size_t)(at - colon - 1),
-                             &out->password)) != 0)
-            goto cleanup;
-        auth = at + 1;
-    }
-    if ((rc = parse_hostport(ctx, s, auth, (size_t)(auth_end - auth), out)) != 0)
-        goto cleanup;
-    if (out->port && !(sd->allow & U_PORT)) {
-        rc = ls_err(ctx, LS_EUSAGE, "replica URL %s: a %s URL takes no port", s, sd->name);
-        goto cleanup;
-    }
+    if ((rc = parse_authority(ctx, s, sd, auth, (size_t)(auth_end - auth), out)) != 0)
+        return rc;
 
     /* 4. path */
     if ((rc = pct_decode(ctx, s, "path", auth_end, (size_t)(path_end - auth_end), &out->path)) != 0)
-        goto cleanup;
+        return rc;
     ls_url_path_clean(out->path);
     if (strcmp(sd->name, "file") != 0 && out->path[0] == '/')
         memmove(out->path, out->path + 1, strlen(out->path));
 
     /* 5. per scheme */
     if ((rc = sd->finish(ctx, s, out)) != 0)
-        goto cleanup;
+        return rc;
 
     /* 6. s3's query */
     if (query && strcmp(out->scheme, "s3") == 0)
         rc = s3_query(ctx, s, query, (size_t)(query_end - query), out);
-
-cleanup:
     return rc;
 }

@@ -11,7 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "storage_test.h"
-#include "stream.h"
+#include "io.h"
 
 #include <pthread.h>
 #include <stdlib.h>

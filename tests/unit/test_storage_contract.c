@@ -5,7 +5,7 @@
  * backend), and the remote backends against the real test servers on
  * 127.0.0.1 (S3: s3rver, SFTP: a private sshd, Azure: azurite). Then what
  * only one of them has: the fault wrapper's injections, the file backend's
- * temp files, directories, modes, URLs and messages, and the scheme table of
+ * temp files, directories, modes, root and messages, and the type table of
  * ls_storage_open.
  *
  * The servers' settings come from the KEY=VALUE file $LS_TEST_SERVERS,
@@ -22,7 +22,7 @@
 
 #include "storage.h"
 #include "storage_test.h"
-#include "stream.h"
+#include "io.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -877,11 +877,10 @@ static void t_file_error_names_replica_and_key(void **state)
 }
 
 /* Open through ls_storage_open; returns the code, the root (desc) in desc. */
-static int open_url(fixture *f, const char *url, const char *path, const char *type, char *desc)
+static int open_typed(fixture *f, const char *path, const char *type, char *desc)
 {
     ls_storage_opts o = {0};
     ls_storage *s = NULL;
-    o.url = url;
     o.path = path;
     o.type = type;
     o.name = "r1";
@@ -896,48 +895,37 @@ static int open_url(fixture *f, const char *url, const char *path, const char *t
     return rc;
 }
 
-static void t_open_by_url(void **state)
+/*
+ * The type table of ls_storage_open and the file backend's root: fields
+ * only (URLs are parsed once, by url.c: test_url.c follows one from the
+ * parser to the backend).
+ */
+static void t_open_by_type(void **state)
 {
     fixture *f = *state;
-    char url[256], want[256], desc[512], cwd[256];
+    char want[256], desc[512], cwd[256], slashes[300];
 
-    snprintf(url, sizeof(url), "file://%s", f->root);
-    assert_int_equal(open_url(f, url, NULL, NULL, desc), 0);
+    assert_int_equal(open_typed(f, f->root, NULL, desc), 0); /* file is the default */
     assert_string_equal(desc, f->root);
-    snprintf(url, sizeof(url), "FILE://localhost%s//?query#frag", f->root);
-    assert_int_equal(open_url(f, url, NULL, NULL, desc), 0);
+    assert_int_equal(open_typed(f, f->root, "file", desc), 0);
     assert_string_equal(desc, f->root);
-    assert_int_equal(open_url(f, "file:///tmp/a%20b/", NULL, "s3", desc), 0);
-    assert_string_equal(desc, "/tmp/a b");
-    assert_int_equal(open_url(f, f->root, NULL, NULL, desc), 0); /* a plain path */
+    assert_int_equal(open_typed(f, f->root, "FILE", desc), 0);
+    snprintf(slashes, sizeof(slashes), "%s//", f->root);
+    assert_int_equal(open_typed(f, slashes, "", desc), 0);
     assert_string_equal(desc, f->root);
-    assert_int_equal(open_url(f, NULL, f->root, NULL, desc), 0);
-    assert_string_equal(desc, f->root);
-    assert_int_equal(open_url(f, NULL, f->root, "file", desc), 0);
     assert_non_null(getcwd(cwd, sizeof(cwd)));
-    assert_int_equal(open_url(f, NULL, "rel/dir/", NULL, desc), 0);
+    assert_int_equal(open_typed(f, "rel/dir/", NULL, desc), 0); /* made absolute */
     snprintf(want, sizeof(want), "%s/rel/dir", strcmp(cwd, "/") ? cwd : "");
     assert_string_equal(desc, want);
-    assert_int_equal(open_url(f, "file:/x", NULL, NULL, desc), 0); /* no "://": a path */
 
     /* Refused, with a reason. */
-    assert_int_equal(open_url(f, "file://host/x", NULL, NULL, desc), LS_EUSAGE);
-    assert_int_equal(open_url(f, "file://rel", NULL, NULL, desc), LS_EUSAGE);
-    assert_int_equal(open_url(f, "file:///x%zz", NULL, NULL, desc), LS_EUSAGE);
-    assert_int_equal(open_url(f, "/x", "/y", NULL, desc), LS_EUSAGE);
-    assert_int_equal(open_url(f, NULL, NULL, NULL, desc), LS_EUSAGE);
-    assert_int_equal(open_url(f, "", NULL, NULL, desc), LS_EUSAGE);
-    assert_int_equal(open_url(f, "ftp://h/p", NULL, NULL, desc), LS_EUSAGE);
+    assert_int_equal(open_typed(f, NULL, NULL, desc), LS_EUSAGE);
+    assert_non_null(strstr(ls_errmsg(f->ctx), "replica r1: file replica: path required"));
+    assert_int_equal(open_typed(f, "", "file", desc), LS_EUSAGE);
+    assert_int_equal(open_typed(f, "/x", "nfs", desc), LS_EUSAGE);
+    assert_non_null(strstr(ls_errmsg(f->ctx), "replica r1: unknown replica type \"nfs\""));
+    assert_int_equal(open_typed(f, "/x", "ftp", desc), LS_EUSAGE);
     assert_non_null(strstr(ls_errmsg(f->ctx), "unknown replica type"));
-    assert_int_equal(open_url(f, NULL, "/x", "nfs", desc), LS_EUSAGE);
-    assert_non_null(strstr(ls_errmsg(f->ctx), "r1"));
-
-    char scheme[16];
-    assert_int_equal(ls_storage_url_scheme("S3://b", scheme, sizeof(scheme)), 1);
-    assert_string_equal(scheme, "s3");
-    assert_int_equal(ls_storage_url_scheme("/abs/path", scheme, sizeof(scheme)), 0);
-    assert_int_equal(ls_storage_url_scheme("://x", scheme, sizeof(scheme)), 0);
-    assert_int_equal(ls_storage_url_scheme("a-b://x", scheme, sizeof(scheme)), 0);
 }
 
 /*
@@ -1031,7 +1019,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_file_stale_temp_files, setup_file, teardown),
         cmocka_unit_test_setup_teardown(t_file_modes, setup_file, teardown),
         cmocka_unit_test_setup_teardown(t_file_error_names_replica_and_key, setup_file, teardown),
-        cmocka_unit_test_setup_teardown(t_open_by_url, setup_file, teardown),
+        cmocka_unit_test_setup_teardown(t_open_by_type, setup_file, teardown),
     };
     const struct CMUnitTest mem_tests[] = {
         CONTRACT(setup_mem),

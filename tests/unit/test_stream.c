@@ -4,7 +4,8 @@
  * exact FLG/BD bytes we write, interop with the lz4 command-line tool in
  * both directions (4 MiB blocks, linked blocks, content size, block
  * checksums, no content checksum), and every failure: truncation, checksum
- * mismatch, bad magic, empty input, trailing garbage, failing source/sink.
+ * mismatch, bad magic, empty input, trailing garbage, failing source/sink;
+ * the growing buffer (io.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "io.h"
 #include "stream.h"
 
 #include <fcntl.h>
@@ -617,6 +619,31 @@ static void test_oneshot(void **state)
     free(data);
 }
 
+/* ls_buf_add keeps a NUL after the bytes; the writer leaves an empty buffer unallocated. */
+static void test_buf_add(void **state)
+{
+    (void)state;
+    ls_buf b = {0};
+    ls_writer w;
+    ls_writer_buf(&w, &b);
+    assert_int_equal(w.write(w.ud, (const uint8_t *)"", 0), 0);
+    assert_null(b.p); /* an empty object stays NULL (ls_storage_get_buf) */
+    assert_int_equal(ls_buf_add(&b, "", 0), 0);
+    assert_non_null(b.p);
+    assert_string_equal((char *)b.p, "");
+    for (int i = 0; i < 1000; i++) /* across several doublings */
+        assert_int_equal(ls_buf_add(&b, "abc", 3), 0);
+    assert_int_equal(b.n, 3000);
+    assert_true(b.cap > b.n);
+    assert_int_equal(b.p[b.n], '\0');
+    assert_int_equal(strlen((char *)b.p), 3000);
+    assert_int_equal(w.write(w.ud, (const uint8_t *)"xy", 2), 0);
+    assert_string_equal((char *)b.p + 2998, "bcxy");
+    ls_buf_free(&b);
+    assert_null(b.p);
+    assert_int_equal(b.n, 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -637,6 +664,7 @@ int main(void)
         T(test_writer_fd_and_mem_reader),
         T(test_copy_cancel),
         T(test_oneshot),
+        cmocka_unit_test(test_buf_add),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,9 @@
  * s3 with each provider host rule, gcs, abs, sftp), path cleaning, percent
  * decoding, the "is it a URL" test, and the malformed URLs that must be
  * refused with a clear message; Litestream 0.5's forms (gs://, the s3 query
- * parameters, the schemes litesafe refuses with a replacement).
+ * parameters, the schemes litesafe refuses with a replacement). Then one URL
+ * of each scheme followed from this parser through the configuration into
+ * the backend it opens: backends take fields only and never see the URL.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,10 +13,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "config.h"
+#include "replicate.h"
+#include "storage.h"
 #include "url.h"
 
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static ls_ctx *ctx;
 
@@ -97,6 +105,9 @@ static void test_file(void **state)
     ls_url_free(&u);
     parse_ok("FILE:///x", &u);
     eq(u.scheme, "file");
+    ls_url_free(&u);
+    parse_ok("FILE://localhost/tmp/a%20b//?query#frag", &u);
+    eq(u.path, "/tmp/a b");
     ls_url_free(&u);
 
     /* a bare path is a file replica, kept as given */
@@ -255,6 +266,9 @@ static void test_bad(void **state)
     parse_bad("file://", "empty path");
     parse_bad("file:///", "empty path");
     parse_bad("file://host/x", "no host");
+    parse_bad("file://rel", "no host");
+    parse_bad("file:///x%zz", "bad %-escape in the path");
+    parse_bad("ftp://h/p", "unknown scheme \"ftp\"");
     parse_bad("s3:///x", "");
     parse_bad("s3://localhost:9000/x", "empty bucket");
     parse_bad("s3://s3.filebase.com/x", "empty bucket");
@@ -347,6 +361,58 @@ static void test_litestream05(void **state)
     assert_null(ls_url_scheme_refusal(NULL));
 }
 
+/*
+ * Open `url` the way the command and the replicator do (the configuration
+ * resolves it into fields, ls_replica_storage_open opens the backend from
+ * them); the backend must be of `type` and describe itself as `desc`.
+ * Nothing is contacted: backends connect on first use.
+ */
+static void url_opens(const char *url, const char *type, const char *desc)
+{
+    const char *urls[] = {url};
+    ls_config *cfg = NULL;
+    ls_storage *s = NULL;
+    assert_int_equal(ls_config_from_urls(ctx, "/x.db", urls, 1, &cfg), 0);
+    if (ls_config_apply_defaults(ctx, cfg) != 0)
+        fail_msg("%s: %s", url, ls_errmsg(ctx));
+    if (ls_replica_storage_open(ctx, &cfg->dbs[0].replicas[0], &s) != 0)
+        fail_msg("%s: %s", url, ls_errmsg(ctx));
+    if (strcmp(s->type, type) != 0 || strcmp(s->desc, desc) != 0)
+        fail_msg("%s: opened %s \"%s\", want %s \"%s\"", url, s->type, s->desc, type, desc);
+    ls_storage_close(s);
+    ls_config_free(cfg);
+}
+
+static void test_url_to_backend(void **state)
+{
+    (void)state;
+    char cwd[PATH_MAX], want[PATH_MAX + 16];
+    setenv("LITESAFE_ACCESS_KEY_ID", "AKID", 1);
+    setenv("LITESAFE_SECRET_ACCESS_KEY", "secret", 1);
+    setenv("LITESAFE_AZURE_ACCOUNT_KEY", "a2V5", 1);
+
+    url_opens("file://localhost/nonexistent-ls/a/../b%20c//?q#f", "file", "/nonexistent-ls/b c");
+    url_opens("/nonexistent-ls/dir/", "file", "/nonexistent-ls/dir");
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    snprintf(want, sizeof(want), "%s/nonexistent-ls/rel", strcmp(cwd, "/") ? cwd : "");
+    url_opens("nonexistent-ls/rel", "file", want); /* a bare path, made absolute */
+
+    url_opens("s3://bkt/db", "s3", "s3://bkt/db (https://s3.us-east-1.amazonaws.com)");
+    url_opens("s3://bkt.localhost:9000/db/", "s3", "s3://bkt/db (http://localhost:9000)");
+    url_opens("s3://bkt/db?endpoint=127.0.0.1:9000&region=auto", "s3",
+              "s3://bkt/db (http://127.0.0.1:9000)");
+    url_opens("gcs://gb/pre/fix", "gcs", "gcs://gb/pre/fix (https://storage.googleapis.com)");
+    url_opens("gs://gb/p", "gcs", "gcs://gb/p (https://storage.googleapis.com)");
+    url_opens("abs://acct@cont/p", "abs", "abs://acct@cont/p (https://acct.blob.core.windows.net)");
+    url_opens("sftp://bob:pw@h.example:2200/srv/x", "sftp", "sftp://bob@h.example:2200/~/srv/x");
+    url_opens("sftp://bob@[::1]:2200/x", "sftp", "sftp://bob@[::1]:2200/~/x");
+    url_opens("sftp://bob@h.example", "sftp", "sftp://bob@h.example:22/~");
+
+    unsetenv("LITESAFE_ACCESS_KEY_ID");
+    unsetenv("LITESAFE_SECRET_ACCESS_KEY");
+    unsetenv("LITESAFE_AZURE_ACCOUNT_KEY");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,7 +420,7 @@ int main(void)
         cmocka_unit_test(test_s3_aws),       cmocka_unit_test(test_s3_providers),
         cmocka_unit_test(test_gcs_abs),      cmocka_unit_test(test_sftp),
         cmocka_unit_test(test_path_clean),   cmocka_unit_test(test_bad),
-        cmocka_unit_test(test_litestream05),
+        cmocka_unit_test(test_litestream05), cmocka_unit_test(test_url_to_backend),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
