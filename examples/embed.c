@@ -122,8 +122,11 @@ int main(int argc, char **argv)
     if (ls_library_init() != 0 || ls_ctx_new(&ctx) != 0)
         return fail(NULL, "cannot initialise liblitesafe");
 
-    /* The application's database, in WAL mode (replication follows the WAL). */
-    if (sqlite3_open(dbpath, &db) != SQLITE_OK || sql(db, "PRAGMA journal_mode=WAL"))
+    /* The application's database, in WAL mode (replication follows the WAL),
+     * with a busy timeout: the replicator's checkpoint cycles hold the write
+     * lock for a few milliseconds. */
+    if (sqlite3_open(dbpath, &db) != SQLITE_OK || sql(db, "PRAGMA busy_timeout=5000") ||
+        sql(db, "PRAGMA journal_mode=WAL"))
         goto cleanup;
 
     /* Replicate it to a file replica, in threads of the library's own. */

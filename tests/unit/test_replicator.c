@@ -69,6 +69,9 @@ static void exec_sql(sqlite3 *db, const char *q)
 static void make_db(fixture *f)
 {
     assert_int_equal(sqlite3_open(f->db, &f->conn), SQLITE_OK);
+    /* As every application next to a replicator must: its checkpoint cycles
+     * take the write lock for a few milliseconds. */
+    exec_sql(f->conn, "PRAGMA busy_timeout=5000");
     exec_sql(f->conn, "PRAGMA journal_mode=WAL");
     exec_sql(f->conn, "CREATE TABLE t(x)");
 }

@@ -91,7 +91,8 @@ static size_t put_object(const char *root, const char *key, const void *p, size_
     uint8_t *z = NULL;
     size_t zn = 0;
     memset(&so, 0, sizeof(so));
-    so.url = root;
+    so.type = "file";
+    so.path = root;
     assert_int_equal(ls_storage_open(ctx, &so, &st), 0);
     assert_int_equal(ls_lz4_compress_buf(ctx, p, n, &z, &zn), 0);
     assert_int_equal(ls_storage_put_buf(st, ctx, key, z, zn), 0);
