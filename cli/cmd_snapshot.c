@@ -109,7 +109,9 @@ int cmd_snapshot(cli_env *env, int argc, char **argv)
                         "Checkpoint the WAL, then copy the database consistently to DEST (which "
                         "must not exist).\nA busy checkpoint is reported and the backup still "
                         "runs: the copy includes the WAL. A DEST-wal,\nDEST-shm or DEST-journal "
-                        "(SQLite would replay it into the copy) is refused before the checkpoint.",
+                        "(SQLite would replay it into the copy) is refused before the checkpoint.\n"
+                        "(Not to be confused with `snapshots`, which lists the snapshots a "
+                        "replica holds.)",
                         opts, argc, argv, pos, 2, &npos)) >= 0)
         return rc;
     if ((rc = cli_want_args(env, npos, 2, 2, USAGE)) >= 0)

@@ -28,7 +28,9 @@ static int list_objects(cli_env *env, int argc, char **argv, int wal)
     ls_target *t = NULL;
     if ((rc = cli_parse(env, usage,
                         wal ? "List the WAL segments of a database's replicas."
-                            : "List the snapshots of a database's replicas.",
+                            : "List the snapshots of a database's replicas (full copies "
+                              "the replicator uploads;\n`snapshot` is the command that makes a "
+                              "local checkpointed backup).",
                         opts, argc, argv, pos, 1, &npos)) >= 0)
         return rc;
     if ((rc = cli_want_args(env, npos, 1, 1, usage)) >= 0)
