@@ -7,10 +7,9 @@
 
 #include <string.h>
 
-int ls_config_open(ls_ctx *ctx, const char *path, int no_expand_env, ls_config **out)
+/* After a load: apply the defaults; on any failure free the configuration. */
+static int opened(ls_ctx *ctx, int rc, ls_config *cfg, ls_config **out)
 {
-    ls_config *cfg = NULL;
-    int rc = ls_config_load(ctx, path, !no_expand_env, &cfg);
     if (!rc)
         rc = ls_config_apply_defaults(ctx, cfg);
     if (rc) {
@@ -21,19 +20,17 @@ int ls_config_open(ls_ctx *ctx, const char *path, int no_expand_env, ls_config *
     return rc;
 }
 
+int ls_config_open(ls_ctx *ctx, const char *path, int no_expand_env, ls_config **out)
+{
+    ls_config *cfg = NULL;
+    return opened(ctx, ls_config_load(ctx, path, !no_expand_env, &cfg), cfg, out);
+}
+
 int ls_config_open_urls(ls_ctx *ctx, const char *db, const char *const *urls, size_t n,
                         ls_config **out)
 {
     ls_config *cfg = NULL;
-    int rc = ls_config_from_urls(ctx, db, urls, n, &cfg);
-    if (!rc)
-        rc = ls_config_apply_defaults(ctx, cfg);
-    if (rc) {
-        ls_config_free(cfg);
-        cfg = NULL;
-    }
-    *out = cfg;
-    return rc;
+    return opened(ctx, ls_config_from_urls(ctx, db, urls, n, &cfg), cfg, out);
 }
 
 size_t ls_config_db_count(const ls_config *cfg)
