@@ -371,14 +371,9 @@ static int mkdir_dest_dir(ls_ctx *ctx, const char *dest)
 static int check_paths(ls_ctx *ctx, const char *src, const char *dest, const ls_backup_opts *o,
                        ls_backup_result *res, struct stat *sst)
 {
-    ls_db_hdr hdr;
     int rc;
-    if ((rc = ls_abspath(ctx, src, res->source, sizeof(res->source))) != 0)
+    if ((rc = ls_db_resolve(ctx, src, res->source, sizeof(res->source), sst)) != 0)
         return rc;
-    if ((rc = ls_db_probe(ctx, res->source, &hdr)) != 0)
-        return rc;
-    if (stat(res->source, sst) != 0)
-        return ls_err_errno(ctx, errno, "%s", res->source);
     if (ls_path_exists(dest))
         return ls_err(ctx, LS_EEXIST, "%s: destination exists", dest);
     if (o->make_dir && (rc = mkdir_dest_dir(ctx, dest)) != 0)

@@ -413,15 +413,8 @@ static int check_destination(ls_ctx *ctx, const char *dest, int replace, db_name
 static int check_backup(ls_ctx *ctx, const char *backup, ls_restore_file_result *res,
                         db_names *src, struct stat *st)
 {
-    ls_db_hdr hdr;
-    int rc;
-    if ((rc = ls_abspath(ctx, backup, res->source, sizeof(res->source))) != 0)
-        return rc;
-    if ((rc = ls_db_probe(ctx, res->source, &hdr)) != 0)
-        return rc;
-    if (stat(res->source, st) != 0)
-        return ls_err_errno(ctx, errno, "%s", res->source);
-    return names_init(ctx, src, res->source, "");
+    int rc = ls_db_resolve(ctx, backup, res->source, sizeof(res->source), st);
+    return rc ? rc : names_init(ctx, src, res->source, "");
 }
 
 /* Step 4: the copy passes PRAGMA integrity_check, else LS_ECORRUPT. */

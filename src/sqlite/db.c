@@ -302,6 +302,17 @@ int ls_db_probe(ls_ctx *ctx, const char *path, ls_db_hdr *hdr)
     return 0;
 }
 
+int ls_db_resolve(ls_ctx *ctx, const char *path, char *abs, size_t abssz, struct stat *st)
+{
+    ls_db_hdr hdr;
+    int rc;
+    if ((rc = ls_abspath(ctx, path, abs, abssz)) != 0 || (rc = ls_db_probe(ctx, abs, &hdr)) != 0)
+        return rc;
+    if (stat(abs, st) != 0)
+        return ls_err_errno(ctx, errno, "%s", abs);
+    return 0;
+}
+
 int ls_db_code(int rc)
 {
     switch (rc & 0xff) {

@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 /* What the first 100 bytes of a database file say. */
 typedef struct ls_db_hdr {
@@ -41,6 +42,11 @@ typedef struct ls_db_hdr {
  * that cannot drop a lock.
  */
 int ls_db_probe(ls_ctx *ctx, const char *path, ls_db_hdr *hdr);
+/*
+ * A database a user named as the source of a copy: its absolute path into
+ * abs (ls_abspath), checked with ls_db_probe, and its stat in *st.
+ */
+int ls_db_resolve(ls_ctx *ctx, const char *path, char *abs, size_t abssz, struct stat *st);
 
 /*
  * A read-only descriptor of the database file at `path`, for

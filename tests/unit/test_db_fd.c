@@ -31,35 +31,24 @@
 #define SHARED_FIRST (0x40000000LL + 2)
 #define SHARED_SIZE 510
 
-/* The per-test state: a directory and a context. */
-typedef struct fixture {
-    char dir[64]; /* the temporary directory */
-    ls_ctx *ctx;  /* the library context */
-} fixture;
+/* The tests' directory and context, made once for the group. */
+static char test_dir[64];
+static ls_ctx *test_ctx;
 
-static int setup(void **state)
+static int group_setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    strcpy(f->dir, "/tmp/ls-test-dbfd-XXXXXX");
-    if (!mkdtemp(f->dir) || ls_ctx_new(&f->ctx) != 0) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    (void)state;
+    strcpy(test_dir, "/tmp/ls-test-dbfd-XXXXXX");
+    return mkdtemp(test_dir) && ls_ctx_new(&test_ctx) == 0 ? 0 : -1;
 }
 
-static int teardown(void **state)
+static int group_teardown(void **state)
 {
-    fixture *f = *state;
     char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    int rc = system(cmd);
-    ls_ctx_free(f->ctx);
-    free(f);
-    return rc == 0 ? 0 : -1;
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
+    ls_ctx_free(test_ctx);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 /* The descriptors this process has open. */
@@ -76,11 +65,11 @@ static int count_fds(void)
     return n - 1; /* the directory's own */
 }
 
-/* A small database at <dir>/<i>.db, in WAL mode when `wal`. */
-static void make_db(fixture *f, int i, int wal, char *path, size_t pathsz)
+/* A small database at <dir>/<name>.db, in WAL mode when `wal`. */
+static void make_db(const char *name, int wal, char *path, size_t pathsz)
 {
     sqlite3 *db = NULL;
-    snprintf(path, pathsz, "%s/%d.db", f->dir, i);
+    snprintf(path, pathsz, "%s/%s.db", test_dir, name);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, wal ? "PRAGMA journal_mode=WAL" : "PRAGMA journal_mode=DELETE",
                                   NULL, NULL, NULL),
@@ -132,18 +121,20 @@ static int shared_lock_seen(const char *path)
  */
 static void many_databases_no_growth(void **state)
 {
-    fixture *f = *state;
-    char path[128];
-    for (int i = 0; i < NDB; i++)
-        make_db(f, i, i % 2, path, sizeof(path));
+    char path[128], name[16];
+    (void)state;
+    for (int i = 0; i < NDB; i++) {
+        snprintf(name, sizeof(name), "many%d", i);
+        make_db(name, i % 2, path, sizeof(path));
+    }
     int before = count_fds();
     for (int i = 0; i < NDB; i++) {
         ls_dbread *r = NULL;
-        snprintf(path, sizeof(path), "%s/%d.db", f->dir, i);
-        assert_int_equal(ls_dbread_open(f->ctx, path, 1000, &r), 0);
-        int fd = ls_db_fd_acquire(f->ctx, path);
+        snprintf(path, sizeof(path), "%s/many%d.db", test_dir, i);
+        assert_int_equal(ls_dbread_open(test_ctx, path, 1000, &r), 0);
+        int fd = ls_db_fd_acquire(test_ctx, path);
         assert_true(fd >= 0);
-        assert_int_equal(ls_db_fd_acquire(f->ctx, path), fd); /* shared per file */
+        assert_int_equal(ls_db_fd_acquire(test_ctx, path), fd); /* shared per file */
         assert_reads_db(fd);
         ls_dbread_close(r);
         ls_db_fd_release(fd);
@@ -160,18 +151,18 @@ static void many_databases_no_growth(void **state)
  */
 static void lock_of_another_connection_survives(void **state)
 {
-    fixture *f = *state;
     char path[128], other[128];
     sqlite3 *app = NULL;
-    make_db(f, 0, 0, path, sizeof(path));
-    make_db(f, 1, 0, other, sizeof(other));
+    (void)state;
+    make_db("app", 0, path, sizeof(path));
+    make_db("other", 0, other, sizeof(other));
     int before = count_fds();
 
     assert_int_equal(sqlite3_open(path, &app), SQLITE_OK);
     assert_int_equal(sqlite3_exec(app, "BEGIN; SELECT count(*) FROM t", NULL, NULL, NULL),
                      SQLITE_OK);
     assert_true(shared_lock_seen(path));
-    int fd = ls_db_fd_acquire(f->ctx, path);
+    int fd = ls_db_fd_acquire(test_ctx, path);
     assert_true(fd >= 0);
     assert_reads_db(fd);
     ls_db_fd_release(fd);
@@ -180,7 +171,7 @@ static void lock_of_another_connection_survives(void **state)
     assert_int_equal(sqlite3_exec(app, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
 
     /* Idle, and still not closed while the connection has the file open. */
-    int fd2 = ls_db_fd_acquire(f->ctx, other);
+    int fd2 = ls_db_fd_acquire(test_ctx, other);
     assert_true(fd2 >= 0);
     ls_db_fd_release(fd2);
     assert_int_equal(fcntl(fd, F_GETFD), FD_CLOEXEC);
@@ -188,7 +179,7 @@ static void lock_of_another_connection_survives(void **state)
 
     /* The connection gone, the next call closes it. */
     assert_int_equal(sqlite3_close(app), SQLITE_OK);
-    fd2 = ls_db_fd_acquire(f->ctx, other);
+    fd2 = ls_db_fd_acquire(test_ctx, other);
     ls_db_fd_release(fd2);
     assert_int_equal(count_fds(), before);
 }
@@ -196,8 +187,8 @@ static void lock_of_another_connection_survives(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(many_databases_no_growth, setup, teardown),
-        cmocka_unit_test_setup_teardown(lock_of_another_connection_survives, setup, teardown),
+        cmocka_unit_test(many_databases_no_growth),
+        cmocka_unit_test(lock_of_another_connection_survives),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -246,6 +246,14 @@ static void tmpfile_write(fixture *f, ls_tmpfile *t, const char *content)
     assert_int_equal(ls_write_all(f->ctx, t->fd, content, strlen(content), 0, t->path), 0);
 }
 
+/* "<dir>/out.db" into dest and, when sib is given, its "-wal" into sib. */
+static void out_names(const fixture *f, char *dest, size_t destsz, char *sib, size_t sibsz)
+{
+    snprintf(dest, destsz, "%s/out.db", f->dir);
+    if (sib)
+        snprintf(sib, sibsz, "%s-wal", dest);
+}
+
 /* begin, write, commit: the destination with the content and exactly the mode, no temp left. */
 static void tmpfile_commit_publishes(void **state)
 {
@@ -253,7 +261,7 @@ static void tmpfile_commit_publishes(void **state)
     char dest[128];
     struct stat st;
     ls_tmpfile t = LS_TMPFILE_INIT;
-    snprintf(dest, sizeof(dest), "%s/out.db", f->dir);
+    out_names(f, dest, sizeof(dest), NULL, 0);
     mode_t old = umask(077);
     assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0640, 0), 0);
     umask(old);
@@ -277,7 +285,7 @@ static void tmpfile_abort_leaves_nothing(void **state)
     char dest[128];
     ls_tmpfile t = LS_TMPFILE_INIT;
     ls_tmpfile_abort(&t);
-    snprintf(dest, sizeof(dest), "%s/out.db", f->dir);
+    out_names(f, dest, sizeof(dest), NULL, 0);
     assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, 0), 0);
     tmpfile_write(f, &t, "half");
     ls_tmpfile_abort(&t);
@@ -300,7 +308,7 @@ static void tmpfile_existing_dest_refused(void **state)
     fixture *f = *state;
     char dest[128];
     ls_tmpfile t = LS_TMPFILE_INIT;
-    snprintf(dest, sizeof(dest), "%s/out.db", f->dir);
+    out_names(f, dest, sizeof(dest), NULL, 0);
     put_file(dest, "precious");
     assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, 0), LS_EEXIST);
     assert_non_null(strstr(ls_errmsg(f->ctx), "destination exists"));
@@ -323,8 +331,7 @@ static void tmpfile_stale_sibling_refused(void **state)
     fixture *f = *state;
     char dest[128], sib[160];
     ls_tmpfile t = LS_TMPFILE_INIT;
-    snprintf(dest, sizeof(dest), "%s/out.db", f->dir);
-    snprintf(sib, sizeof(sib), "%s-wal", dest);
+    out_names(f, dest, sizeof(dest), sib, sizeof(sib));
     put_file(sib, "stranger");
     assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, 0), LS_EEXIST);
     assert_non_null(strstr(ls_errmsg(f->ctx), "would replay it"));
@@ -347,7 +354,7 @@ static void tmpfile_sync_failure(void **state)
     fixture *f = *state;
     char dest[128];
     ls_tmpfile t = LS_TMPFILE_INIT;
-    snprintf(dest, sizeof(dest), "%s/out.db", f->dir);
+    out_names(f, dest, sizeof(dest), NULL, 0);
     assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, 0), 0);
     tmpfile_write(f, &t, "fresh");
     sync_errno = ENOSPC;
@@ -375,8 +382,7 @@ static void tmpfile_replace(void **state)
     fixture *f = *state;
     char dest[128], sib[160];
     ls_tmpfile t = LS_TMPFILE_INIT;
-    snprintf(dest, sizeof(dest), "%s/out.db", f->dir);
-    snprintf(sib, sizeof(sib), "%s-wal", dest);
+    out_names(f, dest, sizeof(dest), sib, sizeof(sib));
     put_file(dest, "old");
     put_file(sib, "its own wal");
     assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, LS_TMPFILE_REPLACE), 0);
@@ -440,7 +446,7 @@ static void tmpfile_private_dir(void **state)
     char dest[128];
     struct stat st;
     ls_tmpfile t = LS_TMPFILE_INIT;
-    snprintf(dest, sizeof(dest), "%s/out.db", f->dir);
+    out_names(f, dest, sizeof(dest), NULL, 0);
     assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0644, LS_TMPFILE_DIR), 0);
     assert_int_equal(t.fd, -1);
     assert_int_equal(stat(t.dir, &st), 0);
