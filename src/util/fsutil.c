@@ -407,6 +407,8 @@ int ls_tmpfile_sync(ls_ctx *ctx, ls_tmpfile *t)
         return 0;
     if (t->fd < 0) {
         /* LS_TMPFILE_DIR: a file SQLite wrote, with SQLite's mode. */
+        if (!(t->flags & LS_TMPFILE_DIR) || !t->path[0])
+            return ls_err(ctx, LS_EUSAGE, "%s: no temp file to sync", t->dest);
         t->fd = open(t->path, O_RDWR | O_CLOEXEC);
         if (t->fd < 0 || fchmod(t->fd, t->mode & 07777) != 0)
             return ls_err_errno(ctx, errno, "open %s", t->path);
