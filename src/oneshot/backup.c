@@ -17,10 +17,10 @@
  *      times, and each attempt is a single pass, never a page-by-page restart.
  *      With `compact`, VACUUM INTO writes the temp file instead and it is then
  *      hashed.
- *   4. fsync the temp file, publish it without replacing anything (ls_publish
- *      checks the siblings again: one may have appeared during the copy), fsync
- *      the directory. Any failure removes the temp file: there is either a
- *      complete destination or none.
+ *   4. fsync the temp file, publish it without replacing anything (the
+ *      siblings are checked again: one may have appeared during the copy),
+ *      fsync the directory. Any failure removes the temp file: there is either
+ *      a complete destination or none. Steps 2 and 4 are fsutil's ls_tmpfile.
  *
  * Writers are held off only while the snapshot is pinned (db.c step 3).
  */
@@ -59,6 +59,8 @@ typedef struct hashq {
     uint64_t produced;   /* buffers handed over so far */
     uint64_t consumed;   /* buffers hashed so far */
     int done;            /* no more buffers will come */
+    int started;         /* the hashing thread runs */
+    pthread_t th;        /* it */
     ls_sha256 *sha;      /* the running digest */
 } hashq;
 
@@ -135,6 +137,119 @@ static int copy_range(int in, int out, off_t off, size_t len)
     return 0;
 }
 
+/* Allocate the queue's buffers (bufsz bytes each) and digest, start the hasher. */
+static int hashq_start(ls_ctx *ctx, hashq *q, size_t bufsz)
+{
+    for (int i = 0; i < NBUF; i++)
+        if (!(q->buf[i] = malloc(bufsz)))
+            return ls_err(ctx, LS_ENOMEM, "out of memory");
+    if (!(q->sha = ls_sha256_new()))
+        return ls_err(ctx, LS_ENOMEM, "out of memory");
+    if (pthread_create(&q->th, NULL, hash_main, q) != 0)
+        return ls_err(ctx, LS_ERROR, "cannot start the hashing thread");
+    q->started = 1;
+    return 0;
+}
+
+/* Stop the hasher (if started) and free the queue; the hex digest goes to `hex` when given. */
+static void hashq_stop(hashq *q, char *hex)
+{
+    if (q->started) {
+        hashq_finish(q);
+        pthread_join(q->th, NULL);
+    }
+    if (hex)
+        ls_sha256_final(q->sha, hex);
+    else
+        ls_sha256_free(q->sha);
+    for (int i = 0; i < NBUF; i++)
+        free(q->buf[i]);
+}
+
+/*
+ * The fast path's view of the source: ranges of whole pages that are in the
+ * database file and not overlaid by the WAL are copied inside the kernel
+ * (copy_file_range) and hashed from a read-only mapping of the file, so no
+ * byte of them goes through a user buffer. Both are stable while the snapshot
+ * is pinned (see db.c). Other ranges, or a kernel without copy_file_range,
+ * take the buffered path.
+ */
+typedef struct src_view {
+    int fd;         /* the database file (ls_db_fd_acquire), -1: no fast path */
+    uint8_t *map;   /* read-only mapping of it, or NULL */
+    size_t size;    /* its size */
+    size_t usable;  /* bytes the fast path may use (0: disabled) */
+} src_view;
+
+/* Map the pinned source; without a descriptor or a mapping, the buffered path does all. */
+static void src_view_open(ls_ctx *ctx, const ls_dbread *r, src_view *v)
+{
+    struct stat st;
+    memset(v, 0, sizeof(*v));
+    v->fd = ls_db_fd_acquire(ctx, r->path);
+    if (v->fd >= 0 && fstat(v->fd, &st) == 0 && st.st_size > 0) {
+        v->size = (size_t)st.st_size;
+        v->map = mmap(NULL, v->size, PROT_READ, MAP_SHARED, v->fd, 0);
+        if (v->map == MAP_FAILED) {
+            v->map = NULL;
+        } else {
+            v->usable = v->size;
+            madvise(v->map, v->size, MADV_SEQUENTIAL);
+        }
+    }
+    ls_err_clear(ctx);
+}
+
+/* Unmap; the descriptor is released by the caller once the reader is closed. */
+static void src_view_unmap(src_view *v)
+{
+    if (v->map)
+        munmap(v->map, v->size);
+    v->map = NULL;
+}
+
+/*
+ * The copy loop of step 3: every page of the snapshot `r` to `fd` at its own
+ * offset, in chunks of `per` pages through the queue's buffers (or the fast
+ * path), with writeback started every WRITEBACK_EVERY bytes.
+ */
+static int copy_pages(ls_ctx *ctx, ls_dbread *r, hashq *q, src_view *v, uint32_t per, int fd,
+                      const char *tmp, const ls_backup_opts *o)
+{
+    const uint32_t ps = r->page_size;
+    uint64_t total = r->page_count, since_wb = 0, wb_from = 0;
+    int rc;
+    for (uint64_t pg = 1; pg <= total;) {
+        uint32_t n = (uint32_t)(total - pg + 1 < per ? total - pg + 1 : per);
+        size_t len = (size_t)n * ps;
+        off_t off = (off_t)((pg - 1) * ps);
+        int i = hashq_acquire(q);
+        int direct = v->map && (uint64_t)off + len <= v->usable && !overlaid(r, pg, n);
+        if (direct && copy_range(v->fd, fd, off, len) == 0) {
+            hashq_submit(q, i, v->map + off, len);
+        } else {
+            if (direct)
+                v->usable = 0; /* copy_file_range unusable here: buffered from now on */
+            if ((rc = ls_dbread_pages(r, pg, n, q->buf[i])) != 0)
+                return rc;
+            if ((rc = ls_write_all(ctx, fd, q->buf[i], len, off, tmp)) != 0)
+                return rc;
+            hashq_submit(q, i, q->buf[i], len);
+        }
+        pg += n;
+        since_wb += len;
+        if (since_wb >= WRITEBACK_EVERY) {
+            /* Start writeback now so the final fsync has little left to do. */
+            sync_file_range(fd, (off64_t)wb_from, (off64_t)since_wb, SYNC_FILE_RANGE_WRITE);
+            wb_from += since_wb;
+            since_wb = 0;
+        }
+        if (ctx->cancelled || (o->progress && o->progress(o->progress_ud, pg - 1, total) != 0))
+            return ls_err(ctx, LS_ECANCEL, "backup cancelled");
+    }
+    return 0;
+}
+
 /*
  * One attempt of step 3: copy a pinned snapshot of `src` to `fd` (empty, at
  * offset 0), hashing as it goes. LS_EBUSY means the snapshot was disturbed and
@@ -145,110 +260,32 @@ static int copy_snapshot(ls_ctx *ctx, const char *src, int fd, const char *tmp,
 {
     ls_dbread *r = NULL;
     hashq q;
-    pthread_t th;
-    int started = 0, rc;
-    uint8_t *map = NULL;  /* read-only mapping of the source file (fast path) */
-    size_t map_size = 0;  /* its size */
-    size_t map_len = 0;   /* bytes the fast path may use (0: disabled) */
+    src_view v = {.fd = -1};
+    int rc;
 
     memset(&q, 0, sizeof(q));
     pthread_mutex_init(&q.mu, NULL);
     pthread_cond_init(&q.cv, NULL);
     if ((rc = ls_dbread_open(ctx, src, o->busy_timeout_ms, &r)) != 0)
         goto cleanup;
-    const uint32_t ps = r->page_size;
-    const uint32_t per = CHUNK_BYTES / ps ? CHUNK_BYTES / ps : 1;
-    for (int i = 0; i < NBUF; i++) {
-        q.buf[i] = malloc((size_t)per * ps);
-        if (!q.buf[i]) {
-            rc = ls_err(ctx, LS_ENOMEM, "out of memory");
-            goto cleanup;
-        }
-    }
-    q.sha = ls_sha256_new();
-    if (!q.sha) {
-        rc = ls_err(ctx, LS_ENOMEM, "out of memory");
+    const uint32_t per = CHUNK_BYTES / r->page_size ? CHUNK_BYTES / r->page_size : 1;
+    if ((rc = hashq_start(ctx, &q, (size_t)per * r->page_size)) != 0)
         goto cleanup;
-    }
-    if (pthread_create(&th, NULL, hash_main, &q) != 0) {
-        rc = ls_err(ctx, LS_ERROR, "cannot start the hashing thread");
+    src_view_open(ctx, r, &v);
+    if ((rc = copy_pages(ctx, r, &q, &v, per, fd, tmp, o)) != 0)
         goto cleanup;
-    }
-    started = 1;
-
-    /*
-     * The fast path: ranges of whole pages that are in the database file and
-     * not overlaid by the WAL are copied inside the kernel (copy_file_range)
-     * and hashed from a read-only mapping of the file, so no byte of them goes
-     * through a user buffer. Both are stable while the snapshot is pinned (see
-     * db.c). Other ranges, or a kernel without copy_file_range, take the
-     * buffered path.
-     */
-    uint64_t total = r->page_count, since_wb = 0, wb_from = 0;
-    struct stat sst;
-    int sfd = ls_db_pinned_fd(ctx, r->path);
-    if (sfd >= 0 && fstat(sfd, &sst) == 0 && sst.st_size > 0) {
-        map_size = (size_t)sst.st_size;
-        map = mmap(NULL, map_size, PROT_READ, MAP_SHARED, sfd, 0);
-        if (map == MAP_FAILED) {
-            map = NULL;
-        } else {
-            map_len = map_size;
-            madvise(map, map_size, MADV_SEQUENTIAL);
-        }
-    }
-    ls_err_clear(ctx);
-    for (uint64_t pg = 1; pg <= total;) {
-        uint32_t n = (uint32_t)(total - pg + 1 < per ? total - pg + 1 : per);
-        size_t len = (size_t)n * ps;
-        off_t off = (off_t)((pg - 1) * ps);
-        int i = hashq_acquire(&q);
-        int direct = map && (uint64_t)off + len <= map_len && !overlaid(r, pg, n);
-        if (direct && copy_range(sfd, fd, off, len) == 0) {
-            hashq_submit(&q, i, map + off, len);
-        } else {
-            if (direct)
-                map_len = 0; /* copy_file_range unusable here: buffered from now on */
-            if ((rc = ls_dbread_pages(r, pg, n, q.buf[i])) != 0)
-                goto cleanup;
-            if ((rc = ls_write_all(ctx, fd, q.buf[i], len, off, tmp)) != 0)
-                goto cleanup;
-            hashq_submit(&q, i, q.buf[i], len);
-        }
-        pg += n;
-        since_wb += len;
-        if (since_wb >= WRITEBACK_EVERY) {
-            /* Start writeback now so the final fsync has little left to do. */
-            sync_file_range(fd, (off64_t)wb_from, (off64_t)since_wb, SYNC_FILE_RANGE_WRITE);
-            wb_from += since_wb;
-            since_wb = 0;
-        }
-        if (ctx->cancelled || (o->progress && o->progress(o->progress_ud, pg - 1, total) != 0)) {
-            rc = ls_err(ctx, LS_ECANCEL, "backup cancelled");
-            goto cleanup;
-        }
-    }
-    res->page_size = ps;
-    res->page_count = total;
+    res->page_size = r->page_size;
+    res->page_count = r->page_count;
     res->wal_frames = r->use_wal ? r->snap_frame : 0;
-    res->size_bytes = total * ps;
+    res->size_bytes = r->page_count * r->page_size;
 
 cleanup:
-    if (started) {
-        hashq_finish(&q);
-        pthread_join(th, NULL);
-    }
-    if (rc == 0)
-        ls_sha256_final(q.sha, res->sha256);
-    else
-        ls_sha256_free(q.sha);
-    for (int i = 0; i < NBUF; i++)
-        free(q.buf[i]);
-    if (map)
-        munmap(map, map_size);
+    hashq_stop(&q, rc == 0 ? res->sha256 : NULL);
     pthread_mutex_destroy(&q.mu);
     pthread_cond_destroy(&q.cv);
+    src_view_unmap(&v);
     ls_dbread_close(r);
+    ls_db_fd_release(v.fd); /* after the reader: with no connection left it closes now */
     return rc;
 }
 
@@ -330,15 +367,60 @@ static int mkdir_dest_dir(ls_ctx *ctx, const char *dest)
     return 0;
 }
 
+/* Step 1: the source and the destination, checked before anything is written. */
+static int check_paths(ls_ctx *ctx, const char *src, const char *dest, const ls_backup_opts *o,
+                       ls_backup_result *res, struct stat *sst)
+{
+    int rc;
+    if ((rc = ls_db_resolve(ctx, src, res->source, sizeof(res->source), sst)) != 0)
+        return rc;
+    if (ls_path_exists(dest))
+        return ls_err(ctx, LS_EEXIST, "%s: destination exists", dest);
+    if (o->make_dir && (rc = mkdir_dest_dir(ctx, dest)) != 0)
+        return rc;
+    if ((rc = ls_abspath(ctx, dest, res->destination, sizeof(res->destination))) != 0)
+        return rc;
+    if (strcmp(res->source, res->destination) == 0)
+        return ls_err(ctx, LS_EUSAGE, "%s: source and destination are the same file", dest);
+    return 0;
+}
+
+/*
+ * Step 3 without `compact`: copy_snapshot, started over while the snapshot is
+ * disturbed (at most MAX_ATTEMPTS), or SQLite's backup API when the write lock
+ * cannot be had.
+ */
+static int copy_with_retries(ls_ctx *ctx, const ls_tmpfile *t, const ls_backup_opts *o,
+                             ls_backup_result *res)
+{
+    for (int attempt = 0;; attempt++) {
+        int rc = copy_snapshot(ctx, res->source, t->fd, t->path, o, res);
+        if (rc == LS_EWRITELOCK) {
+            ls_log(ctx, LS_LOG_INFO, "backup through SQLite's backup API db=%s reason=\"%s\"",
+                   res->source, ls_errmsg(ctx));
+            ls_err_clear(ctx);
+            return ftruncate(t->fd, 0) != 0 ? ls_err_errno(ctx, errno, "truncate %s", t->path)
+                                            : backup_api_copy(ctx, res->source, t->path, o, res);
+        }
+        if (rc != LS_EBUSY || attempt + 1 >= MAX_ATTEMPTS || ctx->cancelled)
+            return rc;
+        ls_log(ctx, LS_LOG_INFO, "backup restarting db=%s reason=\"%s\" attempt=%d", res->source,
+               ls_errmsg(ctx), attempt + 2);
+        res->retries++;
+        ls_err_clear(ctx);
+        if (ftruncate(t->fd, 0) != 0)
+            return ls_err_errno(ctx, errno, "truncate %s", t->path);
+    }
+}
+
 int ls_backup(ls_ctx *ctx, const char *src, const char *dest, const ls_backup_opts *opts,
               ls_backup_result *res)
 {
     ls_backup_opts o = {0};
-    char tmp[PATH_MAX + 64] = "", tmpdir[PATH_MAX + 64] = "";
-    int fd = -1, rc;
+    ls_tmpfile t = LS_TMPFILE_INIT;
     uint64_t t0 = ls_now_ms();
     struct stat sst;
-    ls_db_hdr hdr;
+    int rc;
 
     if (opts)
         o = *opts;
@@ -347,91 +429,32 @@ int ls_backup(ls_ctx *ctx, const char *src, const char *dest, const ls_backup_op
     ls_err_clear(ctx);
 
     /* 1. Source and destination checks, before anything is written. */
-    if ((rc = ls_abspath(ctx, src, res->source, sizeof(res->source))) != 0)
-        return rc;
-    if ((rc = ls_db_probe(ctx, res->source, &hdr)) != 0)
-        return rc;
-    if (stat(res->source, &sst) != 0)
-        return ls_err_errno(ctx, errno, "%s", res->source);
-    if (ls_path_exists(dest))
-        return ls_err(ctx, LS_EEXIST, "%s: destination exists", dest);
-    if (o.make_dir && (rc = mkdir_dest_dir(ctx, dest)) != 0)
-        return rc;
-    if ((rc = ls_abspath(ctx, dest, res->destination, sizeof(res->destination))) != 0)
-        return rc;
-    if (strcmp(res->source, res->destination) == 0)
-        return ls_err(ctx, LS_EUSAGE, "%s: source and destination are the same file", dest);
-    if ((rc = ls_publish_check(ctx, res->destination)) != 0)
+    if ((rc = check_paths(ctx, src, dest, &o, res, &sst)) != 0)
         return rc;
 
-    /* 2. The temp file, with the source's permission bits (for VACUUM INTO, a
-     *    private 0700 directory: SQLite creates its files with its own modes). */
-    ls_tmp_sweep(res->destination);
-    if (o.compact) {
-        if ((rc = ls_tmp_dir_create(ctx, res->destination, tmpdir, sizeof(tmpdir))) != 0) {
-            tmpdir[0] = '\0';
-            return rc;
-        }
-        snprintf(tmp, sizeof(tmp), "%s/db", tmpdir);
-    } else if ((rc = ls_tmp_create(ctx, res->destination, sst.st_mode & 0777, tmp, sizeof(tmp),
-                                   &fd))) {
+    /* 2. The temp file, with the source's permission bits (for VACUUM INTO, in a
+     *    private 0700 directory: SQLite creates its files with its own modes).
+     *    Its begin checks the siblings (ls_publish_check) and sweeps. */
+    if ((rc = ls_tmpfile_begin(ctx, &t, res->destination, sst.st_mode & 0777,
+                               o.compact ? LS_TMPFILE_DIR : 0)) != 0)
         return rc;
-    }
 
     /* 3. Copy (or VACUUM INTO) and hash. */
-    if (o.compact) {
-        rc = vacuum_into(ctx, res->source, tmp, &o, res);
-        if (rc == 0) {
-            fd = open(tmp, O_RDWR | O_CLOEXEC);
-            if (fd < 0 || fchmod(fd, sst.st_mode & 0777) != 0)
-                rc = ls_err_errno(ctx, errno, "open %s", tmp);
-        }
-    } else {
-        for (int attempt = 0;; attempt++) {
-            rc = copy_snapshot(ctx, res->source, fd, tmp, &o, res);
-            if (rc == LS_EWRITELOCK) {
-                ls_log(ctx, LS_LOG_INFO, "backup through SQLite's backup API db=%s reason=\"%s\"",
-                       res->source, ls_errmsg(ctx));
-                ls_err_clear(ctx);
-                rc = ftruncate(fd, 0) != 0 ? ls_err_errno(ctx, errno, "truncate %s", tmp)
-                                           : backup_api_copy(ctx, res->source, tmp, &o, res);
-                break;
-            }
-            if (rc != LS_EBUSY || attempt + 1 >= MAX_ATTEMPTS || ctx->cancelled)
-                break;
-            ls_log(ctx, LS_LOG_INFO, "backup restarting db=%s reason=\"%s\" attempt=%d",
-                   res->source, ls_errmsg(ctx), attempt + 2);
-            res->retries++;
-            ls_err_clear(ctx);
-            if (ftruncate(fd, 0) != 0) {
-                rc = ls_err_errno(ctx, errno, "truncate %s", tmp);
-                break;
-            }
-        }
-    }
-    if (rc)
-        goto cleanup;
+    if (o.compact)
+        rc = vacuum_into(ctx, res->source, t.path, &o, res);
+    else
+        rc = copy_with_retries(ctx, &t, &o, res);
 
     /* 4. Durable, then visible. */
-    if ((rc = ls_fd_sync(ctx, fd, tmp)) != 0)
-        goto cleanup;
-    close(fd);
-    fd = -1;
-    if ((rc = ls_publish(ctx, tmp, res->destination)) != 0)
-        goto cleanup;
-    tmp[0] = '\0';
-    res->elapsed_ms = ls_now_ms() - t0;
-    ls_log(ctx, LS_LOG_INFO, "backup done db=%s dest=%s pages=%llu bytes=%llu ms=%llu",
-           res->source, res->destination, (unsigned long long)res->page_count,
-           (unsigned long long)res->size_bytes, (unsigned long long)res->elapsed_ms);
-
-cleanup:
-    if (fd >= 0)
-        close(fd);
-    if (tmp[0])
-        unlink(tmp);
-    if (tmpdir[0])
-        ls_tmp_dir_remove(tmpdir);
+    if (!rc)
+        rc = ls_tmpfile_commit(ctx, &t);
+    if (!rc) {
+        res->elapsed_ms = ls_now_ms() - t0;
+        ls_log(ctx, LS_LOG_INFO, "backup done db=%s dest=%s pages=%llu bytes=%llu ms=%llu",
+               res->source, res->destination, (unsigned long long)res->page_count,
+               (unsigned long long)res->size_bytes, (unsigned long long)res->elapsed_ms);
+    }
+    ls_tmpfile_abort(&t);
     return rc;
 }
 

@@ -100,15 +100,105 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp(x->fname, y->fname);
 }
 
+/* The backups found in a directory. */
+typedef struct bk_list {
+    bk_entry *v; /* the entries */
+    size_t n;    /* used */
+    size_t cap;  /* allocated */
+} bk_list;
+
+static void bk_list_free(bk_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].fname);
+    free(l->v);
+}
+
+/* Step 2: the regular files of `d` (at `path`) whose names match the pattern. */
+static int collect(ls_ctx *ctx, DIR *d, const char *path, bk_list *l)
+{
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            if (errno)
+                return ls_err_errno(ctx, errno, "read directory %s", path);
+            return 0;
+        }
+        size_t stem;
+        int64_t t;
+        struct stat st;
+        if (!parse_backup_name(e->d_name, &stem, &t))
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (l->n == l->cap) {
+            size_t ncap = l->cap ? l->cap * 2 : 64;
+            bk_entry *nv = realloc(l->v, ncap * sizeof(*nv));
+            if (!nv)
+                return ls_err(ctx, LS_ENOMEM, "out of memory");
+            l->v = nv;
+            l->cap = ncap;
+        }
+        if (!(l->v[l->n].fname = strdup(e->d_name)))
+            return ls_err(ctx, LS_ENOMEM, "out of memory");
+        l->v[l->n].stem = stem;
+        l->v[l->n].t = t;
+        l->v[l->n].size = (uint64_t)st.st_size;
+        l->n++;
+    }
+}
+
+/*
+ * Steps 3 and 4 over the sorted list: rank each backup within its name,
+ * decide, delete (unless dry_run) and report. Sets *any_deleted once a file
+ * was removed, so the caller's directory fsync runs even after a failure.
+ */
+static int decide_and_delete(ls_ctx *ctx, DIR *d, const bk_list *l, const ls_prune_opts *opts,
+                             int64_t now, ls_prune_result *res, int *any_deleted)
+{
+    char path[PATH_MAX * 2];
+    int64_t rank = 0;
+    for (size_t i = 0; i < l->n; i++, rank++) {
+        const bk_entry *b = &l->v[i];
+        if (i > 0 && (b->stem != b[-1].stem || memcmp(b->fname, b[-1].fname, b->stem)))
+            rank = 0;
+        int keep = rank == 0 || (opts->keep > 0 && rank < opts->keep) ||
+                   (opts->keep_within_s >= 0 && now - b->t < opts->keep_within_s);
+        snprintf(path, sizeof(path), "%s/%s", strcmp(res->dir, "/") ? res->dir : "", b->fname);
+        if (!keep && !opts->dry_run) {
+            if (unlinkat(dirfd(d), b->fname, 0) != 0) {
+                if (errno == ENOENT) { /* removed by someone else meanwhile */
+                    ls_log(ctx, LS_LOG_INFO, "prune vanished path=%s", path);
+                    continue;
+                }
+                return ls_err_errno(ctx, errno, "delete %s", path);
+            }
+            *any_deleted = 1;
+            ls_log(ctx, LS_LOG_INFO, "prune deleted path=%s bytes=%llu", path,
+                   (unsigned long long)b->size);
+        }
+        if (keep) {
+            res->kept++;
+        } else {
+            res->deleted++;
+            res->bytes_freed += b->size;
+        }
+        if (opts->each)
+            opts->each(opts->each_ud, path, b->t, !keep);
+    }
+    return 0;
+}
+
 /*
  * ls_prune, in steps:
  *   1. check the rules (at least one; `keep` 0 is allowed from the library and
  *      keeps only the newest) and open DIR (LS_ENOENT when missing);
- *   2. collect the regular files whose names match the pattern;
+ *   2. collect the regular files whose names match the pattern (collect);
  *   3. sort them by name and time, rank each within its name;
  *   4. decide and delete (unless dry_run), reporting each to opts->each;
  *      a file that vanished meanwhile is skipped, any other unlink failure
- *      stops the run;
+ *      stops the run (decide_and_delete);
  *   5. fsync the directory once when anything was deleted, even after a
  *      failure in step 4, so the deletions that happened are durable.
  * In a dry run, `deleted` and `bytes_freed` say what a real run would do.
@@ -116,9 +206,7 @@ static int entry_cmp(const void *a, const void *b)
 int ls_prune(ls_ctx *ctx, const char *dir, const ls_prune_opts *opts, ls_prune_result *res)
 {
     DIR *d = NULL;
-    bk_entry *v = NULL;
-    size_t n = 0, cap = 0;
-    char path[PATH_MAX * 2];
+    bk_list l = {NULL, 0, 0};
     int rc = 0, any_deleted = 0;
 
     memset(res, 0, sizeof(*res));
@@ -135,88 +223,20 @@ int ls_prune(ls_ctx *ctx, const char *dir, const ls_prune_opts *opts, ls_prune_r
         return ls_err_errno(ctx, errno, "open directory %s", res->dir);
 
     /* 2. Collect. */
-    for (;;) {
-        errno = 0;
-        struct dirent *e = readdir(d);
-        if (!e) {
-            if (errno) {
-                rc = ls_err_errno(ctx, errno, "read directory %s", res->dir);
-                goto cleanup;
-            }
-            break;
-        }
-        size_t stem;
-        int64_t t;
-        struct stat st;
-        if (!parse_backup_name(e->d_name, &stem, &t))
-            continue;
-        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            bk_entry *nv = realloc(v, ncap * sizeof(*v));
-            if (!nv) {
-                rc = ls_err(ctx, LS_ENOMEM, "out of memory");
-                goto cleanup;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        v[n].fname = strdup(e->d_name);
-        if (!v[n].fname) {
-            rc = ls_err(ctx, LS_ENOMEM, "out of memory");
-            goto cleanup;
-        }
-        v[n].stem = stem;
-        v[n].t = t;
-        v[n].size = (uint64_t)st.st_size;
-        n++;
-    }
-    res->examined = n;
+    if ((rc = collect(ctx, d, res->dir, &l)) != 0)
+        goto cleanup;
+    res->examined = l.n;
 
-    /* 3. Sort; rank restarts at 0 with each name. */
-    if (n > 1)
-        qsort(v, n, sizeof(*v), entry_cmp);
-    int64_t rank = 0;
-    for (size_t i = 0; i < n; i++, rank++) {
-        if (i > 0 && (v[i].stem != v[i - 1].stem || memcmp(v[i].fname, v[i - 1].fname, v[i].stem)))
-            rank = 0;
-
-        /* 4. Decide, then delete. */
-        int keep = rank == 0 || (opts->keep > 0 && rank < opts->keep) ||
-                   (opts->keep_within_s >= 0 && now - v[i].t < opts->keep_within_s);
-        snprintf(path, sizeof(path), "%s/%s", strcmp(res->dir, "/") ? res->dir : "", v[i].fname);
-        if (!keep && !opts->dry_run) {
-            if (unlinkat(dirfd(d), v[i].fname, 0) != 0) {
-                if (errno == ENOENT) { /* removed by someone else meanwhile */
-                    ls_log(ctx, LS_LOG_INFO, "prune vanished path=%s", path);
-                    continue;
-                }
-                rc = ls_err_errno(ctx, errno, "delete %s", path);
-                goto cleanup;
-            }
-            any_deleted = 1;
-            ls_log(ctx, LS_LOG_INFO, "prune deleted path=%s bytes=%llu", path,
-                   (unsigned long long)v[i].size);
-        }
-        if (keep) {
-            res->kept++;
-        } else {
-            res->deleted++;
-            res->bytes_freed += v[i].size;
-        }
-        if (opts->each)
-            opts->each(opts->each_ud, path, v[i].t, !keep);
-    }
+    /* 3. Sort; rank restarts at 0 with each name. 4. Decide, then delete. */
+    if (l.n > 1)
+        qsort(l.v, l.n, sizeof(*l.v), entry_cmp);
+    rc = decide_and_delete(ctx, d, &l, opts, now, res, &any_deleted);
 
 cleanup:
     /* 5. One directory fsync makes every unlink above durable. */
     if (any_deleted && fsync(dirfd(d)) != 0 && errno != EINVAL && errno != EROFS && !rc)
         rc = ls_err_errno(ctx, errno, "fsync directory %s", res->dir);
-    for (size_t i = 0; i < n; i++)
-        free(v[i].fname);
-    free(v);
-    if (d)
-        closedir(d);
+    bk_list_free(&l);
+    closedir(d);
     return rc;
 }

@@ -328,7 +328,7 @@ static int remove_if_present(ls_ctx *ctx, const char *path)
  *      is gone and the temp is published without replacing anything.
  *   d. fsync the directory.
  */
-static int swap_in(ls_ctx *ctx, const db_names *n, const db_names *pre, const char *tmp)
+static int swap_in(ls_ctx *ctx, const db_names *n, const db_names *pre, ls_tmpfile *t)
 {
     struct stat a, b;
     int renamed = 0, rc;
@@ -362,16 +362,15 @@ static int swap_in(ls_ctx *ctx, const db_names *n, const db_names *pre, const ch
         return ls_err(ctx, rc, "%s (the old database is kept as %s)", why, pre->db);
     }
     if (lstat(n->db, &a) != 0) {
-        if (errno == ENOENT && renamed)
-            return ls_publish(ctx, tmp, n->db);
-        return ls_err_errno(ctx, errno, "%s", n->db);
+        if (errno != ENOENT || !renamed)
+            return ls_err_errno(ctx, errno, "%s", n->db);
+        t->flags &= ~LS_TMPFILE_REPLACE; /* <db> is gone: publish without replacing */
+        return ls_tmpfile_commit(ctx, t);
     }
     if (stat(pre->db, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
         return ls_err(ctx, LS_EBUSY, "%s changed during the restore; the old database is in %s",
                       n->db, pre->db);
-    if (rename(tmp, n->db) != 0)
-        return ls_err_errno(ctx, errno, "rename %s to %s", tmp, n->db);
-    return ls_fsync_parent(ctx, n->db);
+    return ls_tmpfile_commit(ctx, t);
 }
 
 /*
@@ -407,15 +406,39 @@ static int check_destination(ls_ctx *ctx, const char *dest, int replace, db_name
     return check_not_in_use(ctx, n);
 }
 
+/*
+ * Step 1 for the backup: fills res->source and `src` (its names), checks it
+ * is an SQLite file, and returns its stat in *st.
+ */
+static int check_backup(ls_ctx *ctx, const char *backup, ls_restore_file_result *res,
+                        db_names *src, struct stat *st)
+{
+    int rc = ls_db_resolve(ctx, backup, res->source, sizeof(res->source), st);
+    return rc ? rc : names_init(ctx, src, res->source, "");
+}
+
+/* Step 4: the copy passes PRAGMA integrity_check, else LS_ECORRUPT. */
+static int check_copy(ls_ctx *ctx, const char *tmp, ls_restore_file_result *res)
+{
+    ls_verify_result vr;
+    int rc;
+    memset(&vr, 0, sizeof(vr));
+    if ((rc = ls_integrity_check(ctx, tmp, &vr)) != 0)
+        return rc;
+    if (!vr.integrity_ok)
+        return ls_err(ctx, LS_ECORRUPT, "%s fails its integrity check (%s): nothing was restored",
+                      res->source, vr.integrity_message);
+    res->page_count = vr.page_count;
+    return 0;
+}
+
 int ls_restore_file(ls_ctx *ctx, const char *backup, const char *out, int replace,
                     ls_restore_file_result *res)
 {
     db_names dst, pre, src;
     struct stat bst, dst_st;
-    ls_db_hdr hdr;
-    ls_verify_result vr;
-    char tmp[PATH_MAX + 64] = "";
-    int fd = -1, exists = 0, through_sqlite, rc;
+    ls_tmpfile t = LS_TMPFILE_INIT;
+    int exists = 0, through_sqlite, rc;
     mode_t mode;
     uint64_t t0 = ls_now_ms();
 
@@ -425,13 +448,7 @@ int ls_restore_file(ls_ctx *ctx, const char *backup, const char *out, int replac
         return ls_err(ctx, LS_EUSAGE, "restore needs a backup and a destination");
 
     /* 1. The backup, then the destination. */
-    if ((rc = ls_abspath(ctx, backup, res->source, sizeof(res->source))) != 0)
-        return rc;
-    if ((rc = ls_db_probe(ctx, res->source, &hdr)) != 0)
-        return rc;
-    if (stat(res->source, &bst) != 0)
-        return ls_err_errno(ctx, errno, "%s", res->source);
-    if ((rc = names_init(ctx, &src, res->source, "")) != 0)
+    if ((rc = check_backup(ctx, backup, res, &src, &bst)) != 0)
         return rc;
     if ((rc = ls_abspath(ctx, out, res->destination, sizeof(res->destination))) != 0)
         return rc;
@@ -440,59 +457,45 @@ int ls_restore_file(ls_ctx *ctx, const char *backup, const char *out, int replac
     if ((rc = check_destination(ctx, res->destination, replace, &dst, &pre, &exists, &dst_st)))
         return rc;
 
-    /* 2. The temp file: the replaced database's mode and owner, else the backup's mode. */
-    ls_tmp_sweep(dst.db);
+    /* 2. The temp file: the replaced database's mode and owner, else the backup's
+     *    mode. An existing database is replaced by swap_in (its siblings are its
+     *    own, checked in step 1), a new one published without replacing. */
     mode = (exists ? dst_st.st_mode : bst.st_mode) & 0777;
-    if ((rc = ls_tmp_create(ctx, dst.db, mode, tmp, sizeof(tmp), &fd)) != 0) {
-        tmp[0] = '\0';
+    if ((rc = ls_tmpfile_begin(ctx, &t, dst.db, mode, exists ? LS_TMPFILE_REPLACE : 0)) != 0)
         goto cleanup;
-    }
     if (exists && (dst_st.st_uid != geteuid() || dst_st.st_gid != getegid()) &&
-        fchown(fd, dst_st.st_uid, dst_st.st_gid) != 0)
+        fchown(t.fd, dst_st.st_uid, dst_st.st_gid) != 0)
         ls_log(ctx, LS_LOG_WARN, "restore cannot give the restored file the owner of %s "
                "(uid=%ld gid=%ld): %s", dst.db, (long)dst_st.st_uid, (long)dst_st.st_gid,
                strerror(errno));
 
     /* 3. Copy and hash. */
     through_sqlite = ls_path_exists(src.wal) || ls_path_exists(src.journal);
-    if ((rc = copy_backup(ctx, res->source, through_sqlite, fd, tmp, res)) != 0)
+    if ((rc = copy_backup(ctx, res->source, through_sqlite, t.fd, t.path, res)) != 0)
         goto cleanup;
 
     /* 4. Check what will be published. */
-    memset(&vr, 0, sizeof(vr));
-    if ((rc = ls_integrity_check(ctx, tmp, &vr)) != 0)
+    if ((rc = check_copy(ctx, t.path, res)) != 0)
         goto cleanup;
-    if (!vr.integrity_ok) {
-        rc = ls_err(ctx, LS_ECORRUPT, "%s fails its integrity check (%s): nothing was restored",
-                    res->source, vr.integrity_message);
-        goto cleanup;
-    }
-    res->page_count = vr.page_count;
 
     /* 5. Durable. */
-    if ((rc = ls_fd_sync(ctx, fd, tmp)) != 0)
+    if ((rc = ls_tmpfile_sync(ctx, &t)) != 0)
         goto cleanup;
-    close(fd);
-    fd = -1;
 
     /* 6, 7. Visible. */
     if (exists) {
-        if ((rc = check_not_in_use(ctx, &dst)) != 0 || (rc = swap_in(ctx, &dst, &pre, tmp)) != 0)
+        if ((rc = check_not_in_use(ctx, &dst)) != 0 || (rc = swap_in(ctx, &dst, &pre, &t)) != 0)
             goto cleanup;
         ls_strlcpy(res->pre_restore, pre.db, sizeof(res->pre_restore));
-    } else if ((rc = ls_publish(ctx, tmp, dst.db)) != 0) {
+    } else if ((rc = ls_tmpfile_commit(ctx, &t)) != 0) {
         goto cleanup;
     }
-    tmp[0] = '\0';
     res->elapsed_ms = ls_now_ms() - t0;
     ls_log(ctx, LS_LOG_INFO, "restore done backup=%s dest=%s pre_restore=%s bytes=%llu ms=%llu",
            res->source, res->destination, res->pre_restore[0] ? res->pre_restore : "-",
            (unsigned long long)res->size_bytes, (unsigned long long)res->elapsed_ms);
 
 cleanup:
-    if (fd >= 0)
-        close(fd);
-    if (tmp[0])
-        unlink(tmp);
+    ls_tmpfile_abort(&t);
     return rc;
 }

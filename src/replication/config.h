@@ -1,7 +1,7 @@
 /*
  * config.h - the replication configuration: Litestream 0.3's YAML keys and
  * Litestream 0.5's (accepted with their meaning, mapped onto litesafe's, or
- * refused with the reason and the replacement: see config.c), with unknown
+ * refused with the reason and the replacement: see config_yaml.c), with unknown
  * keys refused (a typo must not silently disable a setting), $VAR and ${VAR}
  * expansion, durations in Go syntax plus d/w.
  *
@@ -10,7 +10,7 @@
  * ls_config_apply_defaults() expands directory entries (dir + pattern) into
  * one db each, fills each replica's unset settings from its db's and the
  * top level's defaults, then Litestream's defaults where litesafe keeps
- * them (see config.c for the table), resolves replica URLs into the fields
+ * them (see config_defaults.c for the table), resolves replica URLs into the fields
  * below and validates. After it, every replica has a type and a name, every
  * field the URL implies is set, and every flag and duration is >= 0.
  *

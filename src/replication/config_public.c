@@ -23,14 +23,16 @@ static int opened(ls_ctx *ctx, int rc, ls_config *cfg, ls_config **out)
 int ls_config_open(ls_ctx *ctx, const char *path, int no_expand_env, ls_config **out)
 {
     ls_config *cfg = NULL;
-    return opened(ctx, ls_config_load(ctx, path, !no_expand_env, &cfg), cfg, out);
+    int rc = ls_config_load(ctx, path, !no_expand_env, &cfg);
+    return opened(ctx, rc, cfg, out);
 }
 
 int ls_config_open_urls(ls_ctx *ctx, const char *db, const char *const *urls, size_t n,
                         ls_config **out)
 {
     ls_config *cfg = NULL;
-    return opened(ctx, ls_config_from_urls(ctx, db, urls, n, &cfg), cfg, out);
+    int rc = ls_config_from_urls(ctx, db, urls, n, &cfg);
+    return opened(ctx, rc, cfg, out);
 }
 
 size_t ls_config_db_count(const ls_config *cfg)

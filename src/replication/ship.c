@@ -486,18 +486,17 @@ int ls_source_replaced(ls_source *s)
  *   4. Under the write lock: continue the spool or start a new generation
  *      (see CONTINUITY AT START-UP), and take the first read lock.
  * On failure everything opened is closed again and `s` can attach later.
+ * Steps 1, 2 and 4 are attach_probe, attach_connections and attach_continue.
  */
-int ls_source_attach(ls_source *s)
+
+/* Step 1: the file is an SQLite database in WAL mode; s->path made absolute, the copy buffer. */
+static int attach_probe(ls_source *s)
 {
     ls_ctx *ctx = s->ctx;
     ls_db_hdr dh;
-    int rc, grew = 0, locked = 0;
-    const char *why = NULL;
-    dev_t dev0, dev1;
-    ino_t ino0, ino1;
+    char abs[PATH_MAX];
+    int rc;
 
-    if (s->opened)
-        return 0;
     if ((rc = ls_db_probe(ctx, s->path, &dh)) != 0)
         return rc;
     if (!dh.wal)
@@ -505,7 +504,6 @@ int ls_source_attach(ls_source *s)
                       "%s: database is not in WAL mode (litesafe does not change it; run "
                       "PRAGMA journal_mode=WAL)",
                       s->path);
-    char abs[PATH_MAX];
     if ((rc = ls_abspath(ctx, s->path, abs, sizeof(abs))) != 0)
         return rc;
     ls_strlcpy(s->path, abs, sizeof(s->path));
@@ -517,14 +515,26 @@ int ls_source_attach(ls_source *s)
     free(s->buf);
     if (!(s->buf = malloc(s->buf_cap)))
         return ls_err(ctx, LS_ENOMEM, "out of memory");
+    return 0;
+}
 
-    /* Connections: two readers, the write-lock holder, the checkpointer. */
-    if (path_identity(s, &dev0, &ino0) != 0)
-        return ls_err_errno(ctx, errno, "%s", s->path);
+/*
+ * Step 2: the connections (two readers, the write-lock holder, the
+ * checkpointer) and the readers' statements. The file's identity before
+ * (dev0, ino0) must still be its identity after (LS_EBUSY: replaced
+ * meanwhile); it is recorded. On failure the caller detaches.
+ */
+static int attach_connections(ls_source *s, dev_t dev0, ino_t ino0)
+{
+    ls_ctx *ctx = s->ctx;
+    dev_t dev1;
+    ino_t ino1;
+    int rc;
+
     sqlite3 **conns[] = {&s->rd[0], &s->rd[1], &s->w, &s->ck};
     for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
         if ((rc = ls_db_open(ctx, s->path, 0, 5000, conns[i])) != 0)
-            goto fail;
+            return rc;
         sqlite3_exec(*conns[i], "PRAGMA cache_size=-256", NULL, NULL, NULL);
     }
     sqlite3_exec(s->ck, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
@@ -532,37 +542,29 @@ int ls_source_attach(ls_source *s)
         if (sqlite3_prepare_v2(s->rd[i], "BEGIN", -1, &s->q_begin[i], NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(s->rd[i], "SELECT count(*) FROM sqlite_master", -1, &s->q_read[i],
                                NULL) != SQLITE_OK ||
-            sqlite3_prepare_v2(s->rd[i], "ROLLBACK", -1, &s->q_end[i], NULL) != SQLITE_OK) {
-            rc = ls_err(ctx, LS_ENOTDB, "%s: %s", s->path, sqlite3_errmsg(s->rd[i]));
-            goto fail;
-        }
+            sqlite3_prepare_v2(s->rd[i], "ROLLBACK", -1, &s->q_end[i], NULL) != SQLITE_OK)
+            return ls_err(ctx, LS_ENOTDB, "%s: %s", s->path, sqlite3_errmsg(s->rd[i]));
     }
-    if (path_identity(s, &dev1, &ino1) != 0 || dev1 != dev0 || ino1 != ino0) {
-        rc = ls_err(ctx, LS_EBUSY, "%s: database file replaced while it was opened", s->path);
-        goto fail;
-    }
+    if (path_identity(s, &dev1, &ino1) != 0 || dev1 != dev0 || ino1 != ino0)
+        return ls_err(ctx, LS_EBUSY, "%s: database file replaced while it was opened", s->path);
     s->db_dev = dev0;
     s->db_ino = ino0;
+    return 0;
+}
 
-    char meta[PATH_MAX];
-    if (s->o.meta_dir) {
-        ls_strlcpy(meta, s->o.meta_dir, sizeof(meta));
-    } else {
-        char dir[PATH_MAX], base[PATH_MAX];
-        ls_path_split(s->path, dir, sizeof(dir), base, sizeof(base));
-        snprintf(meta, sizeof(meta), "%.*s/.%.*s-litesafe", PATH_MAX / 2, dir, PATH_MAX / 4, base);
-    }
-    /* One replicator per database: a second one would delete the first's spool. */
-    if ((rc = ls_shadow_lock(ctx, meta, &s->lock_fd)) != 0)
-        goto fail;
+/*
+ * Step 4, under the write lock (caller holds it): recover the spool in `meta`,
+ * continue it or start a new generation (CONTINUITY AT START-UP), sync it and
+ * take the first read lock. Replica threads may be looking at the spool: mu
+ * is held here.
+ */
+static int attach_continue(ls_source *s, const char *meta)
+{
+    const char *why = NULL;
+    int grew = 0, rc;
 
-    /* Continuity is decided, and the first read lock taken, under the write
-     * lock; replica threads may be looking at the spool (mu). */
-    if ((rc = write_lock(s, 10000)) != 0)
-        goto fail;
-    locked = 1;
     pthread_mutex_lock(&s->mu);
-    rc = ls_shadow_open(ctx, meta, &s->sh);
+    rc = ls_shadow_open(s->ctx, meta, &s->sh);
     if (!rc && s->after_replace) {
         why = "database file replaced";
         rc = new_generation(s, why, &grew);
@@ -575,7 +577,7 @@ int ls_source_attach(ls_source *s)
         rc = new_generation(s, why, &grew);
     }
     if (!rc)
-        rc = ls_shadow_sync(ctx, &s->sh);
+        rc = ls_shadow_sync(s->ctx, &s->sh);
     if (!rc)
         rc = advance_lock(s);
     if (!rc) {
@@ -583,8 +585,42 @@ int ls_source_attach(ls_source *s)
         notify(s);
     }
     pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int ls_source_attach(ls_source *s)
+{
+    ls_ctx *ctx = s->ctx;
+    char meta[PATH_MAX];
+    dev_t dev;
+    ino_t ino;
+    int rc;
+
+    if (s->opened)
+        return 0;
+    if ((rc = attach_probe(s)) != 0)
+        return rc;
+    if (path_identity(s, &dev, &ino) != 0)
+        return ls_err_errno(ctx, errno, "%s", s->path);
+    if ((rc = attach_connections(s, dev, ino)) != 0)
+        goto fail;
+
+    /* 3. One replicator per database: a second one would delete the first's spool. */
+    if (s->o.meta_dir) {
+        ls_strlcpy(meta, s->o.meta_dir, sizeof(meta));
+    } else {
+        char dir[PATH_MAX], base[PATH_MAX];
+        ls_path_split(s->path, dir, sizeof(dir), base, sizeof(base));
+        snprintf(meta, sizeof(meta), "%.*s/.%.*s-litesafe", PATH_MAX / 2, dir, PATH_MAX / 4, base);
+    }
+    if ((rc = ls_shadow_lock(ctx, meta, &s->lock_fd)) != 0)
+        goto fail;
+
+    /* 4. Continuity is decided, and the first read lock taken, under the write lock. */
+    if ((rc = write_lock(s, 10000)) != 0)
+        goto fail;
+    rc = attach_continue(s, meta);
     write_unlock(s);
-    locked = 0;
     if (rc)
         goto fail;
     s->last_ckpt_ms = ls_now_ms();
@@ -594,8 +630,6 @@ int ls_source_attach(ls_source *s)
     return 0;
 
 fail:
-    if (locked)
-        write_unlock(s);
     ls_source_detach(s);
     return rc;
 }

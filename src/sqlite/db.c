@@ -31,6 +31,7 @@
 
 #include "fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -71,42 +72,157 @@ sqlite3_file *ls_db_file(sqlite3 *db)
     return f && f->pMethods ? f : NULL;
 }
 
-/* The never-closed descriptors of ls_db_pinned_fd: (device, inode) -> fd. */
-static struct pinned_fd {
-    dev_t dev;
-    ino_t ino;
-    int fd;
-} pinned[64];
-static size_t npinned;
-static pthread_mutex_t pinned_mu = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * THE DESCRIPTORS OF ls_db_fd_acquire
+ *
+ * Closing any descriptor of a file drops every POSIX lock the process holds on
+ * it, the locks of SQLite's connections included (db.h). So a descriptor of
+ * ours is closed only at a moment when no SQLite connection of this process
+ * can hold a lock on its file, and none can take one before the close:
+ *   a. no other descriptor of the process refers to the file (a scan of
+ *      /proc/self/fd, by device and inode). Every connection's descriptor
+ *      shows there, and so do the ones SQLite's unix VFS keeps open after a
+ *      connection closed while others held locks (its deferred closes). With
+ *      none, no lock is held: the close of the last one dropped them all, and
+ *      ours never takes any;
+ *   b. SQLite's unix VFS mutex (SQLITE_MUTEX_STATIC_VFS1, the one os_unix.c
+ *      takes to register an opened file with its inode) is held from the
+ *      scan to the close: a connection opening the file meanwhile may already
+ *      have a descriptor the scan missed, but it cannot lock through it
+ *      before the VFS registered it, which waits for us.
+ * Otherwise the descriptor stays open, idle, and is tried again at every later
+ * acquire and release (of any file). Descriptors are shared per file (device,
+ * inode) with a reference count, in a list that grows as needed: nothing to
+ * run out of, and an idle descriptor outlives the last reader only while some
+ * other descriptor of its file is open in the process (at most one per
+ * database the process has open, not one per database it ever read; a deleted
+ * database's space is freed once its last connection closes). Where
+ * /proc/self/fd cannot be read, nothing can be shown and idle descriptors stay
+ * open (one per file, reused).
+ */
+typedef struct db_fd {
+    dev_t dev;     /* the file's device */
+    ino_t ino;     /* and inode */
+    int fd;        /* our read-only descriptor of it */
+    unsigned refs; /* acquired and not yet released (0: idle, to close when safe) */
+    int shared;    /* scratch of close_idle: another descriptor refers to the file */
+} db_fd;
 
-int ls_db_pinned_fd(ls_ctx *ctx, const char *path)
+static struct {
+    db_fd *v;       /* the descriptors, in no order */
+    size_t n;       /* used */
+    size_t cap;     /* allocated */
+} db_fds;
+static pthread_mutex_t db_fds_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* 1 if fd is one of the registry's own descriptors (caller holds db_fds_mu). */
+static int is_registry_fd(int fd)
 {
-    struct stat st;
+    for (size_t i = 0; i < db_fds.n; i++)
+        if (db_fds.v[i].fd == fd)
+            return 1;
+    return 0;
+}
+
+/*
+ * Close the idle descriptors whose file no other descriptor of the process
+ * refers to (a and b above). Caller holds db_fds_mu; takes SQLite's VFS mutex
+ * inside it (the only order in which the two are ever held).
+ */
+static void close_idle(void)
+{
+    size_t idle = 0;
+    for (size_t i = 0; i < db_fds.n; i++) {
+        db_fds.v[i].shared = 0;
+        idle += db_fds.v[i].refs == 0;
+    }
+    if (idle == 0)
+        return;
+    sqlite3_mutex *vfs = sqlite3_mutex_alloc(SQLITE_MUTEX_STATIC_VFS1);
+    sqlite3_mutex_enter(vfs);
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char *end = NULL;
+            long k = strtol(e->d_name, &end, 10);
+            struct stat st;
+            if (end == e->d_name || *end || k == dirfd(d) || is_registry_fd((int)k) ||
+                fstat((int)k, &st) != 0)
+                continue;
+            for (size_t i = 0; i < db_fds.n; i++)
+                if (db_fds.v[i].dev == st.st_dev && db_fds.v[i].ino == st.st_ino)
+                    db_fds.v[i].shared = 1;
+        }
+        closedir(d);
+        for (size_t i = db_fds.n; i-- > 0;) {
+            if (db_fds.v[i].refs || db_fds.v[i].shared)
+                continue;
+            close(db_fds.v[i].fd);
+            db_fds.v[i] = db_fds.v[--db_fds.n];
+        }
+    }
+    sqlite3_mutex_leave(vfs);
+}
+
+int ls_db_fd_acquire(ls_ctx *ctx, const char *path)
+{
+    struct stat st, fst;
     int fd = -1;
     if (stat(path, &st) != 0) {
         ls_err_errno(ctx, errno, "%s", path);
         return -1;
     }
-    pthread_mutex_lock(&pinned_mu);
-    for (size_t i = 0; i < npinned; i++)
-        if (pinned[i].dev == st.st_dev && pinned[i].ino == st.st_ino)
-            fd = pinned[i].fd;
-    if (fd < 0 && npinned < sizeof(pinned) / sizeof(pinned[0])) {
+    pthread_mutex_lock(&db_fds_mu);
+    for (size_t i = 0; i < db_fds.n && fd < 0; i++)
+        if (db_fds.v[i].dev == st.st_dev && db_fds.v[i].ino == st.st_ino) {
+            db_fds.v[i].refs++;
+            fd = db_fds.v[i].fd;
+        }
+    if (fd < 0) {
+        /* Room first: a descriptor once open may only be closed as above. */
+        if (db_fds.n == db_fds.cap) {
+            size_t cap = db_fds.cap ? 2 * db_fds.cap : 8;
+            db_fd *v = realloc(db_fds.v, cap * sizeof(*v));
+            if (!v) {
+                pthread_mutex_unlock(&db_fds_mu);
+                ls_err(ctx, LS_ENOMEM, "out of memory");
+                return -1;
+            }
+            db_fds.v = v;
+            db_fds.cap = cap;
+        }
         fd = open(path, O_RDONLY | O_CLOEXEC);
-        struct stat fst;
-        if (fd >= 0 && fstat(fd, &fst) == 0 && fst.st_ino == st.st_ino) {
-            pinned[npinned++] = (struct pinned_fd){st.st_dev, st.st_ino, fd};
+        if (fd >= 0 && fstat(fd, &fst) == 0) {
+            /* Replaced between stat and open: registered idle, not used. */
+            int same = fst.st_dev == st.st_dev && fst.st_ino == st.st_ino;
+            db_fds.v[db_fds.n++] = (db_fd){fst.st_dev, fst.st_ino, fd, same ? 1u : 0u, 0};
+            if (!same)
+                fd = -1;
         } else if (fd >= 0) {
-            /* Replaced between stat and open: keep it open anyway (never close). */
-            pinned[npinned++] = (struct pinned_fd){fst.st_dev, fst.st_ino, fd};
+            db_fds.v[db_fds.n++] = (db_fd){st.st_dev, st.st_ino, fd, 0, 0};
             fd = -1;
         }
     }
-    pthread_mutex_unlock(&pinned_mu);
+    close_idle();
+    pthread_mutex_unlock(&db_fds_mu);
     if (fd < 0)
         ls_err(ctx, LS_EIO, "%s: no descriptor for a direct copy", path);
     return fd;
+}
+
+void ls_db_fd_release(int fd)
+{
+    if (fd < 0)
+        return;
+    pthread_mutex_lock(&db_fds_mu);
+    for (size_t i = 0; i < db_fds.n; i++)
+        if (db_fds.v[i].fd == fd && db_fds.v[i].refs > 0) {
+            db_fds.v[i].refs--;
+            break;
+        }
+    close_idle();
+    pthread_mutex_unlock(&db_fds_mu);
 }
 
 int ls_db_file_read(ls_ctx *ctx, sqlite3_file *f, void *buf, size_t n, uint64_t off, size_t *got,
@@ -183,6 +299,17 @@ int ls_db_probe(ls_ctx *ctx, const char *path, ls_db_hdr *hdr)
         return ls_err(ctx, LS_ENOTDB,
                       "%s: file is not a database (its header is not an SQLite database header)",
                       path);
+    return 0;
+}
+
+int ls_db_resolve(ls_ctx *ctx, const char *path, char *abs, size_t abssz, struct stat *st)
+{
+    ls_db_hdr hdr;
+    int rc;
+    if ((rc = ls_abspath(ctx, path, abs, abssz)) != 0 || (rc = ls_db_probe(ctx, abs, &hdr)) != 0)
+        return rc;
+    if (stat(abs, st) != 0)
+        return ls_err_errno(ctx, errno, "%s", abs);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 /* What the first 100 bytes of a database file say. */
 typedef struct ls_db_hdr {
@@ -36,17 +37,30 @@ typedef struct ls_db_hdr {
  * SQLite's own file handle (ls_db_file), which SQLite's VFS keeps open for as
  * long as any connection of the process holds a lock. This probe, too, reads
  * the header through a short-lived SQLite connection. The -wal file is not
- * locked by SQLite and may be opened directly.
+ * locked by SQLite and may be opened directly. The one descriptor of a
+ * database file litesafe opens itself (ls_db_fd_acquire) is closed only when
+ * that cannot drop a lock.
  */
 int ls_db_probe(ls_ctx *ctx, const char *path, ls_db_hdr *hdr);
+/*
+ * A database a user named as the source of a copy: its absolute path into
+ * abs (ls_abspath), checked with ls_db_probe, and its stat in *st.
+ */
+int ls_db_resolve(ls_ctx *ctx, const char *path, char *abs, size_t abssz, struct stat *st);
 
 /*
- * A read-only descriptor of the database file at `path` that this process
- * never closes (one per file, cached): for copy_file_range() and mmap(), which
- * need a descriptor of their own. Never closing it is what makes it safe next
- * to SQLite's connections (see ls_db_probe). Returns -1 with the error set.
+ * A read-only descriptor of the database file at `path`, for
+ * copy_file_range() and mmap(), which need a descriptor of their own; give it
+ * back with ls_db_fd_release(). Shared per file and closed only when no SQLite
+ * connection of this process can hold a lock on the file (see ls_db_probe and
+ * "THE DESCRIPTORS OF ls_db_fd_acquire" in db.c), so it is safe next to the
+ * application's connections and nothing runs out in a long-lived process.
+ * Acquire it while a connection (a reader) has the file open, release it
+ * after that connection closed. Returns -1 with the error set.
  */
-int ls_db_pinned_fd(ls_ctx *ctx, const char *path);
+int ls_db_fd_acquire(ls_ctx *ctx, const char *path);
+/* Give back a descriptor of ls_db_fd_acquire (-1 is a no-op); it is closed when safe. */
+void ls_db_fd_release(int fd);
 
 /* SQLite's handle on the main database file of a connection (borrowed). */
 sqlite3_file *ls_db_file(sqlite3 *db);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -279,7 +280,8 @@ int ls_publish_check(ls_ctx *ctx, const char *dest)
     return 0;
 }
 
-int ls_publish(ls_ctx *ctx, const char *tmp, const char *dest)
+/* ls_publish without the directory fsync: 0 once tmp is at dest. */
+static int publish_rename(ls_ctx *ctx, const char *tmp, const char *dest)
 {
     int rc = ls_publish_check(ctx, dest);
     if (rc)
@@ -299,7 +301,13 @@ int ls_publish(ls_ctx *ctx, const char *tmp, const char *dest)
         }
         unlink(tmp);
     }
-    return ls_fsync_parent(ctx, dest);
+    return 0;
+}
+
+int ls_publish(ls_ctx *ctx, const char *tmp, const char *dest)
+{
+    int rc = publish_rename(ctx, tmp, dest);
+    return rc ? rc : ls_fsync_parent(ctx, dest);
 }
 
 int ls_replace(ls_ctx *ctx, const char *tmp, const char *dest)
@@ -307,6 +315,147 @@ int ls_replace(ls_ctx *ctx, const char *tmp, const char *dest)
     if (rename(tmp, dest) != 0)
         return ls_err_errno(ctx, errno, "rename %s to %s", tmp, dest);
     return ls_fsync_parent(ctx, dest);
+}
+
+/* ---------------------------------------------------------------------- */
+/* ls_tmpfile: the protocol as one object                                  */
+
+/* Tries at a fresh random name before giving up (a collision is 2^-64). */
+#define UNIQUE_TRIES 4
+
+/*
+ * LS_TMPFILE_UNIQUE's temp file: ".<base>.<pid>.<16 hex>.tmp" in dest's
+ * directory, O_EXCL. Not the sweepable ".litesafe-tmp" name: another host
+ * sharing the directory may be writing it.
+ */
+static int create_unique(ls_ctx *ctx, ls_tmpfile *t)
+{
+    char dir[PATH_MAX], base[PATH_MAX];
+    mode_t mode = (t->flags & LS_TMPFILE_UMASK) ? t->mode : 0600;
+    ls_path_split(t->dest, dir, sizeof(dir), base, sizeof(base));
+    for (int attempt = 1;; attempt++) {
+        uint8_t rnd[8];
+        char hex[2 * sizeof(rnd) + 1];
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+            return ls_err(ctx, LS_EIO, "create a temp file for %s: getrandom failed", t->dest);
+        for (size_t i = 0; i < sizeof(rnd); i++)
+            snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+        int n = snprintf(t->path, sizeof(t->path), "%s/.%s.%ld.%s.tmp", dir, base, (long)getpid(),
+                         hex);
+        if (n < 0 || (size_t)n >= sizeof(t->path)) {
+            t->path[0] = '\0';
+            return ls_err(ctx, LS_EUSAGE, "path too long: %s", t->dest);
+        }
+        t->fd = open(t->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
+        if (t->fd >= 0)
+            break;
+        int e = errno;
+        t->path[0] = '\0'; /* not ours: never remove it */
+        if (e != EEXIST || attempt == UNIQUE_TRIES)
+            return ls_err_errno(ctx, e, "create a temp file for %s", t->dest);
+    }
+    if (!(t->flags & LS_TMPFILE_UMASK) && fchmod(t->fd, t->mode & 07777) != 0)
+        return ls_err_errno(ctx, errno, "chmod %s", t->path);
+    return 0;
+}
+
+int ls_tmpfile_begin(ls_ctx *ctx, ls_tmpfile *t, const char *dest, mode_t mode,
+                     unsigned flags)
+{
+    int rc;
+    memset(t, 0, sizeof(*t));
+    t->fd = -1;
+    t->flags = flags;
+    t->mode = mode;
+    if (strlen(dest) >= sizeof(t->dest))
+        return ls_err(ctx, LS_EUSAGE, "path too long: %s", dest);
+    ls_strlcpy(t->dest, dest, sizeof(t->dest));
+
+    /* 0. Nothing in the way of a new file. */
+    if (!(flags & LS_TMPFILE_REPLACE)) {
+        if (ls_path_exists(dest))
+            return ls_err(ctx, LS_EEXIST, "%s: destination exists", dest);
+        if ((rc = ls_publish_check(ctx, dest)) != 0)
+            return rc;
+    }
+    /* 1. The temp file. */
+    if (flags & LS_TMPFILE_UNIQUE) {
+        rc = create_unique(ctx, t);
+    } else {
+        ls_tmp_sweep(dest);
+        if (flags & LS_TMPFILE_DIR) {
+            rc = ls_tmp_dir_create(ctx, dest, t->dir, sizeof(t->dir));
+            if (rc)
+                t->dir[0] = '\0';
+            else
+                snprintf(t->path, sizeof(t->path), "%s/db", t->dir);
+        } else {
+            rc = ls_tmp_create(ctx, dest, mode, t->path, sizeof(t->path), &t->fd);
+            if (rc)
+                t->path[0] = '\0';
+        }
+    }
+    if (rc)
+        ls_tmpfile_abort(t);
+    return rc;
+}
+
+int ls_tmpfile_sync(ls_ctx *ctx, ls_tmpfile *t)
+{
+    int rc;
+    if (t->synced)
+        return 0;
+    if (t->fd < 0) {
+        /* LS_TMPFILE_DIR: a file SQLite wrote, with SQLite's mode. */
+        if (!(t->flags & LS_TMPFILE_DIR) || !t->path[0])
+            return ls_err(ctx, LS_EUSAGE, "%s: no temp file to sync", t->dest);
+        t->fd = open(t->path, O_RDWR | O_CLOEXEC);
+        if (t->fd < 0 || fchmod(t->fd, t->mode & 07777) != 0)
+            return ls_err_errno(ctx, errno, "open %s", t->path);
+    }
+    if ((rc = ls_fd_sync(ctx, t->fd, t->path)) != 0)
+        return rc;
+    rc = close(t->fd);
+    t->fd = -1;
+    if (rc != 0)
+        return ls_err_errno(ctx, errno, "close %s", t->path);
+    t->synced = 1;
+    return 0;
+}
+
+int ls_tmpfile_commit(ls_ctx *ctx, ls_tmpfile *t)
+{
+    int rc;
+    if (!t->path[0])
+        return ls_err(ctx, LS_EUSAGE, "%s: no temp file to publish", t->dest);
+    if ((rc = ls_tmpfile_sync(ctx, t)) != 0)
+        return rc;
+    if (t->flags & LS_TMPFILE_REPLACE) {
+        if (rename(t->path, t->dest) != 0)
+            return ls_err_errno(ctx, errno, "rename %s to %s", t->path, t->dest);
+    } else if ((rc = publish_rename(ctx, t->path, t->dest)) != 0) {
+        return rc;
+    }
+    t->path[0] = '\0'; /* it is dest now: never remove it */
+    rc = ls_fsync_parent(ctx, t->dest);
+    if (t->dir[0]) {
+        remove_tree(t->dir);
+        t->dir[0] = '\0';
+    }
+    return rc;
+}
+
+void ls_tmpfile_abort(ls_tmpfile *t)
+{
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+    if (t->path[0])
+        unlink(t->path);
+    t->path[0] = '\0';
+    if (t->dir[0])
+        remove_tree(t->dir);
+    t->dir[0] = '\0';
 }
 
 /* One step of ls_mkdir_p: make `dir` exist as a directory. */

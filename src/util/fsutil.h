@@ -25,12 +25,17 @@
  *      one step.
  * A crash before step 3 leaves only the temp file, which ls_tmp_sweep() removes
  * on the next run once its owner process is gone.
+ *
+ * ls_tmpfile (below) is the whole protocol as one object, begin / commit /
+ * abort: the one way to write a file whole and then make it visible. Use it
+ * rather than the single steps.
  */
 #ifndef LS_FSUTIL_H
 #define LS_FSUTIL_H
 
 #include "internal.h"
 
+#include <limits.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -91,6 +96,88 @@ int ls_publish(ls_ctx *ctx, const char *tmp, const char *dest);
  * wrote and synced tmp, in dest's directory.
  */
 int ls_replace(ls_ctx *ctx, const char *tmp, const char *dest);
+/*
+ * ONE FILE, WRITTEN WHOLE, THEN PUBLISHED (ls_tmpfile): steps 0-3 above.
+ *
+ *     ls_tmpfile t = LS_TMPFILE_INIT;
+ *     if ((rc = ls_tmpfile_begin(ctx, &t, dest, mode, 0)) != 0)   steps 0, 1
+ *         goto cleanup;
+ *     ... write t.fd (its name is t.path) ...
+ *     rc = ls_tmpfile_commit(ctx, &t);                              steps 2, 3
+ * cleanup:
+ *     ls_tmpfile_abort(&t);      always: removes what is left, a no-op after commit
+ *
+ * Every failure leaves either a complete `dest` or none, and after abort no
+ * temp file. ls_tmpfile_sync() is step 2 alone, for callers that check the
+ * file (integrity_check) or the world (is the database in use?) between
+ * making it durable and publishing it: commit then only publishes.
+ *
+ * Users: backup.c and restore_file.c. src/storage/file.c (put: flags
+ * LS_TMPFILE_REPLACE | LS_TMPFILE_UNIQUE | LS_TMPFILE_UMASK, in a loop that
+ * re-creates the directory on LS_ENOENT) and src/replication/restore.c
+ * (flags 0, ls_tmpfile_sync before its integrity check) still have a copy of
+ * the sequence and should use it.
+ */
+#define LS_TMPFILE_REPLACE 0x1u /* commit renames over `dest`, whatever is there
+                                   (ls_replace); begin checks neither dest nor its
+                                   siblings. Default: dest and its siblings must not
+                                   exist (step 0), and commit never replaces. */
+#define LS_TMPFILE_UNIQUE 0x2u  /* a fresh random name per begin,
+                                   ".<base>.<pid>.<16 hex>.tmp", that no sweep
+                                   removes: for writers that may run at once on one
+                                   dest, from several processes or hosts sharing a
+                                   mount (a pid then proves nothing). Default: the
+                                   per-process name of ls_tmp_create, swept first. */
+#define LS_TMPFILE_UMASK 0x4u   /* the umask applies to `mode`, as to any file a
+                                   store creates. Default: exactly `mode`. */
+#define LS_TMPFILE_DIR 0x8u     /* for a file someone else creates (SQLite's VACUUM
+                                   INTO): begin makes a private 0700 directory
+                                   (ls_tmp_dir_create) and t.path is "<it>/db" with
+                                   t.fd -1; ls_tmpfile_sync opens the file and gives
+                                   it `mode`. Abort removes the directory and all in
+                                   it (SQLite's side files too). */
+
+typedef struct ls_tmpfile {
+    int fd;                   /* the temp file open for writing; -1 after sync (and,
+                                 with LS_TMPFILE_DIR, until sync opens it) */
+    int synced;               /* step 2 done: contents durable, fd closed */
+    unsigned flags;           /* LS_TMPFILE_* given to begin */
+    mode_t mode;              /* permission bits of the published file */
+    char path[PATH_MAX + 64]; /* the temp file; "" when there is none to remove */
+    char dir[PATH_MAX + 64];  /* LS_TMPFILE_DIR: the private directory, else "" */
+    char dest[PATH_MAX];      /* where commit publishes it */
+} ls_tmpfile;
+#define LS_TMPFILE_INIT {.fd = -1}
+
+/*
+ * Steps 0 and 1: unless LS_TMPFILE_REPLACE, LS_EEXIST when `dest` or one of
+ * its SQLite siblings exists (ls_publish_check); then (unless
+ * LS_TMPFILE_UNIQUE) ls_tmp_sweep(dest), then the temp file in dest's
+ * directory with permission bits `mode`. LS_ENOENT when the directory is
+ * missing. On failure nothing was created and `t` is empty (abort is a no-op).
+ */
+int ls_tmpfile_begin(ls_ctx *ctx, ls_tmpfile *t, const char *dest, mode_t mode,
+                     unsigned flags);
+/*
+ * Step 2: fdatasync and close the temp file (with LS_TMPFILE_DIR, open it and
+ * set its mode first). Done once; later calls return 0. On failure the temp
+ * file stays for ls_tmpfile_abort().
+ */
+int ls_tmpfile_sync(ls_ctx *ctx, ls_tmpfile *t);
+/*
+ * Steps 2 (unless done) and 3: publish the temp file at t->dest, without
+ * replacing anything (ls_publish: the siblings are checked again) or, with
+ * LS_TMPFILE_REPLACE in t->flags, over whatever is there; then fsync the
+ * directory. A caller may change LS_TMPFILE_REPLACE in t->flags before
+ * commit (restore swaps a file into a place it emptied itself). On failure
+ * before the rename the temp file stays for ls_tmpfile_abort() and dest is
+ * untouched; when only the directory fsync fails, dest is in place (and may
+ * not survive a crash) and the error is returned.
+ */
+int ls_tmpfile_commit(ls_ctx *ctx, ls_tmpfile *t);
+/* Close and remove what is left of the temp file (and directory); `t` is empty after. */
+void ls_tmpfile_abort(ls_tmpfile *t);
+
 /*
  * mkdir -p: create `path` and its missing parents with permission bits
  * `mode` (the umask applies). Each directory created is made durable by an

@@ -4,7 +4,11 @@
  * "<dest>-journal" exists, whether the sibling was there from the start
  * (ls_publish_check) or appeared between the temp file's creation and the
  * final rename (ls_publish checks again). The temp names' own siblings are
- * litesafe's to clear. Each test works in its own temporary directory.
+ * litesafe's to clear. Then ls_tmpfile, the protocol as one object: commit
+ * publishes, abort (and every failure, fsync's ENOSPC included) leaves no
+ * file behind, an existing destination or a stale sibling is refused, and
+ * its flags (replace, unique names, umask, a private directory). Each test
+ * works in its own temporary directory.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -15,13 +19,31 @@
 
 #include "fsutil.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/*
+ * The library's fdatasync, failing with `sync_errno` when it is set: this
+ * definition in the test program takes the place of libc's for the
+ * statically linked library, so a full disk can be shown without one.
+ */
+static int sync_errno;
+int fdatasync(int fd)
+{
+    if (sync_errno) {
+        errno = sync_errno;
+        return -1;
+    }
+    return (int)syscall(SYS_fdatasync, fd);
+}
 
 static const char *const SUFFIXES[] = {"-wal", "-shm", "-journal"};
 #define NSUFFIX 3
@@ -197,6 +219,256 @@ static void temp_siblings_are_cleared(void **state)
     assert_true(ls_path_exists(tmp)); /* ours: the process is alive */
 }
 
+/* ---------------------------------------------------------------------- */
+/* ls_tmpfile                                                              */
+
+/* The test directory holds exactly `want`: its names, sorted, space-separated. */
+static void assert_dir_holds(fixture *f, const char *want)
+{
+    char got[512] = "";
+    struct dirent **names = NULL;
+    int n = scandir(f->dir, &names, NULL, alphasort);
+    assert_true(n >= 0);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(names[i]->d_name, ".") && strcmp(names[i]->d_name, "..")) {
+            if (got[0])
+                strcat(got, " ");
+            strncat(got, names[i]->d_name, sizeof(got) - strlen(got) - 2);
+        }
+        free(names[i]);
+    }
+    free(names);
+    assert_string_equal(got, want);
+}
+
+static void tmpfile_write(fixture *f, ls_tmpfile *t, const char *content)
+{
+    assert_int_equal(ls_write_all(f->ctx, t->fd, content, strlen(content), 0, t->path), 0);
+}
+
+/* "<dir>/out.db" into dest and, when sib is given, its "-wal" into sib. */
+static void out_names(const fixture *f, char *dest, size_t destsz, char *sib, size_t sibsz)
+{
+    snprintf(dest, destsz, "%s/out.db", f->dir);
+    if (sib)
+        snprintf(sib, sibsz, "%s-wal", dest);
+}
+
+/* begin, write, commit: the destination with the content and exactly the mode, no temp left. */
+static void tmpfile_commit_publishes(void **state)
+{
+    fixture *f = *state;
+    char dest[128];
+    struct stat st;
+    ls_tmpfile t = LS_TMPFILE_INIT;
+    out_names(f, dest, sizeof(dest), NULL, 0);
+    mode_t old = umask(077);
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0640, 0), 0);
+    umask(old);
+    assert_true(t.fd >= 0);
+    assert_non_null(strstr(t.path, ".litesafe-tmp"));
+    assert_false(ls_path_exists(dest));
+    tmpfile_write(f, &t, "fresh");
+    assert_int_equal(ls_tmpfile_commit(f->ctx, &t), 0);
+    assert_content(dest, "fresh");
+    assert_int_equal(stat(dest, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640); /* the umask does not narrow it */
+    assert_int_equal(t.fd, -1);
+    ls_tmpfile_abort(&t); /* after commit: nothing to do, dest stays */
+    assert_dir_holds(f, "out.db");
+}
+
+/* abort after writing, and abort of a never-begun tmpfile: nothing is left. */
+static void tmpfile_abort_leaves_nothing(void **state)
+{
+    fixture *f = *state;
+    char dest[128];
+    ls_tmpfile t = LS_TMPFILE_INIT;
+    ls_tmpfile_abort(&t);
+    out_names(f, dest, sizeof(dest), NULL, 0);
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, 0), 0);
+    tmpfile_write(f, &t, "half");
+    ls_tmpfile_abort(&t);
+    assert_int_equal(t.fd, -1);
+    assert_dir_holds(f, "");
+    ls_tmpfile_abort(&t); /* twice is fine */
+
+    /* synced, then aborted (restore's integrity check failing after step 5) */
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, 0), 0);
+    tmpfile_write(f, &t, "whole");
+    assert_int_equal(ls_tmpfile_sync(f->ctx, &t), 0);
+    assert_int_equal(ls_tmpfile_sync(f->ctx, &t), 0);
+    ls_tmpfile_abort(&t);
+    assert_dir_holds(f, "");
+}
+
+/* An existing destination: refused at begin (nothing created) and at commit (left as it was). */
+static void tmpfile_existing_dest_refused(void **state)
+{
+    fixture *f = *state;
+    char dest[128];
+    ls_tmpfile t = LS_TMPFILE_INIT;
+    out_names(f, dest, sizeof(dest), NULL, 0);
+    put_file(dest, "precious");
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, 0), LS_EEXIST);
+    assert_non_null(strstr(ls_errmsg(f->ctx), "destination exists"));
+    ls_tmpfile_abort(&t);
+    assert_dir_holds(f, "out.db");
+
+    assert_int_equal(unlink(dest), 0);
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, 0), 0);
+    tmpfile_write(f, &t, "fresh");
+    put_file(dest, "precious"); /* appears during the write */
+    assert_int_equal(ls_tmpfile_commit(f->ctx, &t), LS_EEXIST);
+    ls_tmpfile_abort(&t);
+    assert_content(dest, "precious");
+    assert_dir_holds(f, "out.db");
+}
+
+/* A stale -wal: refused at begin; one appearing before the commit: refused there. */
+static void tmpfile_stale_sibling_refused(void **state)
+{
+    fixture *f = *state;
+    char dest[128], sib[160];
+    ls_tmpfile t = LS_TMPFILE_INIT;
+    out_names(f, dest, sizeof(dest), sib, sizeof(sib));
+    put_file(sib, "stranger");
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, 0), LS_EEXIST);
+    assert_non_null(strstr(ls_errmsg(f->ctx), "would replay it"));
+    assert_dir_holds(f, "out.db-wal");
+
+    assert_int_equal(unlink(sib), 0);
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, 0), 0);
+    tmpfile_write(f, &t, "fresh");
+    put_file(sib, "stranger");
+    assert_int_equal(ls_tmpfile_commit(f->ctx, &t), LS_EEXIST);
+    assert_non_null(strstr(ls_errmsg(f->ctx), sib));
+    ls_tmpfile_abort(&t);
+    assert_content(sib, "stranger");
+    assert_dir_holds(f, "out.db-wal");
+}
+
+/* fdatasync failing (a full disk): no destination, and abort leaves nothing. */
+static void tmpfile_sync_failure(void **state)
+{
+    fixture *f = *state;
+    char dest[128];
+    ls_tmpfile t = LS_TMPFILE_INIT;
+    out_names(f, dest, sizeof(dest), NULL, 0);
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, 0), 0);
+    tmpfile_write(f, &t, "fresh");
+    sync_errno = ENOSPC;
+    int rc = ls_tmpfile_commit(f->ctx, &t);
+    sync_errno = 0;
+    assert_int_equal(rc, LS_ENOSPC);
+    assert_non_null(strstr(ls_errmsg(f->ctx), "fsync"));
+    assert_false(ls_path_exists(dest));
+    ls_tmpfile_abort(&t);
+    assert_dir_holds(f, "");
+
+    /* the same through ls_tmpfile_sync, then commit is not reached */
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, 0), 0);
+    sync_errno = EIO;
+    rc = ls_tmpfile_sync(f->ctx, &t);
+    sync_errno = 0;
+    assert_int_equal(rc, LS_EIO);
+    ls_tmpfile_abort(&t);
+    assert_dir_holds(f, "");
+}
+
+/* LS_TMPFILE_REPLACE: an existing file and its siblings are no obstacle; the file is replaced. */
+static void tmpfile_replace(void **state)
+{
+    fixture *f = *state;
+    char dest[128], sib[160];
+    ls_tmpfile t = LS_TMPFILE_INIT;
+    out_names(f, dest, sizeof(dest), sib, sizeof(sib));
+    put_file(dest, "old");
+    put_file(sib, "its own wal");
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, LS_TMPFILE_REPLACE), 0);
+    tmpfile_write(f, &t, "new");
+    assert_int_equal(ls_tmpfile_commit(f->ctx, &t), 0);
+    ls_tmpfile_abort(&t);
+    assert_content(dest, "new");
+    assert_dir_holds(f, "out.db out.db-wal");
+
+    /* cleared before commit: publish without replacing (restore's swap on a file
+     * system without hard links) */
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0600, LS_TMPFILE_REPLACE), 0);
+    t.flags &= ~LS_TMPFILE_REPLACE;
+    assert_int_equal(ls_tmpfile_commit(f->ctx, &t), LS_EEXIST);
+    ls_tmpfile_abort(&t);
+    assert_content(dest, "new");
+}
+
+/*
+ * LS_TMPFILE_UNIQUE | LS_TMPFILE_UMASK (a file replica's put): two writers of
+ * one destination at once get two names, which no sweep takes for a dead
+ * process's; the umask applies.
+ */
+static void tmpfile_unique_names(void **state)
+{
+    fixture *f = *state;
+    char dest[128];
+    struct stat st;
+    ls_tmpfile a = LS_TMPFILE_INIT, b = LS_TMPFILE_INIT;
+    const unsigned fl = LS_TMPFILE_REPLACE | LS_TMPFILE_UNIQUE | LS_TMPFILE_UMASK;
+    snprintf(dest, sizeof(dest), "%s/obj", f->dir);
+    mode_t old = umask(027);
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &a, dest, 0666, fl), 0);
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &b, dest, 0666, fl), 0);
+    umask(old);
+    assert_string_not_equal(a.path, b.path);
+    assert_null(strstr(a.path, "litesafe-tmp"));
+    assert_int_equal(fstat(a.fd, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640);
+    ls_tmp_sweep(dest);
+    assert_true(ls_path_exists(a.path));
+    tmpfile_write(f, &a, "from a");
+    tmpfile_write(f, &b, "from b");
+    assert_int_equal(ls_tmpfile_commit(f->ctx, &a), 0);
+    assert_int_equal(ls_tmpfile_commit(f->ctx, &b), 0);
+    ls_tmpfile_abort(&a);
+    ls_tmpfile_abort(&b);
+    assert_content(dest, "from b");
+    assert_dir_holds(f, "obj");
+
+    /* a missing directory is LS_ENOENT, so a store can create it and try again */
+    snprintf(dest, sizeof(dest), "%s/gone/obj", f->dir);
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &a, dest, 0644, fl), LS_ENOENT);
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &a, dest, 0644, 0), LS_ENOENT);
+}
+
+/* LS_TMPFILE_DIR: someone else writes t.path in a private directory; commit gives it the mode. */
+static void tmpfile_private_dir(void **state)
+{
+    fixture *f = *state;
+    char dest[128];
+    struct stat st;
+    ls_tmpfile t = LS_TMPFILE_INIT;
+    out_names(f, dest, sizeof(dest), NULL, 0);
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0644, LS_TMPFILE_DIR), 0);
+    assert_int_equal(t.fd, -1);
+    assert_int_equal(stat(t.dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    put_file(t.path, "vacuumed");
+    char side[PATH_MAX + 80];
+    snprintf(side, sizeof(side), "%s-journal", t.path);
+    put_file(side, "sqlite's own");
+    ls_tmpfile_abort(&t); /* the directory goes, with all in it */
+    assert_dir_holds(f, "");
+
+    assert_int_equal(ls_tmpfile_begin(f->ctx, &t, dest, 0644, LS_TMPFILE_DIR), 0);
+    put_file(t.path, "vacuumed");
+    assert_int_equal(chmod(t.path, 0600), 0);
+    assert_int_equal(ls_tmpfile_commit(f->ctx, &t), 0);
+    ls_tmpfile_abort(&t);
+    assert_content(dest, "vacuumed");
+    assert_int_equal(stat(dest, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    assert_dir_holds(f, "out.db");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +477,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(sibling_appearing_before_the_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(existing_destination_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(temp_siblings_are_cleared, setup, teardown),
+        cmocka_unit_test_setup_teardown(tmpfile_commit_publishes, setup, teardown),
+        cmocka_unit_test_setup_teardown(tmpfile_abort_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(tmpfile_existing_dest_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(tmpfile_stale_sibling_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(tmpfile_sync_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(tmpfile_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(tmpfile_unique_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(tmpfile_private_dir, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
