@@ -496,7 +496,7 @@ typedef struct ls_replica_status {
     int64_t lag_ms;             /* age of the oldest commit not yet on it; 0 when current */
     uint64_t segments, snapshots, bytes; /* uploads since start */
     int last_error;             /* the last step's failure (LS_E*), 0 while it works */
-    char last_error_message[512];
+    const char *last_error_message; /* its message ("" while it works; owned by the array) */
 } ls_replica_status;
 
 /*

@@ -757,7 +757,10 @@ int ls_engine_status(ls_engine *e, ls_replica_status **out, size_t *n)
     size_t total = 0, k = 0;
     for (size_t i = 0; i < e->ndb; i++)
         total += e->dbs[i].nrep;
-    ls_replica_status *v = calloc(total ? total : 1, sizeof(*v));
+    /* One block: the entries, then their messages (ls_replica_status_free is free). */
+    enum { MSG = sizeof(((ls_replica *)0)->last_err) };
+    ls_replica_status *v = calloc(total ? total : 1, sizeof(*v) + MSG);
+    char *msgs = (char *)(v + (total ? total : 1));
     *out = NULL;
     *n = 0;
     if (!v)
@@ -781,7 +784,8 @@ int ls_engine_status(ls_engine *e, ls_replica_status **out, size_t *n)
             st->snapshots = r->snapshots;
             st->bytes = r->bytes;
             st->last_error = r->last_rc;
-            ls_strlcpy(st->last_error_message, r->last_err, sizeof(st->last_error_message));
+            ls_strlcpy(msgs + k * MSG, r->last_err, MSG);
+            st->last_error_message = msgs + k * MSG;
             pthread_mutex_unlock(&r->mu);
             dev_t dev;
             ino_t ino;

@@ -887,8 +887,15 @@ def test_exec_sigterm_is_forwarded_to_the_child(tmp_path):
     out, _ = restore(tmp_path, file_url(rep))
     assert digest(out) == digest(db)
     # a child killed by the forwarded signal: litesafe exits 128+15, like a shell
-    r = replicator(tmp_path, "-exec", "sleep 600", db, file_url(rep))
-    r.wait_log("source open")
+    # (the signal goes once the child runs: one sent before the child starts
+    # stops litesafe with no child to forward it to, and the exit is 0)
+    started_marker = tmp_path / "child-started"
+    r = replicator(tmp_path, "-exec", "touch %s; exec sleep 600" % started_marker, db,
+                   file_url(rep))
+    deadline = time.time() + 30
+    while not started_marker.exists() and time.time() < deadline:
+        time.sleep(0.02)
+    assert started_marker.exists(), r.tail()
     assert r.stop() == 143, r.tail()
 
 
