@@ -72,6 +72,29 @@ static int stop_replicator(ls_replicator *r)
     return s.rc;
 }
 
+/*
+ * Run until a signal, the -exec child's exit, or the replicator's own end,
+ * forwarding each SIGTERM/SIGINT (and the replicator's end) to the child as
+ * a SIGTERM. *status is the child's wait status once it exited.
+ */
+static void supervise(ls_replicator *r, pid_t child, int *status)
+{
+    int child_done = child <= 0, forwarded = 0;
+    for (;;) {
+        int engine_done = !ls_replicator_running(r);
+        int want = cli_stop ? cli_stop : engine_done; /* SIGTERMs the child should have had */
+        if (!child_done && want > forwarded) {
+            kill(child, SIGTERM);
+            forwarded = want;
+        }
+        if (!child_done && waitpid(child, status, WNOHANG) == child)
+            child_done = 1;
+        if (child > 0 ? child_done : (cli_stop || engine_done))
+            return;
+        usleep(20000);
+    }
+}
+
 static pid_t spawn(cli_env *env, const char *cmd)
 {
     pid_t pid = fork();
@@ -152,22 +175,9 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
                        ls_config_replica_type(cfg, i, j));
     if (exec_cmd)
         ls_replicator_wait_started(r, 10000);
+    int status = 0;
     pid_t child = exec_cmd && !cli_stop ? spawn(env, exec_cmd) : 0;
-    int status = 0, child_done = child <= 0, forwarded = 0;
-    /* Until a signal, the -exec child's exit, or the replicator's own end. */
-    for (;;) {
-        int engine_done = !ls_replicator_running(r);
-        int want = cli_stop ? cli_stop : engine_done; /* SIGTERMs the child should have had */
-        if (child > 0 && !child_done && want > forwarded) {
-            kill(child, SIGTERM);
-            forwarded = want;
-        }
-        if (child > 0 && !child_done && waitpid(child, &status, WNOHANG) == child)
-            child_done = 1;
-        if (exec_cmd && child > 0 ? child_done : (cli_stop || engine_done))
-            break;
-        usleep(20000);
-    }
+    supervise(r, child, &status);
     /* The final flush; a second signal cuts it short. */
     rc = stop_replicator(r);
     ls_replicator_close(r);
