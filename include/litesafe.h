@@ -72,12 +72,15 @@ typedef void (*ls_log_fn)(void *ud, int level, const char *msg);
  */
 typedef int (*ls_progress_fn)(void *ud, uint64_t done, uint64_t total);
 
+/* A new context (no log callback, no error): 0 or LS_ENOMEM. */
 int ls_ctx_new(ls_ctx **out);
+/* Free a context; NULL is a no-op. Nothing using it may still run. */
 void ls_ctx_free(ls_ctx *ctx);
 /* Message of the last failure on this context ("" if none). Borrowed. */
 const char *ls_errmsg(const ls_ctx *ctx);
 /* Code of the last failure on this context (0 if none). */
 int ls_errcode(const ls_ctx *ctx);
+/* Send events of `level` (LS_LOG_*) and above to fn(ud, ...); fn NULL turns logging off. */
 void ls_ctx_set_log(ls_ctx *ctx, ls_log_fn fn, void *ud, int level);
 /* Ask running operations on this context to stop; safe from a signal handler. */
 void ls_ctx_cancel(ls_ctx *ctx);
@@ -381,6 +384,7 @@ typedef struct ls_replicator_options {
 } ls_replicator_options;
 
 #define LS_REPLICATOR_OPTIONS_INIT {LS_REPLICATOR_OPTIONS_VERSION, NULL, -1, -1, -1, -1, -1, -1}
+/* Set *o to LS_REPLICATOR_OPTIONS_INIT of `version`; LS_EUSAGE for an unknown version. */
 int ls_replicator_options_init(ls_replicator_options *o, unsigned int version);
 
 /*
@@ -402,7 +406,9 @@ int ls_config_open(ls_ctx *ctx, const char *path, int no_expand_env, ls_config *
 /* The configuration of one database `db` and one replica per URL (a path is a file replica). */
 int ls_config_open_urls(ls_ctx *ctx, const char *db, const char *const *urls, size_t n,
                         ls_config **out);
+/* Free a configuration; NULL is a no-op. */
 void ls_config_free(ls_config *cfg);
+/* Number of databases (directory entries of Litestream 0.5 expanded, one per database found). */
 size_t ls_config_db_count(const ls_config *cfg);
 /*
  * The index of the database `path` names (resolved as the configuration
@@ -412,6 +418,7 @@ size_t ls_config_db_count(const ls_config *cfg);
 long ls_config_db_index(const ls_config *cfg, const char *path);
 /* Absolute path of database i; NULL when i is out of range. Borrowed from cfg. */
 const char *ls_config_db_path(const ls_config *cfg, size_t i);
+/* Number of replicas of database db (0 when db is out of range). */
 size_t ls_config_replica_count(const ls_config *cfg, size_t db);
 /* Name and type ("file", "s3", "gcs", "abs", "sftp") of replica r of database db. */
 const char *ls_config_replica_name(const ls_config *cfg, size_t db, size_t r);
@@ -505,6 +512,7 @@ typedef struct ls_replica_status {
  * replicator is closed.
  */
 int ls_replicator_status(ls_replicator *r, ls_replica_status **out, size_t *n);
+/* Free what ls_replicator_status() returned; NULL is a no-op. */
 void ls_replica_status_free(ls_replica_status *st);
 /*
  * 1 while the replicator's threads run (after a start, before a stop); 0
@@ -544,6 +552,7 @@ typedef struct ls_target_options {
     const char *replica;        /* only the replica of this name (not with a URL) */
 } ls_target_options;
 #define LS_TARGET_OPTIONS_INIT {LS_TARGET_OPTIONS_VERSION, NULL, 0, NULL}
+/* Set *o to LS_TARGET_OPTIONS_INIT of `version`; LS_EUSAGE for an unknown version. */
 int ls_target_options_init(ls_target_options *o, unsigned int version);
 
 /* 1 if `s` is a replica URL ("^\w+://", Litestream's rule), 0 if it is a path. */
@@ -559,6 +568,7 @@ int ls_target_open(ls_ctx *ctx, const char *arg, const ls_target_options *o, ls_
 /* The same from an opened configuration (copied): database `db` of it. */
 int ls_target_open_config(ls_ctx *ctx, const ls_config *cfg, const char *db, const char *replica,
                           ls_target **out);
+/* Free a target; NULL is a no-op. */
 void ls_target_free(ls_target *t);
 /* The database path (NULL for a URL target), its spool directory (NULL for a URL). */
 const char *ls_target_database(const ls_target *t);
@@ -598,6 +608,7 @@ typedef struct ls_replica_listing {
 /* List replica i of t (only `generation` when not NULL). Free with ls_replica_listing_free. */
 int ls_target_list(ls_ctx *ctx, ls_target *t, size_t i, const char *generation,
                    ls_replica_listing **out);
+/* Free a listing; NULL is a no-op. */
 void ls_replica_listing_free(ls_replica_listing *l);
 
 #define LS_RESTORE_OPTIONS_VERSION 1
@@ -611,6 +622,7 @@ typedef struct ls_restore_options {
     int if_replica_exists;      /* a replica holding nothing is success, nothing restored */
 } ls_restore_options;
 #define LS_RESTORE_OPTIONS_INIT {LS_RESTORE_OPTIONS_VERSION, NULL, -1, -1, 0, 0, 0}
+/* Set *o to LS_RESTORE_OPTIONS_INIT of `version`; LS_EUSAGE for an unknown version. */
 int ls_restore_options_init(ls_restore_options *o, unsigned int version);
 
 typedef struct ls_restore_result {
