@@ -26,7 +26,6 @@
 #include "fsutil.h"
 #include "restore.h"
 #include "shadow.h"
-#include "stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
