@@ -424,7 +424,7 @@ static int replica_defaults(ls_ctx *ctx, const ls_config *cfg, ls_db_cfg *db, si
     return 0;
 }
 
-/* meta-path default: "<dir>/.<base>-litesafe" next to the database. */
+/* meta-path (the spool) default: "<dir>/.<base>-litesafe" next to the database. */
 static int default_meta_path(const char *db_path, char **out)
 {
     const char *slash = strrchr(db_path, '/');
@@ -468,8 +468,8 @@ static int is_sqlite_file(const char *path)
     return n == (ssize_t)sizeof(hdr) && memcmp(hdr, magic, sizeof(hdr)) == 0;
 }
 
-/* A meta directory (".<db>-litesafe", Litestream's ".<db>-litestream"): never scanned. */
-static int is_meta_dir(const char *name)
+/* A spool (".<db>-litesafe", Litestream's ".<db>-litestream"): never scanned. */
+static int is_spool_dir(const char *name)
 {
     size_t n = strlen(name);
     return name[0] == '.' && ((n > 9 && strcmp(name + n - 9, "-litesafe") == 0) ||
@@ -485,7 +485,7 @@ static int name_cmp(const struct dirent **a, const struct dirent **b)
 /*
  * Add to `out` every regular file below root/rel (rel "" = root itself)
  * whose name matches `pattern` and that starts with the SQLite header;
- * subdirectories too when `recursive` (not meta directories, not symbolic
+ * subdirectories too when `recursive` (not spools, not symbolic
  * links). Returns 0, LS_EUSAGE (a directory that cannot be read) or LS_ENOMEM.
  */
 static int scan_dir(ls_ctx *ctx, const char *root, const char *rel, const char *pattern,
@@ -512,7 +512,7 @@ static int scan_dir(ls_ctx *ctx, const char *root, const char *rel, const char *
         } else if (lstat(full, &st) != 0) {
             /* gone since the listing: skip it */
         } else if (S_ISDIR(st.st_mode)) {
-            if (recursive && !is_meta_dir(nm))
+            if (recursive && !is_spool_dir(nm))
                 rc = scan_dir(ctx, root, r2, pattern, recursive, out);
         } else if (S_ISREG(st.st_mode) && fnmatch(pattern, nm, 0) == 0 && is_sqlite_file(full)) {
             if (out->n == out->cap) {
@@ -546,7 +546,7 @@ cleanup:
 }
 
 /*
- * The meta directory of a database found at `rel` below a dir entry whose
+ * The spool of a database found at `rel` below a dir entry whose
  * meta-path or meta-dir is `base`: "<base>/<rel's dir>/.<file>-litesafe".
  */
 static char *found_meta_path(const char *base, const char *rel)
@@ -570,8 +570,8 @@ static char *found_meta_path(const char *base, const char *rel)
  * Replace every directory entry (dir + pattern) of cfg->dbs by one db per
  * SQLite database the scan finds, in Litestream 0.5's order (names sorted,
  * depth first): each a copy of the entry with path set, rel_path its path
- * below the dir (its replicas store under it, as in 0.5), and its meta
- * directory under meta-path or meta-dir when one is given (else next to
+ * below the dir (its replicas store under it, as in 0.5), and its spool
+ * under meta-path or meta-dir when one is given (else next to
  * it, the default). The scan runs once, here: databases created later are
  * not seen (watch: true is refused). An entry that finds nothing is an
  * error, as in Litestream. On failure cfg->dbs is unchanged.

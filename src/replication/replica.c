@@ -135,7 +135,7 @@ static int spool_size(ls_replica *r, const ls_spool_pos *sp, uint32_t index, uin
     }
     char path[PATH_MAX];
     struct stat st;
-    ls_spool_file(r->src->sh.dir, sp->gen, index, path, sizeof(path));
+    ls_spool_file(r->src->spool.dir, sp->gen, index, path, sizeof(path));
     if (stat(path, &st) != 0)
         return ls_err_errno(r->ctx, errno, "replica %s: spool %s", r->name, path);
     *size = (uint64_t)st.st_size;
@@ -151,7 +151,7 @@ static int put_segment(ls_replica *r, const char *gen, uint32_t index, uint64_t 
     ls_lz4_reader *lz = NULL;
     int rc, fd;
 
-    ls_spool_file(r->src->sh.dir, gen, index, path, sizeof(path));
+    ls_spool_file(r->src->spool.dir, gen, index, path, sizeof(path));
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return ls_err_errno(r->ctx, errno, "replica %s: open spool %s", r->name, path);
@@ -459,7 +459,7 @@ static void *validate_main(void *arg)
     ls_validate_result res;
     if (ls_ctx_new(&ctx) == 0) {
         ls_ctx_set_log(ctx, r->ctx->log_fn, r->ctx->log_ud, r->ctx->log_level);
-        int rc = ls_validate(ctx, r->src->path, r->src->sh.dir, r->st, 30000, &res);
+        int rc = ls_validate(ctx, r->src->path, r->src->spool.dir, r->st, 30000, &res);
         char pos[LS_LAYOUT_POS_MAX] = "";
         if (!rc)
             ls_layout_pos_str(pos, sizeof(pos), res.generation, res.index, res.offset);

@@ -7,7 +7,7 @@
 #ifndef LS_REPLICA_H
 #define LS_REPLICA_H
 
-#include "ship.h"
+#include "source.h"
 #include "storage.h"
 
 #include <pthread.h>

@@ -9,7 +9,7 @@
  * ls_replicator_interrupt cuts it short) -> close.
  */
 #include "config.h"
-#include "replicate.h"
+#include "engine.h"
 
 #include <pthread.h>
 #include <signal.h>

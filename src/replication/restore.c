@@ -19,9 +19,11 @@
  *   4. Scan each temp WAL (checksums, salts, commit frames) and build one map:
  *      page -> newest committed frame up to the target. The last commit gives
  *      the database size.
- *   5. Stream the snapshot; each page is written either from the snapshot or,
- *      if the map has it, from its WAL frame -- once. Pages past the snapshot's
- *      end come from the map. Truncate to the database size.
+ *   5. Begin the output's temp file (ls_tmpfile, fsutil.h: dest and its
+ *      siblings checked again, stale temp files of dead processes swept).
+ *      Stream the snapshot into it; each page is written either from the
+ *      snapshot or, if the map has it, from its WAL frame -- once. Pages past
+ *      the snapshot's end come from the map. Truncate to the database size.
  *   6. fsync, integrity_check, publish without replacing anything (checking
  *      the siblings again: a long restore gives one time to appear), fsync
  *      the directory. Temp files are removed whatever happens.
@@ -435,16 +437,12 @@ typedef struct rs_job {
     pmap map;                   /* page -> newest frame (step 4) */
     uint32_t dbsize;            /* pages of the result (the last commit's, else the snapshot's) */
     char tmpdir[PATH_MAX];      /* the temp WAL files' directory ("" none) */
-    char tmp[PATH_MAX + 64];    /* the output's temp file ("" none) */
-    int fd;                     /* open on tmp, -1 when not */
+    ls_tmpfile out;             /* the output's temp file (steps 5-6) */
 } rs_job;
 
 static void job_free(rs_job *j)
 {
-    if (j->fd >= 0)
-        close(j->fd);
-    if (j->tmp[0])
-        unlink(j->tmp);
+    ls_tmpfile_abort(&j->out);
     for (size_t i = 0; i < j->nix; i++) {
         if (j->ixs[i].fd >= 0)
             close(j->ixs[i].fd);
@@ -626,11 +624,9 @@ static int write_snapshot(rs_job *j, out_writer *ow)
 static int write_output(rs_job *j)
 {
     int rc;
-    if ((rc = ls_tmp_create(j->ctx, j->dest, 0600, j->tmp, sizeof(j->tmp), &j->fd)) != 0) {
-        j->tmp[0] = '\0';
+    if ((rc = ls_tmpfile_begin(j->ctx, &j->out, j->dest, 0600, 0)) != 0)
         return rc;
-    }
-    out_writer ow = {.ctx = j->ctx, .fd = j->fd, .map = &j->map, .ixs = j->ixs};
+    out_writer ow = {.ctx = j->ctx, .fd = j->out.fd, .map = &j->map, .ixs = j->ixs};
     rc = write_snapshot(j, &ow);
     if (!rc && !j->dbsize)
         j->dbsize = (uint32_t)ow.pgno;
@@ -654,8 +650,8 @@ static int write_output(rs_job *j)
             return ls_err(j->ctx, LS_ECORRUPT,
                           "WAL index %08x page size differs from the snapshot's",
                           j->ixs[i].index);
-    if (ftruncate(j->fd, (off_t)j->dbsize * ow.page_size) != 0)
-        return ls_err_errno(j->ctx, errno, "truncate %s", j->tmp);
+    if (ftruncate(j->out.fd, (off_t)j->dbsize * ow.page_size) != 0)
+        return ls_err_errno(j->ctx, errno, "truncate %s", j->out.path);
     j->res->page_size = ow.page_size;
     j->res->page_count = j->dbsize;
     j->res->wal_pages = ow.wal_pages;
@@ -666,23 +662,18 @@ static int write_output(rs_job *j)
 static int finish(rs_job *j)
 {
     int rc;
-    if ((rc = ls_fd_sync(j->ctx, j->fd, j->tmp)) != 0)
+    if ((rc = ls_tmpfile_sync(j->ctx, &j->out)) != 0)
         return rc;
-    close(j->fd);
-    j->fd = -1;
     if (!j->plan.skip_integrity) {
         ls_verify_result vr;
         memset(&vr, 0, sizeof(vr));
-        if ((rc = ls_integrity_check(j->ctx, j->tmp, &vr)) != 0)
+        if ((rc = ls_integrity_check(j->ctx, j->out.path, &vr)) != 0)
             return rc;
         if (!vr.integrity_ok)
             return ls_err(j->ctx, LS_ECORRUPT, "restored database fails integrity_check: %s",
                           vr.integrity_message);
     }
-    if ((rc = ls_publish(j->ctx, j->tmp, j->dest)) != 0)
-        return rc;
-    j->tmp[0] = '\0';
-    return 0;
+    return ls_tmpfile_commit(j->ctx, &j->out);
 }
 
 int ls_restore_replica(ls_ctx *ctx, ls_storage *st, const char *out, const ls_restore_plan *plan,
@@ -698,7 +689,7 @@ int ls_restore_replica(ls_ctx *ctx, ls_storage *st, const char *out, const ls_re
     j.st = st;
     j.plan = plan ? *plan : latest;
     j.res = res;
-    j.fd = -1;
+    j.out = (ls_tmpfile)LS_TMPFILE_INIT;
     pthread_mutex_init(&j.s.mu, NULL);
     memset(res, 0, sizeof(*res));
     if ((rc = check_output(&j, out)) == 0 && (rc = choose(&j)) == 0 &&

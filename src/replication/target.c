@@ -16,7 +16,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "layout.h"
-#include "replicate.h"
+#include "engine.h"
 #include "restore.h"
 #include "url.h"
 #include "validate.h"

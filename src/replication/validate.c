@@ -4,9 +4,9 @@
  * THE VALIDATION PROCEDURE (ls_validate)
  *   1. Pin the live database (db.c): one committed state, frame M of the
  *      WAL whose header has salts S.
- *   2. Map it to a replica position: the local spool (meta directory) names
- *      the generation, and the spool index whose header has salts S is the
- *      WAL index; the position is that index at the byte offset after frame
+ *   2. Map it to a replica position: the spool (spool.h) names the
+ *      generation, and the spool index whose header has salts S is the WAL
+ *      index; the position is that index at the byte offset after frame
  *      M. (A WAL with no frames: the end of the newest spooled index.)
  *   3. Wait, up to a timeout, until the replica holds that position: a
  *      running replicator ships it within moments.
@@ -25,8 +25,7 @@
 #include "db.h"
 #include "fsutil.h"
 #include "restore.h"
-#include "shadow.h"
-#include "stream.h"
+#include "spool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,20 +44,20 @@ static int64_t unix_ms(void)
 }
 
 /* Step 2: the spool index of generation `gen` whose header has the pinned salts. */
-static int find_index(ls_ctx *ctx, const char *meta, const ls_dbread *db, ls_validate_result *res)
+static int find_index(ls_ctx *ctx, const char *spool, const ls_dbread *db, ls_validate_result *res)
 {
     int64_t newest = -1;
     int rc;
     /* Read only: the replicator may be appending to the spool right now. */
-    ls_shadow_peek(meta, res->generation, &newest);
+    ls_spool_peek(spool, res->generation, &newest);
     if (!res->generation[0] || newest < 0)
         return ls_err(ctx, LS_ENOENT, "%s: no replication state here (is litesafe replicate "
-                      "running for this database?)", meta);
+                      "running for this database?)", spool);
     uint64_t newest_size = 0;
     {
         char path[PATH_MAX];
         ls_wal_scan sc;
-        ls_spool_file(meta, res->generation, (uint32_t)newest, path, sizeof(path));
+        ls_spool_file(spool, res->generation, (uint32_t)newest, path, sizeof(path));
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             return ls_err_errno(ctx, errno, "open %s", path);
@@ -83,7 +82,7 @@ static int find_index(ls_ctx *ctx, const char *meta, const ls_dbread *db, ls_val
         uint8_t hbuf[LS_WAL_HDRSIZE];
         ls_wal_hdr h;
         size_t got = 0;
-        ls_spool_file(meta, res->generation, (uint32_t)i, path, sizeof(path));
+        ls_spool_file(spool, res->generation, (uint32_t)i, path, sizeof(path));
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             break;
@@ -180,29 +179,26 @@ cleanup:
     return rc;
 }
 
-int ls_validate(ls_ctx *ctx, const char *db_path, const char *meta_dir, ls_storage *st,
+int ls_validate(ls_ctx *ctx, const char *db_path, const char *spool_dir, ls_storage *st,
                 int timeout_ms, ls_validate_result *res)
 {
     ls_dbread *db = NULL;
-    char tmpdir[PATH_MAX + 64] = "", tmp[PATH_MAX + 80], abs[PATH_MAX], meta[PATH_MAX];
+    char tmpdir[PATH_MAX + 64] = "", tmp[PATH_MAX + 80], abs[PATH_MAX], spool[PATH_MAX];
     uint64_t t0 = ls_now_ms();
     int rc;
 
     memset(res, 0, sizeof(*res));
     if ((rc = ls_abspath(ctx, db_path, abs, sizeof(abs))) != 0)
         return rc;
-    if (meta_dir) {
-        ls_strlcpy(meta, meta_dir, sizeof(meta));
-    } else {
-        char dir[PATH_MAX], base[PATH_MAX];
-        ls_path_split(abs, dir, sizeof(dir), base, sizeof(base));
-        snprintf(meta, sizeof(meta), "%s/.%s-litesafe", dir, base);
-    }
+    if (spool_dir)
+        ls_strlcpy(spool, spool_dir, sizeof(spool));
+    else
+        ls_spool_default_dir(abs, spool, sizeof(spool));
     /* 1-2. */
     if ((rc = ls_dbread_open(ctx, abs, 5000, &db)) != 0)
         return rc == LS_EWRITELOCK ? ls_err_recode(ctx, LS_EBUSY) : rc;
     int64_t pinned = unix_ms();
-    if ((rc = find_index(ctx, meta, db, res)) != 0)
+    if ((rc = find_index(ctx, spool, db, res)) != 0)
         goto cleanup;
     /* 3. */
     for (;;) {

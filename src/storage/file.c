@@ -2,7 +2,8 @@
  * storage/file.c - the file backend: a replica is a directory tree on a local
  * or mounted file system, and a key is a path below its root.
  *
- * put is all-or-nothing (STYLE.md, "Backends"):
+ * put is all-or-nothing (STYLE.md, "Backends"); steps 2-5 are an ls_tmpfile
+ * (fsutil.h) with a unique name and a replacing commit:
  *   1. mkdir -p the key's directory (each new directory's parent is fsynced);
  *   2. create "<dir>/.<base>.<pid>.<16 random hex>.tmp" with O_EXCL;
  *   3. copy the source into it in 64 KiB chunks, fdatasync, close;
@@ -32,7 +33,6 @@
 #define _GNU_SOURCE
 #include "fsutil.h"
 #include "io.h"
-#include "random.h"
 #include "storage.h"
 
 #include <dirent.h>
@@ -45,10 +45,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Attempts at step 1-2 of put when the directory vanishes or a name collides. */
+/* Attempts at steps 1-2 of put when the directory vanishes in between. */
 #define PUT_CREATE_TRIES 4
-/* Random bytes in a temp file name (as hex: 16 digits). */
-#define TMP_RANDOM_BYTES 8
 
 typedef struct file_store {
     ls_storage base;     /* must be first: the vtable and names */
@@ -122,34 +120,27 @@ static mode_t dir_mode(const file_store *fs)
 }
 
 /*
- * Steps 1 and 2 of put: make the key's directory and create a fresh temp
- * file in it. A concurrent delete may remove the directory between the two
- * steps (ENOENT), a name may collide (EEXIST): both are retried a few times.
+ * Steps 1 and 2 of put: make the key's directory and begin a fresh temp file
+ * in it (ls_tmpfile: a unique name, the umask applies, commit replaces). A
+ * concurrent delete may remove the directory between the two steps
+ * (LS_ENOENT): the pair is retried a few times.
  */
-static int create_tmp(file_store *fs, ls_ctx *ctx, const char *key, const char *path, char *tmp,
-                      size_t tmpsz, int *fd)
+static int begin_tmp(file_store *fs, ls_ctx *ctx, const char *key, const char *path,
+                     ls_tmpfile *t)
 {
-    char dir[PATH_MAX], base[NAME_MAX + 1], rnd[2 * TMP_RANDOM_BYTES + 1];
+    char dir[PATH_MAX];
     mode_t mode = dir_mode(fs);
 
-    ls_path_split(path, dir, sizeof(dir), base, sizeof(base));
+    ls_path_split(path, dir, sizeof(dir), NULL, 0);
     for (int attempt = 1;; attempt++) {
         int rc = ls_mkdir_p(ctx, dir, mode);
-        if (rc)
-            return ls_storage_err(&fs->base, ctx, rc, "put", key, NULL);
-        if (ls_random_hex(rnd, TMP_RANDOM_BYTES) != 0)
-            return ls_storage_err(&fs->base, ctx, LS_EIO, "put", key, "getrandom failed");
-        int n = snprintf(tmp, tmpsz, "%s/.%s.%ld.%s.tmp", dir, base, (long)getpid(), rnd);
-        if (n < 0 || (size_t)n >= tmpsz)
-            return ls_storage_err(&fs->base, ctx, LS_EUSAGE, "put", key, "path too long");
-        *fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0666);
-        if (*fd >= 0)
+        if (!rc)
+            rc = ls_tmpfile_begin(ctx, t, path, mode & 0666,
+                                  LS_TMPFILE_REPLACE | LS_TMPFILE_UNIQUE | LS_TMPFILE_UMASK);
+        if (!rc)
             return 0;
-        int e = errno;
-        if ((e != ENOENT && e != EEXIST) || attempt == PUT_CREATE_TRIES) {
-            tmp[0] = '\0';
-            return sys_err(&fs->base, ctx, e, "put", key, "create temp file");
-        }
+        if (rc != LS_ENOENT || attempt == PUT_CREATE_TRIES)
+            return ls_storage_err(&fs->base, ctx, rc, "put", key, NULL);
     }
 }
 
@@ -163,48 +154,28 @@ static int sink_write(void *ud, const uint8_t *buf, size_t n)
 static int file_put(ls_storage *s, ls_ctx *ctx, const char *key, ls_reader *r)
 {
     file_store *fs = (file_store *)s;
-    char path[PATH_MAX], tmp[PATH_MAX];
-    int fd = -1, rc;
+    ls_tmpfile t = LS_TMPFILE_INIT;
+    char path[PATH_MAX];
+    int rc;
 
-    tmp[0] = '\0';
     rc = ls_storage_check_key(s, ctx, "put", key, 0);
     if (!rc)
         rc = obj_path(fs, ctx, "put", key, path, sizeof(path));
     if (!rc)
-        rc = create_tmp(fs, ctx, key, path, tmp, sizeof(tmp), &fd);
+        rc = begin_tmp(fs, ctx, key, path, &t);
     if (rc)
         goto cleanup;
 
-    file_sink sink = {ctx, fd, tmp};
+    file_sink sink = {ctx, t.fd, t.path};
     ls_writer w = {sink_write, &sink};
     rc = ls_copy(ctx, r, &w, NULL);
     if (!rc)
-        rc = ls_fd_sync(ctx, fd, tmp);
-    if (rc) {
+        rc = ls_tmpfile_commit(ctx, &t); /* steps 3 (the sync) to 5 */
+    if (rc)
         rc = ls_storage_err(s, ctx, rc, "put", key, NULL);
-        goto cleanup;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = sys_err(s, ctx, errno, "put", key, "close");
-        goto cleanup;
-    }
-    fd = -1;
-    rc = ls_replace(ctx, tmp, path);
-    if (rc) {
-        /* The rename happened if the directory fsync is what failed. */
-        if (!ls_path_exists(tmp))
-            tmp[0] = '\0';
-        rc = ls_storage_err(s, ctx, rc, "put", key, NULL);
-        goto cleanup;
-    }
-    tmp[0] = '\0';
 
 cleanup:
-    if (fd >= 0)
-        close(fd);
-    if (tmp[0])
-        unlink(tmp);
+    ls_tmpfile_abort(&t);
     return rc;
 }
 

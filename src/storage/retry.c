@@ -2,7 +2,7 @@
  * retry.c - a storage wrapper that retries transient failures (retry.h) of
  * one call with capped exponential backoff and jitter, so that a dropped
  * connection or a 503 costs a short wait instead of a failed restore or a
- * replica sync cycle. Every replica handle is wrapped (replicate.c).
+ * replica sync cycle. Every replica handle is wrapped (engine.c).
  *
  * What is retried:
  *   - get resumes: bytes already handed to the caller's writer are not asked

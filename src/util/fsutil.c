@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include "fsutil.h"
+#include "random.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -310,13 +310,6 @@ int ls_publish(ls_ctx *ctx, const char *tmp, const char *dest)
     return rc ? rc : ls_fsync_parent(ctx, dest);
 }
 
-int ls_replace(ls_ctx *ctx, const char *tmp, const char *dest)
-{
-    if (rename(tmp, dest) != 0)
-        return ls_err_errno(ctx, errno, "rename %s to %s", tmp, dest);
-    return ls_fsync_parent(ctx, dest);
-}
-
 /* ---------------------------------------------------------------------- */
 /* ls_tmpfile: the protocol as one object                                  */
 
@@ -334,12 +327,9 @@ static int create_unique(ls_ctx *ctx, ls_tmpfile *t)
     mode_t mode = (t->flags & LS_TMPFILE_UMASK) ? t->mode : 0600;
     ls_path_split(t->dest, dir, sizeof(dir), base, sizeof(base));
     for (int attempt = 1;; attempt++) {
-        uint8_t rnd[8];
-        char hex[2 * sizeof(rnd) + 1];
-        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        char hex[2 * 8 + 1];
+        if (ls_random_hex(hex, 8) != 0)
             return ls_err(ctx, LS_EIO, "create a temp file for %s: getrandom failed", t->dest);
-        for (size_t i = 0; i < sizeof(rnd); i++)
-            snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
         int n = snprintf(t->path, sizeof(t->path), "%s/.%s.%ld.%s.tmp", dir, base, (long)getpid(),
                          hex);
         if (n < 0 || (size_t)n >= sizeof(t->path)) {

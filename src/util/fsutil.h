@@ -90,13 +90,6 @@ int ls_publish_check(ls_ctx *ctx, const char *dest);
 int ls_publish(ls_ctx *ctx, const char *tmp, const char *dest);
 
 /*
- * Replacing publication, for stores whose objects are rewritten in place
- * (a file replica's put): rename tmp over dest, replacing whatever is there,
- * then fsync the directory. Same protocol as above otherwise: the caller
- * wrote and synced tmp, in dest's directory.
- */
-int ls_replace(ls_ctx *ctx, const char *tmp, const char *dest);
-/*
  * ONE FILE, WRITTEN WHOLE, THEN PUBLISHED (ls_tmpfile): steps 0-3 above.
  *
  *     ls_tmpfile t = LS_TMPFILE_INIT;
@@ -112,14 +105,13 @@ int ls_replace(ls_ctx *ctx, const char *tmp, const char *dest);
  * file (integrity_check) or the world (is the database in use?) between
  * making it durable and publishing it: commit then only publishes.
  *
- * Users: backup.c and restore_file.c. src/storage/file.c (put: flags
- * LS_TMPFILE_REPLACE | LS_TMPFILE_UNIQUE | LS_TMPFILE_UMASK, in a loop that
- * re-creates the directory on LS_ENOENT) and src/replication/restore.c
- * (flags 0, ls_tmpfile_sync before its integrity check) still have a copy of
- * the sequence and should use it.
+ * Users: backup.c, restore_file.c, src/replication/restore.c (flags 0,
+ * ls_tmpfile_sync before its integrity check) and src/storage/file.c (put:
+ * flags LS_TMPFILE_REPLACE | LS_TMPFILE_UNIQUE | LS_TMPFILE_UMASK, in a loop
+ * that re-creates the directory on LS_ENOENT).
  */
-#define LS_TMPFILE_REPLACE 0x1u /* commit renames over `dest`, whatever is there
-                                   (ls_replace); begin checks neither dest nor its
+#define LS_TMPFILE_REPLACE 0x1u /* commit renames over `dest`, whatever is there;
+                                   begin checks neither dest nor its
                                    siblings. Default: dest and its siblings must not
                                    exist (step 0), and commit never replaces. */
 #define LS_TMPFILE_UNIQUE 0x2u  /* a fresh random name per begin,

@@ -302,7 +302,7 @@ def test_application_checkpoints_while_replicating(tmp_path):
     """The writer runs PRAGMA wal_checkpoint(PASSIVE|FULL|RESTART|TRUNCATE)
     every few commits (busy_timeout 100 ms for them). SQLite may answer busy
     (litesafe's read mark stops RESTART/TRUNCATE from restarting the WAL:
-    documented in ship.c), but never anything else (the writer exits 3 on any
+    documented in source.c), but never anything else (the writer exits 3 on any
     other error), and the replica has no hole: the restore equals the source."""
     db, rep, prog = tmp_path / "src.db", tmp_path / "rep", tmp_path / "progress"
     url = file_url(rep)
@@ -427,7 +427,7 @@ def test_restart_after_application_truncate_checkpoint(tmp_path):
         time.sleep(0.1)
     assert os.path.getsize(str(db) + "-wal") == 0
     # Wait until litesafe has noticed the truncated WAL, shipped the old index
-    # and trimmed its spool to the new, empty index (meta layout: shadow.h).
+    # and trimmed its spool to the new, empty index (its layout: spool.h).
     spool = tmp_path / ".src.db-litesafe" / "generations"
     deadline = time.monotonic() + 30
     while True:

@@ -1,7 +1,7 @@
 """Crashes during replication: kill -9 of the replicator, kill -9 of the
 application's writer. A crash at any instant must leave a replica that
 restores to a consistent state (a clean prefix of the source, whole
-transactions only) and a meta directory that recovers; after a clean stop the
+transactions only) and a spool that recovers; after a clean stop the
 replica must hold everything.
 
 The writer is repl_helpers.writer_main (running checksum over every row, see

@@ -2,7 +2,7 @@
  * repl_fixture.h - the fixture of the replication unit tests
  * (test_replication.c, test_restore_plan.c): a real SQLite database in WAL
  * mode in a temp directory with an "application" connection writing to it,
- * a source (ship.h) attached to it, and one replica worker (replica.h) whose
+ * a source (source.h) attached to it, and one replica worker (replica.h) whose
  * store is an in-memory store the test keeps (through a non-owning view and
  * a fault injector the worker owns). Everything runs in the test thread: the
  * test calls ls_source_sync and ls_replica_step itself, so nothing races.
@@ -26,7 +26,7 @@
 #include "layout.h"
 #include "replica.h"
 #include "restore.h"
-#include "ship.h"
+#include "source.h"
 #include "storage_test.h"
 #include "stream.h"
 
@@ -106,7 +106,7 @@ static inline void fx_replica_restart(fx *f, const ls_replica_opts *o)
 
 /*
  * ls_source_new + ls_source_attach (what ls_source_open is declared to do:
- * ship.h declares it but no file defines it). *out is NULL on failure.
+ * source.h declares it but no file defines it). *out is NULL on failure.
  */
 static inline int fx_source_open(ls_ctx *ctx, const char *db, const ls_source_opts *o,
                                  ls_source **out)

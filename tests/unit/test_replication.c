@@ -33,7 +33,7 @@ static void assert_spool_is_wal_prefix(fx *f, uint32_t index, uint64_t n)
 {
     char spool[PATH_MAX], wal[256];
     size_t sn = 0, wn = 0;
-    ls_spool_file(f->src->sh.dir, f->src->sh.gen, index, spool, sizeof(spool));
+    ls_spool_file(f->src->spool.dir, f->src->spool.gen, index, spool, sizeof(spool));
     snprintf(wal, sizeof(wal), "%s-wal", f->db);
     uint8_t *s = fx_file(spool, &sn), *w = fx_file(wal, &wn);
     assert_int_equal(sn, n);
@@ -139,7 +139,7 @@ static void test_source_wal_restart_next_index(void **state)
     assert_true(wal_size(f) > p1.size);
     assert_spool_is_wal_prefix(f, 1, p1.size);
     /* The finished index keeps its bytes until gc. */
-    ls_spool_file(f->src->sh.dir, p0.gen, 0, spool0, sizeof(spool0));
+    ls_spool_file(f->src->spool.dir, p0.gen, 0, spool0, sizeof(spool0));
     struct stat st;
     assert_int_equal(stat(spool0, &st), 0);
     assert_int_equal((uint64_t)st.st_size, p0.size);
@@ -308,7 +308,7 @@ static void test_replica_first_step(void **state)
     uint8_t *seg = fx_object(f, key, &n);
     assert_int_equal(n, sp.size);
     char spool[PATH_MAX];
-    ls_spool_file(f->src->sh.dir, sp.gen, 0, spool, sizeof(spool));
+    ls_spool_file(f->src->spool.dir, sp.gen, 0, spool, sizeof(spool));
     uint8_t *sb = fx_file(spool, &in);
     assert_memory_equal(seg, sb, n);
     free(seg);
@@ -348,7 +348,7 @@ static void test_replica_ships_increments(void **state)
     uint8_t *seg = fx_object(f, key, &n);
     assert_int_equal(n, p1.size - p0.size);
     char spool[PATH_MAX];
-    ls_spool_file(f->src->sh.dir, p1.gen, 0, spool, sizeof(spool));
+    ls_spool_file(f->src->spool.dir, p1.gen, 0, spool, sizeof(spool));
     uint8_t *sb = fx_file(spool, &sn);
     assert_memory_equal(seg, sb + p0.size, n);
     free(seg);

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "replicate.h"
+#include "engine.h"
 #include "storage.h"
 #include "url.h"
 

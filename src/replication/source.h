@@ -1,21 +1,21 @@
 /*
- * ship.h - the source side of replication: follow a live database's WAL and
- * copy every committed transaction into the spool (shadow.h), keep the WAL
+ * source.h - the source side of replication: follow a live database's WAL and
+ * copy every committed transaction into the spool (spool.h), keep the WAL
  * bounded with short checkpoint cycles, and decide when continuity is lost
- * and a new generation must start. The procedures are described in ship.c.
+ * and a new generation must start. The procedures are described in source.c.
  */
-#ifndef LS_SHIP_H
-#define LS_SHIP_H
+#ifndef LS_SOURCE_H
+#define LS_SOURCE_H
 
 #include "db.h"
-#include "shadow.h"
+#include "spool.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
 #include <sys/types.h>
 
 typedef struct ls_source_opts {
-    const char *meta_dir;          /* spool directory; NULL: "<dir>/.<name>-litesafe" */
+    const char *spool_dir;         /* config meta-path; NULL: ls_spool_default_dir() */
     int64_t min_ckpt_pages;        /* checkpoint cycle when the WAL index holds this many frames */
     int64_t max_ckpt_pages;        /* past this, retry the cycle at every sync */
     int64_t ckpt_interval_ms;      /* or when this long passed and there are frames */
@@ -36,16 +36,16 @@ typedef struct ls_source {
     ls_fast_busy w_busy;           /* its busy handler's state */
     sqlite3 *ck;                   /* runs the checkpoints */
     int wal_fd;                    /* the -wal file (-1 while it does not exist) */
-    int lock_fd;                   /* flock on the meta directory's lock file */
+    int lock_fd;                   /* flock on the spool's lock file */
     int pending;                   /* the last sync saw a commit SQLite had not published yet */
     int after_cycle;               /* our read mark is where the last checkpoint cycle put it */
     uint32_t cycle_index;          /* spool index at that cycle */
     uint32_t page_size;            /* database page size */
-    ls_shadow sh;                  /* the spool; guarded by mu for readers in other threads */
+    ls_spool spool;                 /* the spool; guarded by mu for readers in other threads */
     uint8_t *buf;                  /* frame copy buffer */
     size_t buf_cap;
     uint64_t last_ckpt_ms;         /* when the last checkpoint cycle ran */
-    pthread_mutex_t mu;            /* guards sh's gen/index/size for replica threads */
+    pthread_mutex_t mu;            /* guards spool's gen/index/size for replica threads */
     pthread_cond_t cv;             /* broadcast when the spool grows or changes generation */
     uint64_t seq;                  /* incremented at every such change */
     int stopping;                  /* set at shutdown, wakes waiters */
@@ -79,7 +79,7 @@ typedef struct ls_spool_pos {
  */
 int ls_source_new(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_source **out);
 /*
- * Attach to the database file (see ATTACHING in ship.c): it must exist and be
+ * Attach to the database file (see ATTACHING in source.c): it must exist and be
  * in WAL mode (LS_ENOENT, LS_ENOTDB, LS_ENOTWAL otherwise; litesafe never
  * creates it or changes its journal mode). Recovers the spool and proves
  * continuity with the live WAL, or starts a new generation. 0 if attached.
@@ -99,7 +99,7 @@ void ls_source_detach(ls_source *s);
  * *grew is set when the spool changed. Runs a checkpoint cycle when due.
  */
 int ls_source_sync(ls_source *s, int *grew);
-/* Run a checkpoint cycle now (see ship.c); `busy` reports a cycle that could not run. */
+/* Run a checkpoint cycle now (see source.c); `busy` reports a cycle that could not run. */
 int ls_source_checkpoint(ls_source *s, int *busy);
 /* Remove spool indexes below keep_from (every replica has them). */
 void ls_source_gc(ls_source *s, uint32_t keep_from);

@@ -1,5 +1,5 @@
 /*
- * ship.c - following a live database's WAL into the spool.
+ * source.c - following a live database's WAL into the spool.
  *
  * WHY NO COMMITTED FRAME CAN BE LOST
  *
@@ -50,7 +50,7 @@
  * usable spool, a new generation starts (the replicas then take a snapshot):
  * the WAL was restarted, truncated or rewritten while litesafe was away.
  */
-#include "ship.h"
+#include "source.h"
 
 #include "db.h"
 #include "fsutil.h"
@@ -173,8 +173,8 @@ static int64_t shm_limit(ls_source *s)
     if (ls_db_shm_info(db, &si) != 0)
         return -1;
     uint8_t salts[8];
-    ls_put32be(salts, s->sh.hdr.salt1);
-    ls_put32be(salts + 4, s->sh.hdr.salt2);
+    ls_put32be(salts, s->spool.hdr.salt1);
+    ls_put32be(salts + 4, s->spool.hdr.salt2);
     if (memcmp(salts, si.salt, 8) != 0)
         return 0;
     return si.mx_frame;
@@ -187,13 +187,13 @@ static int64_t shm_limit(ls_source *s)
  */
 static int copy_frames(ls_source *s, int *grew)
 {
-    ls_shadow *sh = &s->sh;
-    const size_t szFrame = LS_WAL_FRAME_HDRSIZE + sh->hdr.page_size;
+    ls_spool *sp = &s->spool;
+    const size_t szFrame = LS_WAL_FRAME_HDRSIZE + sp->hdr.page_size;
     const size_t nPer = s->buf_cap / szFrame;
     int64_t limit = shm_limit(s);
-    uint32_t ck[2] = {sh->ck[0], sh->ck[1]};
-    uint64_t off = sh->size;
-    uint64_t iFrame = sh->frames + 1;
+    uint32_t ck[2] = {sp->ck[0], sp->ck[1]};
+    uint64_t off = sp->size;
+    uint64_t iFrame = sp->frames + 1;
     int rc;
 
     s->pending = 0;
@@ -210,10 +210,10 @@ static int copy_frames(ls_source *s, int *grew)
             if (limit >= 0 && iFrame > (uint64_t)limit) {
                 /* Valid frames SQLite has not published yet: look again soon. */
                 uint32_t tmp[2] = {ck[0], ck[1]};
-                s->pending = ls_wal_frame_check(&sh->hdr, f, tmp);
+                s->pending = ls_wal_frame_check(&sp->hdr, f, tmp);
                 break;
             }
-            if (!ls_wal_frame_check(&sh->hdr, f, ck))
+            if (!ls_wal_frame_check(&sp->hdr, f, ck))
                 break;
             uint32_t commit = ls_get32be(f + 4);
             if (commit) {
@@ -223,12 +223,12 @@ static int copy_frames(ls_source *s, int *grew)
                 dbsize = commit;
             }
         }
-        if (k > 0 && (rc = ls_shadow_write(s->ctx, sh, off, s->buf, k * szFrame)) != 0)
+        if (k > 0 && (rc = ls_spool_write(s->ctx, sp, off, s->buf, k * szFrame)) != 0)
             return rc;
         if (commit_end) {
             s->commits_copied++;
-            s->bytes_copied += commit_end - sh->size;
-            ls_shadow_commit(sh, commit_end, commit_ck, dbsize);
+            s->bytes_copied += commit_end - sp->size;
+            ls_spool_commit(sp, commit_end, commit_ck, dbsize);
             *grew = 1;
         }
         off += k * szFrame;
@@ -240,7 +240,7 @@ static int copy_frames(ls_source *s, int *grew)
 /* Start the spool's current (empty) index with the live header and copy. */
 static int start_index(ls_source *s, const uint8_t hbuf[LS_WAL_HDRSIZE], int *grew)
 {
-    int rc = ls_shadow_put_hdr(s->ctx, &s->sh, hbuf);
+    int rc = ls_spool_put_hdr(s->ctx, &s->spool, hbuf);
     if (rc)
         return rc;
     *grew = 1;
@@ -256,24 +256,24 @@ static int catch_up(ls_source *s, int *grew, int *lost, const char **why)
     uint8_t hbuf[LS_WAL_HDRSIZE];
     ls_wal_hdr hdr;
     int valid, rc;
-    ls_shadow *sh = &s->sh;
+    ls_spool *sp = &s->spool;
 
     *lost = 0;
     if ((rc = read_hdr(s, hbuf, &hdr, &valid)) != 0)
         return rc;
-    if (sh->size == 0) /* the index waits for its header */
+    if (sp->size == 0) /* the index waits for its header */
         return valid ? start_index(s, hbuf, grew) : 0;
     if (!valid) {
         /* Truncated (or deleted) after a complete checkpoint: the index is done. */
-        if ((rc = ls_shadow_next_index(s->ctx, sh)) != 0)
+        if ((rc = ls_spool_next_index(s->ctx, sp)) != 0)
             return rc;
         *grew = 1;
         return 0;
     }
-    if (hdr.salt1 == sh->hdr.salt1 && hdr.salt2 == sh->hdr.salt2 &&
-        hdr.ckpt_seq == sh->hdr.ckpt_seq) {
+    if (hdr.salt1 == sp->hdr.salt1 && hdr.salt2 == sp->hdr.salt2 &&
+        hdr.ckpt_seq == sp->hdr.ckpt_seq) {
         struct stat st;
-        if (fstat(s->wal_fd, &st) == 0 && (uint64_t)st.st_size < sh->size) {
+        if (fstat(s->wal_fd, &st) == 0 && (uint64_t)st.st_size < sp->size) {
             *lost = 1;
             *why = "WAL shorter than the spool (truncated by another process)";
             return 0;
@@ -281,14 +281,14 @@ static int catch_up(ls_source *s, int *grew, int *lost, const char **why)
         return copy_frames(s, grew);
     }
     /* A new header: SQLite restarted the WAL (salt-1 + 1). */
-    if (hdr.salt1 != sh->hdr.salt1 + 1) {
+    if (hdr.salt1 != sp->hdr.salt1 + 1) {
         *lost = 1;
         *why = "WAL replaced by another process (unexpected salt)";
         return 0;
     }
-    if ((rc = ls_shadow_next_index(s->ctx, sh)) != 0)
+    if ((rc = ls_spool_next_index(s->ctx, sp)) != 0)
         return rc;
-    ls_log(s->ctx, LS_LOG_DEBUG, "wal restarted db=%s index=%08x", s->path, sh->index);
+    ls_log(s->ctx, LS_LOG_DEBUG, "wal restarted db=%s index=%08x", s->path, sp->index);
     return start_index(s, hbuf, grew);
 }
 
@@ -299,10 +299,10 @@ static int new_generation(ls_source *s, const char *why, int *grew)
     ls_wal_hdr hdr;
     int valid, rc;
 
-    if ((rc = ls_shadow_new_gen(s->ctx, &s->sh)) != 0)
+    if ((rc = ls_spool_new_gen(s->ctx, &s->spool)) != 0)
         return rc;
     ls_log(s->ctx, LS_LOG_INFO, "new generation db=%s generation=%s reason=\"%s\"", s->path,
-           s->sh.gen, why);
+           s->spool.gen, why);
     *grew = 1;
     if ((rc = read_hdr(s, hbuf, &hdr, &valid)) != 0)
         return rc;
@@ -310,13 +310,13 @@ static int new_generation(ls_source *s, const char *why, int *grew)
 }
 
 /*
- * The database file's identity and last change, recorded in the meta directory
+ * The database file's identity and last change, recorded in the spool
  * at a clean stop while the spool waits for a new WAL header: if it still
  * matches at start-up (and there is no WAL), nothing was committed meanwhile.
  */
 static void db_state_path(const ls_source *s, char *out, size_t n)
 {
-    snprintf(out, n, "%s/db-state", s->sh.dir);
+    snprintf(out, n, "%s/db-state", s->spool.dir);
 }
 
 static void db_state_line(const ls_source *s, char *out, size_t n)
@@ -326,7 +326,7 @@ static void db_state_line(const ls_source *s, char *out, size_t n)
         snprintf(out, n, "missing");
         return;
     }
-    snprintf(out, n, "%s %llu %llu %lld.%09ld\n", s->sh.gen, (unsigned long long)st.st_ino,
+    snprintf(out, n, "%s %llu %llu %lld.%09ld\n", s->spool.gen, (unsigned long long)st.st_ino,
              (unsigned long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 }
 
@@ -350,7 +350,7 @@ static void db_state_save(ls_source *s)
     char path[PATH_MAX + 16], line[256];
     db_state_path(s, path, sizeof(path));
     unlink(path);
-    if (!s->sh.gen[0] || s->sh.size != 0)
+    if (!s->spool.gen[0] || s->spool.size != 0)
         return;
     db_state_line(s, line, sizeof(line));
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -367,30 +367,30 @@ static int spool_continues(ls_source *s, const char **why)
     uint8_t hbuf[LS_WAL_HDRSIZE], fh[LS_WAL_FRAME_HDRSIZE];
     ls_wal_hdr hdr;
     int valid;
-    ls_shadow *sh = &s->sh;
+    ls_spool *sp = &s->spool;
 
-    if (!sh->gen[0]) {
+    if (!sp->gen[0]) {
         *why = "no generation yet";
         return 0;
     }
     if (read_hdr(s, hbuf, &hdr, &valid) != 0)
         return 0;
-    if (sh->size == 0) {
+    if (sp->size == 0) {
         /* No WAL either: only the state recorded at our clean stop proves nothing was
          * committed (and checkpointed away) in between. */
         *why = "database changed while litesafe was stopped";
         return !valid && db_state_matches(s);
     }
-    if (!valid || hdr.salt1 != sh->hdr.salt1 || hdr.salt2 != sh->hdr.salt2) {
+    if (!valid || hdr.salt1 != sp->hdr.salt1 || hdr.salt2 != sp->hdr.salt2) {
         *why = "WAL checkpointed or restarted while litesafe was stopped";
         return 0;
     }
-    if (sh->frames == 0)
+    if (sp->frames == 0)
         return 1;
     size_t got = 0;
-    uint64_t off = ls_wal_frame_offset(sh->hdr.page_size, sh->frames);
+    uint64_t off = ls_wal_frame_offset(sp->hdr.page_size, sp->frames);
     if (ls_pread_full(s->ctx, s->wal_fd, fh, sizeof(fh), (off_t)off, &got, s->wal_path) != 0 ||
-        got < sizeof(fh) || ls_get32be(fh + 16) != sh->ck[0] || ls_get32be(fh + 20) != sh->ck[1]) {
+        got < sizeof(fh) || ls_get32be(fh + 16) != sp->ck[0] || ls_get32be(fh + 20) != sp->ck[1]) {
         *why = "WAL overwritten while litesafe was stopped";
         return 0;
     }
@@ -430,7 +430,7 @@ int ls_source_new(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_so
     s->cur = -1;
     s->wal_fd = -1;
     s->lock_fd = -1;
-    s->sh.fd = -1;
+    s->spool.fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     /* Made absolute at attach, when its directory exists. */
@@ -482,7 +482,7 @@ int ls_source_replaced(ls_source *s)
  *      database and be in WAL mode (litesafe never changes the journal mode).
  *   2. Open the connections, and record the file's identity; a file replaced
  *      while they were opened is an error (the caller tries again).
- *   3. Take the meta directory's lock and recover the spool.
+ *   3. Take the spool's lock and recover the spool.
  *   4. Under the write lock: continue the spool or start a new generation
  *      (see CONTINUITY AT START-UP), and take the first read lock.
  * On failure everything opened is closed again and `s` can attach later.
@@ -553,18 +553,18 @@ static int attach_connections(ls_source *s, dev_t dev0, ino_t ino0)
 }
 
 /*
- * Step 4, under the write lock (caller holds it): recover the spool in `meta`,
+ * Step 4, under the write lock (caller holds it): recover the spool in `dir`,
  * continue it or start a new generation (CONTINUITY AT START-UP), sync it and
  * take the first read lock. Replica threads may be looking at the spool: mu
  * is held here.
  */
-static int attach_continue(ls_source *s, const char *meta)
+static int attach_continue(ls_source *s, const char *dir)
 {
     const char *why = NULL;
     int grew = 0, rc;
 
     pthread_mutex_lock(&s->mu);
-    rc = ls_shadow_open(s->ctx, meta, &s->sh);
+    rc = ls_spool_open(s->ctx, dir, &s->spool);
     if (!rc && s->after_replace) {
         why = "database file replaced";
         rc = new_generation(s, why, &grew);
@@ -577,7 +577,7 @@ static int attach_continue(ls_source *s, const char *meta)
         rc = new_generation(s, why, &grew);
     }
     if (!rc)
-        rc = ls_shadow_sync(s->ctx, &s->sh);
+        rc = ls_spool_sync(s->ctx, &s->spool);
     if (!rc)
         rc = advance_lock(s);
     if (!rc) {
@@ -591,7 +591,7 @@ static int attach_continue(ls_source *s, const char *meta)
 int ls_source_attach(ls_source *s)
 {
     ls_ctx *ctx = s->ctx;
-    char meta[PATH_MAX];
+    char spool_dir[PATH_MAX];
     dev_t dev;
     ino_t ino;
     int rc;
@@ -606,27 +606,24 @@ int ls_source_attach(ls_source *s)
         goto fail;
 
     /* 3. One replicator per database: a second one would delete the first's spool. */
-    if (s->o.meta_dir) {
-        ls_strlcpy(meta, s->o.meta_dir, sizeof(meta));
-    } else {
-        char dir[PATH_MAX], base[PATH_MAX];
-        ls_path_split(s->path, dir, sizeof(dir), base, sizeof(base));
-        snprintf(meta, sizeof(meta), "%.*s/.%.*s-litesafe", PATH_MAX / 2, dir, PATH_MAX / 4, base);
-    }
-    if ((rc = ls_shadow_lock(ctx, meta, &s->lock_fd)) != 0)
+    if (s->o.spool_dir)
+        ls_strlcpy(spool_dir, s->o.spool_dir, sizeof(spool_dir));
+    else
+        ls_spool_default_dir(s->path, spool_dir, sizeof(spool_dir));
+    if ((rc = ls_spool_lock(ctx, spool_dir, &s->lock_fd)) != 0)
         goto fail;
 
     /* 4. Continuity is decided, and the first read lock taken, under the write lock. */
     if ((rc = write_lock(s, 10000)) != 0)
         goto fail;
-    rc = attach_continue(s, meta);
+    rc = attach_continue(s, spool_dir);
     write_unlock(s);
     if (rc)
         goto fail;
     s->last_ckpt_ms = ls_now_ms();
     s->after_replace = 0;
     ls_log(ctx, LS_LOG_INFO, "source open db=%s generation=%s index=%08x offset=%llu", s->path,
-           s->sh.gen, s->sh.index, (unsigned long long)s->sh.size);
+           s->spool.gen, s->spool.index, (unsigned long long)s->spool.size);
     return 0;
 
 fail:
@@ -641,7 +638,7 @@ static int sync_locked(ls_source *s, int *grew)
     const char *why = NULL;
     if ((rc = catch_up(s, grew, &lost, &why)) != 0)
         return rc;
-    if (!lost && s->after_cycle && s->sh.index != s->cycle_index && s->sh.size > LS_WAL_HDRSIZE) {
+    if (!lost && s->after_cycle && s->spool.index != s->cycle_index && s->spool.size > LS_WAL_HDRSIZE) {
         /*
          * The WAL restarted after our checkpoint cycle, which left our read
          * mark on slot 0. Move it to a slot of its own: a slot-0 reader makes
@@ -660,7 +657,7 @@ static int sync_locked(ls_source *s, int *grew)
             return rc;
         rc = new_generation(s, why, grew);
         if (!rc)
-            rc = ls_shadow_sync(s->ctx, &s->sh);
+            rc = ls_spool_sync(s->ctx, &s->spool);
         if (!rc)
             rc = advance_lock(s);
         write_unlock(s);
@@ -692,7 +689,7 @@ int ls_source_sync(ls_source *s, int *grew)
      * flood of tiny commits that bounds the cycles, and the writer's waits, to
      * a few per second) or old enough.
      */
-    uint64_t frames = s->sh.frames, since = ls_now_ms() - s->last_ckpt_ms;
+    uint64_t frames = s->spool.frames, since = ls_now_ms() - s->last_ckpt_ms;
     int due = ((int64_t)frames >= s->o.min_ckpt_pages &&
                (since >= CKPT_MIN_GAP_MS || (int64_t)frames >= s->o.max_ckpt_pages)) ||
               (frames > 0 && s->o.ckpt_interval_ms > 0 && since >= (uint64_t)s->o.ckpt_interval_ms);
@@ -714,13 +711,13 @@ int ls_source_checkpoint(ls_source *s, int *busy)
     pthread_mutex_lock(&s->mu);
     rc = advance_lock(s);
     if (!rc)
-        rc = ls_shadow_sync(s->ctx, &s->sh);
+        rc = ls_spool_sync(s->ctx, &s->spool);
     pthread_mutex_unlock(&s->mu);
     if (rc)
         return rc;
     sqlite3_wal_checkpoint_v2(s->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     /* 1. Hold off writers briefly; the application may be mid-transaction. */
-    int wait = (int64_t)s->sh.frames >= s->o.max_ckpt_pages ? s->o.busy_ms * 4 : s->o.busy_ms;
+    int wait = (int64_t)s->spool.frames >= s->o.max_ckpt_pages ? s->o.busy_ms * 4 : s->o.busy_ms;
     if (write_lock(s, wait) != 0) {
         ls_err_clear(s->ctx);
         *busy = 1;
@@ -730,7 +727,7 @@ int ls_source_checkpoint(ls_source *s, int *busy)
     /* 2. Everything committed is in the spool, durably. */
     rc = sync_locked(s, &g);
     if (!rc)
-        rc = ls_shadow_sync(s->ctx, &s->sh);
+        rc = ls_spool_sync(s->ctx, &s->spool);
     if (!rc) {
         /* 3-5. Step off our read mark, checkpoint the rest, re-enter on slot 0. */
         release_lock(s);
@@ -747,7 +744,7 @@ int ls_source_checkpoint(ls_source *s, int *busy)
                    sqlite3_errmsg(s->ck));
         rc = advance_lock(s);
         s->after_cycle = 1;
-        s->cycle_index = s->sh.index;
+        s->cycle_index = s->spool.index;
     }
     if (g)
         notify(s);
@@ -766,11 +763,11 @@ int ls_source_checkpoint(ls_source *s, int *busy)
 void ls_source_pos(ls_source *s, ls_spool_pos *out)
 {
     pthread_mutex_lock(&s->mu);
-    memcpy(out->gen, s->sh.gen, sizeof(out->gen));
-    out->index = s->sh.index;
-    out->size = s->sh.size;
-    out->salt1 = s->sh.hdr.salt1;
-    out->salt2 = s->sh.hdr.salt2;
+    memcpy(out->gen, s->spool.gen, sizeof(out->gen));
+    out->index = s->spool.index;
+    out->size = s->spool.size;
+    out->salt1 = s->spool.hdr.salt1;
+    out->salt2 = s->spool.hdr.salt2;
     out->seq = s->seq;
     pthread_mutex_unlock(&s->mu);
 }
@@ -848,9 +845,9 @@ int ls_source_identity(ls_source *s, dev_t *dev, ino_t *ino)
 void ls_source_gc(ls_source *s, uint32_t keep_from)
 {
     pthread_mutex_lock(&s->mu);
-    if (keep_from > s->sh.index)
-        keep_from = s->sh.index;
-    ls_shadow_gc(&s->sh, keep_from);
+    if (keep_from > s->spool.index)
+        keep_from = s->spool.index;
+    ls_spool_gc(&s->spool, keep_from);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -866,8 +863,8 @@ void ls_source_detach(ls_source *s)
 {
     if (!s)
         return;
-    if (s->sh.fd >= 0)
-        ls_shadow_sync(s->ctx, &s->sh);
+    if (s->spool.fd >= 0)
+        ls_spool_sync(s->ctx, &s->spool);
     release_lock(s);
     if (s->opened && !s->replaced)
         db_state_save(s);
@@ -886,8 +883,8 @@ void ls_source_detach(ls_source *s)
         close(s->wal_fd);
     s->wal_fd = -1;
     pthread_mutex_lock(&s->mu);
-    ls_shadow_close(&s->sh);
-    s->sh.gen[0] = '\0'; /* replicas see no generation until the next attach */
+    ls_spool_close(&s->spool);
+    s->spool.gen[0] = '\0'; /* replicas see no generation until the next attach */
     if (s->replaced)
         s->after_replace = 1; /* never continue the old file's spool */
     s->opened = s->replaced = s->pending = s->after_cycle = 0;

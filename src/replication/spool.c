@@ -1,16 +1,16 @@
 /*
- * shadow.c - the local spool of committed WAL frames (see shadow.h).
+ * spool.c - the local spool of committed WAL frames (see spool.h).
  *
  * Invariants:
  *   - A spool file only ever grows by whole committed transactions, appended
  *     after their checksums were verified against the previous frame.
  *   - The `generation` file is replaced atomically and names a generation
  *     whose directory exists.
- *   - After a crash, ls_shadow_open() trusts nothing past the last commit
+ *   - After a crash, ls_spool_open() trusts nothing past the last commit
  *     frame whose checksum chain verifies.
  */
 #define _GNU_SOURCE
-#include "shadow.h"
+#include "spool.h"
 
 #include "fsutil.h"
 
@@ -70,58 +70,65 @@ void ls_spool_file(const char *dir, const char *gen, uint32_t index, char *out, 
     snprintf(out, n, "%s/generations/%s/wal/%08x.wal", dir, gen, index);
 }
 
-void ls_shadow_path(const ls_shadow *sh, uint32_t index, char *out, size_t n)
+void ls_spool_default_dir(const char *db, char *out, size_t n)
 {
-    ls_spool_file(sh->dir, sh->gen, index, out, n);
+    char dir[PATH_MAX], base[PATH_MAX];
+    ls_path_split(db, dir, sizeof(dir), base, sizeof(base));
+    snprintf(out, n, "%.*s/.%.*s-litesafe", PATH_MAX / 2, dir, PATH_MAX / 4, base);
 }
 
-static void reset_index_state(ls_shadow *sh)
+void ls_spool_path(const ls_spool *sp, uint32_t index, char *out, size_t n)
 {
-    if (sh->fd >= 0)
-        close(sh->fd);
-    sh->fd = -1;
-    sh->size = 0;
-    memset(&sh->hdr, 0, sizeof(sh->hdr));
-    sh->ck[0] = sh->ck[1] = 0;
-    sh->dbsize = 0;
-    sh->frames = 0;
-    sh->dirty = 0;
+    ls_spool_file(sp->dir, sp->gen, index, out, n);
+}
+
+static void reset_index_state(ls_spool *sp)
+{
+    if (sp->fd >= 0)
+        close(sp->fd);
+    sp->fd = -1;
+    sp->size = 0;
+    memset(&sp->hdr, 0, sizeof(sp->hdr));
+    sp->ck[0] = sp->ck[1] = 0;
+    sp->dbsize = 0;
+    sp->frames = 0;
+    sp->dirty = 0;
 }
 
 /* Open (creating) the spool file of the current index and recover its state. */
-static int open_index(ls_ctx *ctx, ls_shadow *sh)
+static int open_index(ls_ctx *ctx, ls_spool *sp)
 {
     char path[PATH_MAX];
     struct stat st;
     ls_wal_scan scan;
     int rc = 0;
 
-    reset_index_state(sh);
-    ls_shadow_path(sh, sh->index, path, sizeof(path));
-    sh->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (sh->fd < 0)
+    reset_index_state(sp);
+    ls_spool_path(sp, sp->index, path, sizeof(path));
+    sp->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (sp->fd < 0)
         return ls_err_errno(ctx, errno, "open spool %s", path);
-    if (fstat(sh->fd, &st) != 0)
+    if (fstat(sp->fd, &st) != 0)
         return ls_err_errno(ctx, errno, "stat spool %s", path);
     if (st.st_size == 0)
         return 0;
     ls_wal_scan_init(&scan, 0);
-    rc = ls_wal_scan_fd(ctx, &scan, sh->fd, path);
+    rc = ls_wal_scan_fd(ctx, &scan, sp->fd, path);
     if (rc == 0 && scan.have_hdr) {
-        sh->hdr = scan.hdr;
-        sh->frames = scan.commit_frame;
-        sh->size = scan.commit_frame ? ls_wal_frame_offset(scan.hdr.page_size,
+        sp->hdr = scan.hdr;
+        sp->frames = scan.commit_frame;
+        sp->size = scan.commit_frame ? ls_wal_frame_offset(scan.hdr.page_size,
                                                            scan.commit_frame + 1)
                                      : LS_WAL_HDRSIZE;
-        sh->ck[0] = scan.commit_ck[0];
-        sh->ck[1] = scan.commit_ck[1];
-        sh->dbsize = scan.commit_dbsize;
+        sp->ck[0] = scan.commit_ck[0];
+        sp->ck[1] = scan.commit_ck[1];
+        sp->dbsize = scan.commit_dbsize;
     }
     ls_wal_scan_free(&scan);
     if (rc)
         return rc;
     /* Cut a torn or uncommitted tail back to the last commit. */
-    if ((uint64_t)st.st_size != sh->size && ftruncate(sh->fd, (off_t)sh->size) != 0)
+    if ((uint64_t)st.st_size != sp->size && ftruncate(sp->fd, (off_t)sp->size) != 0)
         return ls_err_errno(ctx, errno, "truncate spool %s", path);
     return 0;
 }
@@ -164,14 +171,14 @@ static void read_generation(const char *dir, char gen[LS_GEN_LEN + 1])
         ls_strlcpy(gen, line, LS_GEN_LEN + 1);
 }
 
-int ls_shadow_peek(const char *dir, char gen[LS_GEN_LEN + 1], int64_t *newest)
+int ls_spool_peek(const char *dir, char gen[LS_GEN_LEN + 1], int64_t *newest)
 {
     read_generation(dir, gen);
     *newest = gen[0] ? newest_index_of(dir, gen) : -1;
     return 0;
 }
 
-int ls_shadow_lock(ls_ctx *ctx, const char *dir, int *fd)
+int ls_spool_lock(ls_ctx *ctx, const char *dir, int *fd)
 {
     char path[PATH_MAX], pid[32];
     int rc = mkdir_p(ctx, dir, 0700);
@@ -201,38 +208,38 @@ int ls_shadow_lock(ls_ctx *ctx, const char *dir, int *fd)
     return 0;
 }
 
-int ls_shadow_open(ls_ctx *ctx, const char *dir, ls_shadow *sh)
+int ls_spool_open(ls_ctx *ctx, const char *dir, ls_spool *sp)
 {
     char path[PATH_MAX];
     int rc;
 
-    memset(sh, 0, sizeof(*sh));
-    sh->fd = -1;
-    ls_strlcpy(sh->dir, dir, sizeof(sh->dir));
+    memset(sp, 0, sizeof(*sp));
+    sp->fd = -1;
+    ls_strlcpy(sp->dir, dir, sizeof(sp->dir));
     if ((rc = mkdir_p(ctx, dir, 0700)) != 0)
         return rc;
     /* Temp files of an interrupted generation switch. */
     snprintf(path, sizeof(path), "%s/generation.tmp", dir);
     unlink(path);
 
-    read_generation(dir, sh->gen);
-    if (!sh->gen[0])
+    read_generation(dir, sp->gen);
+    if (!sp->gen[0])
         return 0; /* no generation yet */
-    int64_t idx = newest_index_of(dir, sh->gen);
+    int64_t idx = newest_index_of(dir, sp->gen);
     if (idx < 0) {
-        sh->gen[0] = '\0';
+        sp->gen[0] = '\0';
         return 0;
     }
-    sh->index = (uint32_t)idx;
-    return open_index(ctx, sh);
+    sp->index = (uint32_t)idx;
+    return open_index(ctx, sp);
 }
 
-void ls_shadow_close(ls_shadow *sh)
+void ls_spool_close(ls_spool *sp)
 {
-    reset_index_state(sh);
+    reset_index_state(sp);
 }
 
-int ls_shadow_new_gen(ls_ctx *ctx, ls_shadow *sh)
+int ls_spool_new_gen(ls_ctx *ctx, ls_spool *sp)
 {
     char gen[LS_GEN_LEN + 1], path[PATH_MAX], tmp[PATH_MAX];
     int rc, fd = -1;
@@ -240,20 +247,20 @@ int ls_shadow_new_gen(ls_ctx *ctx, ls_shadow *sh)
     if ((rc = ls_layout_gen_new(gen)) != 0)
         return ls_err(ctx, rc, "cannot make a generation name");
     /* 1. Drop every older generation: their spools can never be shipped now. */
-    snprintf(path, sizeof(path), "%s/generations", sh->dir);
+    snprintf(path, sizeof(path), "%s/generations", sp->dir);
     rm_rf(path);
-    reset_index_state(sh);
-    ls_strlcpy(sh->gen, gen, sizeof(sh->gen));
-    sh->index = 0;
+    reset_index_state(sp);
+    ls_strlcpy(sp->gen, gen, sizeof(sp->gen));
+    sp->index = 0;
     /* 2. The new generation's directory and its empty first spool. */
-    snprintf(path, sizeof(path), "%s/generations/%s/wal", sh->dir, gen);
+    snprintf(path, sizeof(path), "%s/generations/%s/wal", sp->dir, gen);
     if ((rc = mkdir_p(ctx, path, 0700)) != 0)
         return rc;
-    if ((rc = open_index(ctx, sh)) != 0)
+    if ((rc = open_index(ctx, sp)) != 0)
         return rc;
     /* 3. Name it current, atomically. */
-    snprintf(tmp, sizeof(tmp), "%s/generation.tmp", sh->dir);
-    snprintf(path, sizeof(path), "%s/generation", sh->dir);
+    snprintf(tmp, sizeof(tmp), "%s/generation.tmp", sp->dir);
+    snprintf(path, sizeof(path), "%s/generation", sp->dir);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return ls_err_errno(ctx, errno, "create %s", tmp);
@@ -270,66 +277,66 @@ int ls_shadow_new_gen(ls_ctx *ctx, ls_shadow *sh)
     return rc;
 }
 
-int ls_shadow_next_index(ls_ctx *ctx, ls_shadow *sh)
+int ls_spool_next_index(ls_ctx *ctx, ls_spool *sp)
 {
     /* The finished index ends exactly at its last commit: drop any pending tail. */
-    if (sh->fd >= 0 && ftruncate(sh->fd, (off_t)sh->size) != 0)
+    if (sp->fd >= 0 && ftruncate(sp->fd, (off_t)sp->size) != 0)
         return ls_err_errno(ctx, errno, "truncate spool");
-    sh->dirty = 1;
-    int rc = ls_shadow_sync(ctx, sh);
+    sp->dirty = 1;
+    int rc = ls_spool_sync(ctx, sp);
     if (rc)
         return rc;
-    sh->index++;
-    return open_index(ctx, sh);
+    sp->index++;
+    return open_index(ctx, sp);
 }
 
-int ls_shadow_put_hdr(ls_ctx *ctx, ls_shadow *sh, const uint8_t hdr[LS_WAL_HDRSIZE])
+int ls_spool_put_hdr(ls_ctx *ctx, ls_spool *sp, const uint8_t hdr[LS_WAL_HDRSIZE])
 {
     ls_wal_hdr h;
     if (ls_wal_hdr_decode(hdr, &h) != 0)
         return ls_err(ctx, LS_ECORRUPT, "spool: invalid WAL header");
-    int rc = ls_write_all(ctx, sh->fd, hdr, LS_WAL_HDRSIZE, 0, "spool");
+    int rc = ls_write_all(ctx, sp->fd, hdr, LS_WAL_HDRSIZE, 0, "spool");
     if (rc)
         return rc;
-    sh->hdr = h;
-    sh->size = LS_WAL_HDRSIZE;
-    sh->ck[0] = h.cksum[0];
-    sh->ck[1] = h.cksum[1];
-    sh->frames = 0;
-    sh->dirty = 1;
+    sp->hdr = h;
+    sp->size = LS_WAL_HDRSIZE;
+    sp->ck[0] = h.cksum[0];
+    sp->ck[1] = h.cksum[1];
+    sp->frames = 0;
+    sp->dirty = 1;
     return 0;
 }
 
-int ls_shadow_write(ls_ctx *ctx, ls_shadow *sh, uint64_t off, const uint8_t *buf, size_t n)
+int ls_spool_write(ls_ctx *ctx, ls_spool *sp, uint64_t off, const uint8_t *buf, size_t n)
 {
-    return ls_write_all(ctx, sh->fd, buf, n, (off_t)off, "spool");
+    return ls_write_all(ctx, sp->fd, buf, n, (off_t)off, "spool");
 }
 
-void ls_shadow_commit(ls_shadow *sh, uint64_t size, const uint32_t ck[2], uint32_t dbsize)
+void ls_spool_commit(ls_spool *sp, uint64_t size, const uint32_t ck[2], uint32_t dbsize)
 {
-    sh->size = size;
-    sh->frames = (size - LS_WAL_HDRSIZE) / (LS_WAL_FRAME_HDRSIZE + sh->hdr.page_size);
-    sh->ck[0] = ck[0];
-    sh->ck[1] = ck[1];
-    sh->dbsize = dbsize;
-    sh->dirty = 1;
+    sp->size = size;
+    sp->frames = (size - LS_WAL_HDRSIZE) / (LS_WAL_FRAME_HDRSIZE + sp->hdr.page_size);
+    sp->ck[0] = ck[0];
+    sp->ck[1] = ck[1];
+    sp->dbsize = dbsize;
+    sp->dirty = 1;
 }
 
-int ls_shadow_sync(ls_ctx *ctx, ls_shadow *sh)
+int ls_spool_sync(ls_ctx *ctx, ls_spool *sp)
 {
-    if (!sh->dirty || sh->fd < 0)
+    if (!sp->dirty || sp->fd < 0)
         return 0;
-    int rc = ls_fd_sync(ctx, sh->fd, "spool");
+    int rc = ls_fd_sync(ctx, sp->fd, "spool");
     if (!rc)
-        sh->dirty = 0;
+        sp->dirty = 0;
     return rc;
 }
 
-void ls_shadow_gc(ls_shadow *sh, uint32_t keep_from)
+void ls_spool_gc(ls_spool *sp, uint32_t keep_from)
 {
     char path[PATH_MAX];
     for (uint32_t i = keep_from; i-- > 0;) {
-        ls_shadow_path(sh, i, path, sizeof(path));
+        ls_spool_path(sp, i, path, sizeof(path));
         if (unlink(path) != 0 && errno == ENOENT)
             break; /* older ones were removed before */
     }

@@ -1,7 +1,13 @@
 /*
- * shadow.h - the local spool of committed WAL frames in the meta directory.
+ * spool.h - the spool: the local directory of a database's committed WAL
+ * frames, written by the source side (source.h), read by the replica workers.
  *
- * Layout of the meta directory (default "<db dir>/.<db name>-litesafe/"):
+ * Where: the config key `meta-path`, by default "<db dir>/.<db name>-litesafe/".
+ * Both names stay as they are for Litestream compatibility (its key, and the
+ * ".<db>-litestream" directory it keeps in the same place); everywhere else
+ * this directory is "the spool".
+ *
+ * Layout of the spool:
  *   generation                          current generation name + "\n"
  *   generations/<gen>/wal/<index>.wal   one file per WAL index (%08x)
  *
@@ -9,12 +15,12 @@
  * -wal file: its 32-byte header, then committed frames only, so a byte offset
  * in the spool is the same offset in the real WAL and in the replica's
  * segment names. It ends on a commit frame once recovered (a torn tail from a
- * crash is cut back by ls_shadow_open). The spool is what replicas ship from:
+ * crash is cut back by ls_spool_open). The spool is what replicas ship from:
  * frames stay here until every replica has them, so a slow or absent replica
  * never holds the application's WAL.
  */
-#ifndef LS_SHADOW_H
-#define LS_SHADOW_H
+#ifndef LS_SPOOL_H
+#define LS_SPOOL_H
 
 #include "layout.h"
 #include "wal.h"
@@ -22,8 +28,8 @@
 #include <limits.h>
 #include <stdint.h>
 
-typedef struct ls_shadow {
-    char dir[PATH_MAX];        /* meta directory */
+typedef struct ls_spool {
+    char dir[PATH_MAX];        /* the spool directory */
     char gen[LS_GEN_LEN + 1];  /* current generation, "" if none */
     uint32_t index;            /* current WAL index */
     int fd;                    /* spool file of the current index (-1: none yet) */
@@ -33,51 +39,53 @@ typedef struct ls_shadow {
     uint32_t dbsize;           /* database size in pages after its last commit (0: none) */
     uint64_t frames;           /* frames in it */
     int dirty;                 /* appended since the last fsync */
-} ls_shadow;
+} ls_spool;
 
 /*
- * Open the meta directory (created if missing, mode of the db's directory).
+ * Open the spool directory (created if missing, mode of the db's directory).
  * Recovers the current generation and index if present: the newest spool file
- * is scanned and cut back to its last commit frame. sh->gen is "" when there
+ * is scanned and cut back to its last commit frame. sp->gen is "" when there
  * is no usable generation.
  */
-int ls_shadow_open(ls_ctx *ctx, const char *dir, ls_shadow *sh);
-void ls_shadow_close(ls_shadow *sh);
+int ls_spool_open(ls_ctx *ctx, const char *dir, ls_spool *sp);
+void ls_spool_close(ls_spool *sp);
 /*
- * Read-only look at a meta directory another process may be writing: the
+ * Read-only look at a spool directory another process may be writing: the
  * current generation ("" if none) and its newest spool index (-1 if none).
  * Never creates, truncates or locks anything.
  */
-int ls_shadow_peek(const char *dir, char gen[LS_GEN_LEN + 1], int64_t *newest);
+int ls_spool_peek(const char *dir, char gen[LS_GEN_LEN + 1], int64_t *newest);
 /*
- * Take the meta directory's lock (flock on "<dir>/lock", which does not
+ * Take the spool's lock (flock on "<dir>/lock", which does not
  * interact with SQLite's POSIX locks): one replicator per database. Returns
  * the descriptor, or LS_EBUSY naming the holder when another process has it.
  */
-int ls_shadow_lock(ls_ctx *ctx, const char *dir, int *fd);
+int ls_spool_lock(ls_ctx *ctx, const char *dir, int *fd);
 
 /* Start a new generation at index 0 with an empty spool; older generations are removed. */
-int ls_shadow_new_gen(ls_ctx *ctx, ls_shadow *sh);
+int ls_spool_new_gen(ls_ctx *ctx, ls_spool *sp);
 /* Close the current index and start index+1 (spool empty until a header is appended). */
-int ls_shadow_next_index(ls_ctx *ctx, ls_shadow *sh);
+int ls_spool_next_index(ls_ctx *ctx, ls_spool *sp);
 /* Write the header of the current (empty) index. */
-int ls_shadow_put_hdr(ls_ctx *ctx, ls_shadow *sh, const uint8_t hdr[LS_WAL_HDRSIZE]);
+int ls_spool_put_hdr(ls_ctx *ctx, ls_spool *sp, const uint8_t hdr[LS_WAL_HDRSIZE]);
 /*
  * Write verified frames at byte `off` of the current index (off >= size).
- * They are not part of the spool until ls_shadow_commit() moves its end past
+ * They are not part of the spool until ls_spool_commit() moves its end past
  * them; until then they may be overwritten (a transaction still in progress).
  */
-int ls_shadow_write(ls_ctx *ctx, ls_shadow *sh, uint64_t off, const uint8_t *buf, size_t n);
+int ls_spool_write(ls_ctx *ctx, ls_spool *sp, uint64_t off, const uint8_t *buf, size_t n);
 /* Move the end of the spool to `size` (a commit boundary); `ck` is the running
  * checksum there and `dbsize` the commit's database size. */
-void ls_shadow_commit(ls_shadow *sh, uint64_t size, const uint32_t ck[2], uint32_t dbsize);
+void ls_spool_commit(ls_spool *sp, uint64_t size, const uint32_t ck[2], uint32_t dbsize);
 /* fsync the current spool file if anything was appended. */
-int ls_shadow_sync(ls_ctx *ctx, ls_shadow *sh);
+int ls_spool_sync(ls_ctx *ctx, ls_spool *sp);
 /* Path of the spool file of `index` in the current generation. */
-void ls_shadow_path(const ls_shadow *sh, uint32_t index, char *out, size_t n);
-/* Path of the spool file of `index` of generation `gen` under meta directory `dir`. */
+void ls_spool_path(const ls_spool *sp, uint32_t index, char *out, size_t n);
+/* Path of the spool file of `index` of generation `gen` in spool directory `dir`. */
 void ls_spool_file(const char *dir, const char *gen, uint32_t index, char *out, size_t n);
+/* The default spool directory of database `db`: "<db dir>/.<db name>-litesafe". */
+void ls_spool_default_dir(const char *db, char *out, size_t n);
 /* Remove spool files of the current generation with an index below `keep_from`. */
-void ls_shadow_gc(ls_shadow *sh, uint32_t keep_from);
+void ls_spool_gc(ls_spool *sp, uint32_t keep_from);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * replicate.c - the replication daemon (see replicate.h).
+ * engine.c - the replication daemon (see engine.h).
  *
  * Each database has a source thread that sleeps in poll() on an inotify
  * descriptor watching the database's directory; a write to the -wal wakes it
@@ -40,7 +40,7 @@
  *      naming each replica, what it holds and what it lacks.
  */
 #define _GNU_SOURCE
-#include "replicate.h"
+#include "engine.h"
 
 #include "fsutil.h"
 #include "retry.h"
@@ -490,7 +490,7 @@ int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out)
             goto fail;
         }
         ls_ctx_set_log(d->ctx, ctx->log_fn, ctx->log_ud, ctx->log_level);
-        ls_source_opts so = {.meta_dir = dc->meta_path,
+        ls_source_opts so = {.spool_dir = dc->meta_path,
                              .min_ckpt_pages = dc->min_checkpoint_page_count,
                              .max_ckpt_pages = dc->max_checkpoint_page_count,
                              .ckpt_interval_ms = dc->checkpoint_interval_ms,

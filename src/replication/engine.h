@@ -1,14 +1,14 @@
 /*
- * replicate.h - the replication daemon: one source thread per database
+ * engine.h - the replication daemon: one source thread per database
  * (woken by inotify on its WAL, with a fallback poll) and one worker thread
  * per replica.
  */
-#ifndef LS_REPLICATE_H
-#define LS_REPLICATE_H
+#ifndef LS_ENGINE_H
+#define LS_ENGINE_H
 
 #include "config.h"
 #include "replica.h"
-#include "ship.h"
+#include "source.h"
 
 #include <signal.h>
 
@@ -23,7 +23,7 @@ int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out);
 /* How long the stop waits for replicas to receive the last commits (default 30 s). */
 void ls_engine_set_shutdown_timeout(ls_engine *e, int64_t ms);
 /*
- * Run until *stop becomes non-zero (see STOPPING in replicate.c): 1 asks for
+ * Run until *stop becomes non-zero (see STOPPING in engine.c): 1 asks for
  * a flush of everything committed to every replica within the shutdown
  * timeout, 2 or more stops at once. Returns 0 when every replica holds
  * everything committed before the stop, LS_EIO naming one that does not.
