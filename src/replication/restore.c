@@ -673,11 +673,12 @@ static int finish(rs_job *j)
     if (!j->plan.skip_integrity) {
         ls_verify_result vr;
         memset(&vr, 0, sizeof(vr));
-        if ((rc = ls_integrity_check(j->ctx, j->tmp, &vr)) != 0)
+        if ((rc = ls_integrity_check(j->ctx, j->tmp, &vr)) == 0 && !vr.integrity_ok)
+            rc = ls_err(j->ctx, LS_ECORRUPT, "restored database fails integrity_check: %s",
+                        vr.integrity_message);
+        ls_verify_result_free(&vr);
+        if (rc)
             return rc;
-        if (!vr.integrity_ok)
-            return ls_err(j->ctx, LS_ECORRUPT, "restored database fails integrity_check: %s",
-                          vr.integrity_message);
     }
     if ((rc = ls_publish(j->ctx, j->tmp, j->dest)) != 0)
         return rc;
