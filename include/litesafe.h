@@ -13,17 +13,21 @@
  *   - The library never prints. It logs through the callback set with
  *     ls_ctx_set_log(); long operations report progress through a callback in
  *     their options.
- *   - Result structs (ls_backup_result, ...) are filled by the callee, which
- *     zeroes the whole struct first. Their strings are `char *` allocated by
- *     the call and owned by the struct; NULL when the call did not get that
- *     far or the value does not apply. Release them with the struct's
+ *   - Result structs are the caller's and filled by the callee, which zeroes
+ *     the whole struct first. Strings in them are `char *` allocated by the
+ *     call and owned by the struct (ls_backup_result, ls_checkpoint_result,
+ *     ls_info_result, ls_verify_result, ls_prune_result,
+ *     ls_restore_file_result); NULL when the call did not get that far or
+ *     the value does not apply. Release them with the struct's
  *     ls_<name>_result_free() after every call, whether it succeeded or
  *     failed (a failed call may have filled some, and ls_verify fills all of
  *     them when a check fails). A _free call frees the strings and sets them
- *     to NULL; it is safe on a zeroed struct and when called twice. Release a
+ *     to NULL; it is safe on a zeroed struct, twice, and with NULL. Release a
  *     struct before passing it to a call again: the call zeroes it, and what
  *     it held would leak. Small arrays of a fixed, known size (a hex
- *     SHA-256, a journal mode, a generation name) stay in the struct.
+ *     SHA-256, a journal mode, a generation name) stay in the struct, and a
+ *     result without strings (ls_restore_result, ls_validate_result) needs
+ *     no release.
  *   - One ls_ctx must not be used by two threads at once.
  */
 #ifndef LITESAFE_H
