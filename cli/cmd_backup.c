@@ -51,6 +51,27 @@ static void print_backup_text(cli_env *env, const ls_backup_result *r)
     out_line(env, "retries", "%d", r->retries);
 }
 
+/*
+ * --watch's retention after each backup: prune the directory of `dest` with
+ * --keep/--keep-within and print how many went. Returns 0 or the LS_E* code.
+ */
+static int prune_after_backup(cli_env *env, const char *dest, long long keep, int64_t within_ms)
+{
+    char bdir[8192], *slash;
+    ls_prune_result pr;
+    ls_prune_opts po = {.keep = keep, .keep_within_s = within_ms < 0 ? -1 : within_ms / 1000};
+    snprintf(bdir, sizeof(bdir), "%s", dest);
+    if ((slash = strrchr(bdir, '/')) != NULL)
+        *slash = '\0';
+    int rc = ls_prune(env->ctx, bdir, &po, &pr);
+    if (rc == 0 && env->json)
+        out_uint(env, "pruned", pr.deleted);
+    else if (rc == 0)
+        out_line(env, "pruned", "%llu", (unsigned long long)pr.deleted);
+    ls_prune_result_free(&pr);
+    return rc;
+}
+
 /* Sleep up to ms; returns 1 early when SIGINT/SIGTERM arrived. */
 static int sleep_interruptible(int64_t ms)
 {
@@ -128,8 +149,10 @@ int cmd_backup(cli_env *env, int argc, char **argv)
         bo.progress_ud = &prog;
         rc = ls_backup(env->ctx, db, target, &bo, &res);
         cli_progress_done(&prog);
-        if (rc != 0)
+        if (rc != 0) {
+            ls_backup_result_free(&res);
             return cli_fail_lib(env, rc);
+        }
         out_begin(env);
         if (env->json) {
             out_str(env, "command", "backup");
@@ -137,25 +160,12 @@ int cmd_backup(cli_env *env, int argc, char **argv)
         } else {
             print_backup_text(env, &res);
         }
-        if (watch) {
-            char bdir[8192], *slash;
-            ls_prune_result pr;
-            ls_prune_opts po = {.keep = keep, .keep_within_s = within_ms < 0 ? -1 : within_ms / 1000};
-            snprintf(bdir, sizeof(bdir), "%s", res.destination);
-            if ((slash = strrchr(bdir, '/')) != NULL)
-                *slash = '\0';
-            if (keep >= 0 || keep_within) {
-                if ((rc = ls_prune(env->ctx, bdir, &po, &pr)) != 0) {
-                    out_end(env);
-                    return cli_fail_lib(env, rc);
-                }
-                if (env->json)
-                    out_uint(env, "pruned", pr.deleted);
-                else
-                    out_line(env, "pruned", "%llu", (unsigned long long)pr.deleted);
-            }
-        }
+        if (watch && (keep >= 0 || keep_within))
+            rc = prune_after_backup(env, res.destination, keep, within_ms);
+        ls_backup_result_free(&res);
         out_end(env);
+        if (rc != 0)
+            return cli_fail_lib(env, rc);
         if (!watch)
             return 0;
         if (sleep_interruptible(every_ms))

@@ -92,8 +92,10 @@ int cmd_checkpoint(cli_env *env, int argc, char **argv)
         return rc;
 
     ls_checkpoint_result res;
-    if ((rc = ls_checkpoint(env->ctx, pos[0], mode, (int)busy, &res)) != 0)
+    if ((rc = ls_checkpoint(env->ctx, pos[0], mode, (int)busy, &res)) != 0) {
+        ls_checkpoint_result_free(&res);
         return cli_fail_lib(env, rc);
+    }
     if (!res.wal_mode)
         cli_note(env, "%s: not in WAL mode; nothing to checkpoint", res.database);
     else if (res.busy && res.wal_pages < 0)
@@ -110,5 +112,6 @@ int cmd_checkpoint(cli_env *env, int argc, char **argv)
         print_checkpoint_text(env, &res);
     }
     out_end(env);
+    ls_checkpoint_result_free(&res);
     return 0;
 }

@@ -115,8 +115,10 @@ int cmd_info(cli_env *env, int argc, char **argv)
         return rc;
 
     ls_info_result res;
-    if ((rc = ls_info(env->ctx, pos[0], &res)) != 0)
+    if ((rc = ls_info(env->ctx, pos[0], &res)) != 0) {
+        ls_info_result_free(&res);
         return cli_fail_lib(env, rc);
+    }
     if (res.wal_size_bytes > 0 && !res.wal_header_valid)
         cli_note(env, "%s-wal: invalid WAL header; its frames are ignored", res.path);
     if (res.size_bytes == 0) {
@@ -132,5 +134,6 @@ int cmd_info(cli_env *env, int argc, char **argv)
     else
         print_info_text(env, &res);
     out_end(env);
+    ls_info_result_free(&res);
     return 0;
 }

@@ -109,5 +109,6 @@ int cmd_prune(cli_env *env, int argc, char **argv)
     for (size_t i = 0; i < del.n; i++)
         free(del.v[i]);
     free(del.v);
+    ls_prune_result_free(&res);
     return rc;
 }

@@ -13,7 +13,7 @@
  * its status after the final flush (1 if the flush failed).
  *
  * Once the configuration is accepted, nothing about one database or replica
- * ends the command (see STAYING UP in src/replication/replicate.c).
+ * ends the command (see STAYING UP in src/replication/engine.c).
  */
 #include "cli.h"
 

@@ -84,21 +84,25 @@ static int restore_from_file(cli_env *env, const restore_args *a)
     ls_restore_file_result res;
     int replace = a->replace != NULL;
     int rc = ls_restore_file(env->ctx, a->source, replace ? a->replace : a->output, replace, &res);
-    if (rc != 0)
+    if (rc != 0) {
+        ls_restore_file_result_free(&res);
         return cli_fail_lib(env, rc);
+    }
+    const char *pre = res.pre_restore && *res.pre_restore ? res.pre_restore : NULL;
     out_begin(env);
     out_str(env, "command", "restore");
     out_str(env, "source", res.source);
     out_str(env, "destination", res.destination);
     out_bool(env, "replaced", replace);
-    out_str(env, "pre_restore", res.pre_restore[0] ? res.pre_restore : NULL);
+    out_str(env, "pre_restore", pre);
     out_uint(env, "size_bytes", res.size_bytes);
     out_str(env, "sha256", res.sha256);
     out_uint(env, "page_count", res.page_count);
     out_uint(env, "elapsed_ms", res.elapsed_ms);
     out_end(env);
-    if (res.pre_restore[0])
-        cli_note(env, "the previous database is kept as %s", res.pre_restore);
+    if (pre)
+        cli_note(env, "the previous database is kept as %s", pre);
+    ls_restore_file_result_free(&res);
     return 0;
 }
 
@@ -175,19 +179,22 @@ static int restore_from_file_or_fail(cli_env *env, const restore_args *a)
 {
     ls_info_result info;
     int rc = ls_info(env->ctx, a->source, &info);
-    if (info.page_size && info.size_bytes) /* the header was read and is SQLite's */
-        return restore_from_file(env, a);
-    if (rc == 0) /* an empty file: an empty database to info, no backup here */
-        return cli_fail(env, LS_ENOTDB, "%s: empty file, not a database", a->source);
-    if (rc != LS_ENOTDB)
-        return cli_fail(env, LS_ENOENT, "%s: not a backup file, and not a database in %s",
-                        a->source, ls_config_default_path());
-    /* A file, but no database: say so (SQLite's words), with the path as given. */
-    const char *msg = ls_errmsg(env->ctx), *at = info.path[0] ? strstr(msg, info.path) : NULL;
-    if (!at)
-        return cli_fail_lib(env, rc);
-    return cli_fail(env, rc, "%.*s%s%s", (int)(at - msg), msg, a->source,
-                    at + strlen(info.path));
+    if (info.page_size && info.size_bytes) { /* the header was read and is SQLite's */
+        rc = restore_from_file(env, a);
+    } else if (rc == 0) { /* an empty file: an empty database to info, no backup here */
+        rc = cli_fail(env, LS_ENOTDB, "%s: empty file, not a database", a->source);
+    } else if (rc != LS_ENOTDB) {
+        rc = cli_fail(env, LS_ENOENT, "%s: not a backup file, and not a database in %s",
+                      a->source, ls_config_default_path());
+    } else {
+        /* A file, but no database: say so (SQLite's words), with the path as given. */
+        const char *msg = ls_errmsg(env->ctx), *at = info.path ? strstr(msg, info.path) : NULL;
+        rc = at ? cli_fail(env, rc, "%.*s%s%s", (int)(at - msg), msg, a->source,
+                           at + strlen(info.path))
+                : cli_fail_lib(env, rc);
+    }
+    ls_info_result_free(&info);
+    return rc;
 }
 
 int cmd_restore(cli_env *env, int argc, char **argv)

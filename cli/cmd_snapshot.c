@@ -127,8 +127,10 @@ int cmd_snapshot(cli_env *env, int argc, char **argv)
 
     /* 2. The checkpoint; busy is reported, not fatal. */
     ls_checkpoint_result cr;
-    if ((rc = ls_checkpoint(env->ctx, db, mode, (int)busy, &cr)) != 0)
+    if ((rc = ls_checkpoint(env->ctx, db, mode, (int)busy, &cr)) != 0) {
+        ls_checkpoint_result_free(&cr);
         return cli_fail_lib(env, rc);
+    }
     if (!cr.wal_mode)
         cli_note(env, "%s: not in WAL mode; nothing to checkpoint", cr.database);
     else if (cr.busy)
@@ -145,7 +147,7 @@ int cmd_snapshot(cli_env *env, int argc, char **argv)
     rc = ls_backup(env->ctx, db, dest, &bo, &br);
     cli_progress_done(&prog);
     if (rc != 0)
-        return cli_fail_lib(env, rc);
+        goto cleanup;
 
     out_begin(env);
     if (env->json) {
@@ -161,5 +163,9 @@ int cmd_snapshot(cli_env *env, int argc, char **argv)
         print_snapshot_text(env, &cr, &br);
     }
     out_end(env);
-    return 0;
+
+cleanup:
+    ls_checkpoint_result_free(&cr);
+    ls_backup_result_free(&br);
+    return rc ? cli_fail_lib(env, rc) : 0;
 }

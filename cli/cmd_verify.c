@@ -31,8 +31,10 @@ int cmd_verify(cli_env *env, int argc, char **argv)
     ls_verify_result res;
     rc = ls_verify(env->ctx, pos[0], sha, &res);
     /* LS_ECORRUPT comes with a complete result: print it, then the error. */
-    if (rc != 0 && rc != LS_ECORRUPT)
+    if (rc != 0 && rc != LS_ECORRUPT) {
+        ls_verify_result_free(&res);
         return cli_fail_lib(env, rc);
+    }
     out_begin(env);
     out_str(env, "command", "verify");
     out_str(env, "path", res.path);
@@ -51,5 +53,6 @@ int cmd_verify(cli_env *env, int argc, char **argv)
     out_str(env, "journal_mode", res.journal_mode);
     out_bool(env, "ok", rc == 0);
     out_end(env);
+    ls_verify_result_free(&res);
     return rc ? cli_fail_lib(env, rc) : 0;
 }

@@ -13,8 +13,21 @@
  *   - The library never prints. It logs through the callback set with
  *     ls_ctx_set_log(); long operations report progress through a callback in
  *     their options.
- *   - Result structs are filled by the callee; strings in them are owned by
- *     the struct (fixed-size buffers) so nothing needs freeing.
+ *   - Result structs are the caller's and filled by the callee, which zeroes
+ *     the whole struct first. Strings in them are `char *` allocated by the
+ *     call and owned by the struct (ls_backup_result, ls_checkpoint_result,
+ *     ls_info_result, ls_verify_result, ls_prune_result,
+ *     ls_restore_file_result); NULL when the call did not get that far or
+ *     the value does not apply. Release them with the struct's
+ *     ls_<name>_result_free() after every call, whether it succeeded or
+ *     failed (a failed call may have filled some, and ls_verify fills all of
+ *     them when a check fails). A _free call frees the strings and sets them
+ *     to NULL; it is safe on a zeroed struct, twice, and with NULL. Release a
+ *     struct before passing it to a call again: the call zeroes it, and what
+ *     it held would leak. Small arrays of a fixed, known size (a hex
+ *     SHA-256, a journal mode, a generation name) stay in the struct, and a
+ *     result without strings (ls_restore_result, ls_validate_result) needs
+ *     no release.
  *   - One ls_ctx must not be used by two threads at once.
  */
 #ifndef LITESAFE_H
@@ -134,8 +147,8 @@ typedef struct ls_backup_opts {
 } ls_backup_opts;
 
 typedef struct ls_backup_result {
-    char source[4096];          /* absolute path of the source database */
-    char destination[4096];     /* path of the published backup */
+    char *source;               /* absolute path of the source database */
+    char *destination;          /* absolute path of the published backup */
     uint64_t size_bytes;        /* size of the destination file */
     char sha256[65];            /* lowercase hex SHA-256 of the destination bytes */
     uint32_t page_size;         /* bytes per page */
@@ -155,6 +168,10 @@ typedef struct ls_backup_result {
  */
 int ls_backup(ls_ctx *ctx, const char *src, const char *dest, const ls_backup_opts *opts,
               ls_backup_result *res);
+/* Free the strings of `res` (source, destination) and set them to NULL; the
+ * other fields stay. Safe on a zeroed struct, after a failed ls_backup, twice,
+ * and with NULL. */
+void ls_backup_result_free(ls_backup_result *res);
 
 /*
  * Path of a timestamped backup of `src` in `dir` (default: <src dir>/backups):
@@ -177,7 +194,7 @@ typedef enum {
 } ls_ckpt_mode;
 
 typedef struct ls_checkpoint_result {
-    char database[4096];        /* absolute path of the database */
+    char *database;             /* absolute path of the database */
     ls_ckpt_mode mode;
     int busy;                   /* 1 if the checkpoint could not finish (readers/writers) */
     int64_t wal_pages;          /* frames in the WAL at the end: 0 if not WAL mode (nothing
@@ -200,12 +217,15 @@ const char *ls_ckpt_mode_name(ls_ckpt_mode mode);
  */
 int ls_checkpoint(ls_ctx *ctx, const char *db, ls_ckpt_mode mode, int busy_timeout_ms,
                   ls_checkpoint_result *res);
+/* Free res->database and set it to NULL; the other fields stay. Safe on a
+ * zeroed struct, after a failed ls_checkpoint, twice, and with NULL. */
+void ls_checkpoint_result_free(ls_checkpoint_result *res);
 
 /* ---------------------------------------------------------------------- */
 /* Info (strictly read-only: never opens the database through SQLite)     */
 
 typedef struct ls_info_result {
-    char path[4096];            /* absolute path */
+    char *path;                 /* absolute path */
     uint64_t size_bytes;        /* size of the database file */
     char journal_mode[16];      /* "wal" or "delete" (rollback journal) */
     uint32_t page_size;
@@ -226,23 +246,27 @@ typedef struct ls_info_result {
     int journal_file_exists;    /* a rollback -journal file is present */
     int meta_dir_exists;        /* .<name>-litesafe/ present next to the db */
     int litestream_meta_dir_exists; /* .<name>-litestream/ present */
-    char meta_dir[4096];
+    char *meta_dir;             /* absolute path of .<name>-litesafe/ (present or not) */
 } ls_info_result;
 
 /* Inspect `db`. Returns 0, LS_ENOENT, LS_ENOTDB (not SQLite; a zero-length file is
  * an empty database). */
 int ls_info(ls_ctx *ctx, const char *db, ls_info_result *res);
+/* Free the strings of `res` (path, meta_dir) and set them to NULL; the other
+ * fields stay. Safe on a zeroed struct, after a failed ls_info, twice, and
+ * with NULL. */
+void ls_info_result_free(ls_info_result *res);
 
 /* ---------------------------------------------------------------------- */
 /* Verify                                                                  */
 
 typedef struct ls_verify_result {
-    char path[4096];
+    char *path;                 /* absolute path of the file checked */
     uint64_t size_bytes;
     char sha256[65];            /* SHA-256 of the file's bytes */
     int sha256_match;           /* -1 not asked, 0 mismatch, 1 match */
     int integrity_ok;           /* PRAGMA integrity_check said "ok" */
-    char integrity_message[1024]; /* first problems reported, or "ok" */
+    char *integrity_message;    /* first problems reported (at most 1023 bytes), or "ok" */
     uint32_t page_size;
     uint64_t page_count;
     char journal_mode[16];
@@ -255,6 +279,10 @@ typedef struct ls_verify_result {
  * LS_ENOENT, LS_ENOTDB, LS_EUSAGE (malformed expected digest).
  */
 int ls_verify(ls_ctx *ctx, const char *file, const char *expect_sha256, ls_verify_result *res);
+/* Free the strings of `res` (path, integrity_message) and set them to NULL;
+ * the other fields stay. Safe on a zeroed struct, after a failed ls_verify,
+ * twice, and with NULL. */
+void ls_verify_result_free(ls_verify_result *res);
 
 /* ---------------------------------------------------------------------- */
 /* Prune                                                                   */
@@ -270,7 +298,7 @@ typedef struct ls_prune_opts {
 } ls_prune_opts;
 
 typedef struct ls_prune_result {
-    char dir[4096];
+    char *dir;                  /* absolute path of the directory pruned */
     uint64_t examined;          /* timestamped backups found */
     uint64_t kept;
     uint64_t deleted;
@@ -283,14 +311,17 @@ typedef struct ls_prune_result {
  * is kept if either rule keeps it. The newest backup of each name is always kept.
  */
 int ls_prune(ls_ctx *ctx, const char *dir, const ls_prune_opts *opts, ls_prune_result *res);
+/* Free res->dir and set it to NULL; the counts stay. Safe on a zeroed struct,
+ * after a failed ls_prune, twice, and with NULL. */
+void ls_prune_result_free(ls_prune_result *res);
 
 /* ---------------------------------------------------------------------- */
 /* Restore from a backup file                                              */
 
 typedef struct ls_restore_file_result {
-    char source[4096];          /* the backup restored from */
-    char destination[4096];     /* the restored database */
-    char pre_restore[4096];     /* where the old database went ("" if none) */
+    char *source;               /* the backup restored from (absolute path) */
+    char *destination;          /* the restored database (absolute path) */
+    char *pre_restore;          /* where the old database went (NULL if none) */
     uint64_t size_bytes;
     char sha256[65];
     uint64_t page_count;
@@ -306,6 +337,10 @@ typedef struct ls_restore_file_result {
  */
 int ls_restore_file(ls_ctx *ctx, const char *backup, const char *out, int replace,
                     ls_restore_file_result *res);
+/* Free the strings of `res` (source, destination, pre_restore) and set them to
+ * NULL; the other fields stay. Safe on a zeroed struct, after a failed
+ * ls_restore_file, twice, and with NULL. */
+void ls_restore_file_result_free(ls_restore_file_result *res);
 
 /* ---------------------------------------------------------------------- */
 /* Replication: options, configuration, the replicator                     */

@@ -371,14 +371,16 @@ static int mkdir_dest_dir(ls_ctx *ctx, const char *dest)
 static int check_paths(ls_ctx *ctx, const char *src, const char *dest, const ls_backup_opts *o,
                        ls_backup_result *res, struct stat *sst)
 {
+    char abs[PATH_MAX];
     int rc;
-    if ((rc = ls_db_resolve(ctx, src, res->source, sizeof(res->source), sst)) != 0)
+    if ((rc = ls_db_resolve(ctx, src, abs, sizeof(abs), sst)) != 0 ||
+        (rc = ls_strdup(ctx, &res->source, abs)) != 0)
         return rc;
     if (ls_path_exists(dest))
         return ls_err(ctx, LS_EEXIST, "%s: destination exists", dest);
     if (o->make_dir && (rc = mkdir_dest_dir(ctx, dest)) != 0)
         return rc;
-    if ((rc = ls_abspath(ctx, dest, res->destination, sizeof(res->destination))) != 0)
+    if ((rc = ls_abspath_dup(ctx, dest, &res->destination)) != 0)
         return rc;
     if (strcmp(res->source, res->destination) == 0)
         return ls_err(ctx, LS_EUSAGE, "%s: source and destination are the same file", dest);
@@ -456,6 +458,15 @@ int ls_backup(ls_ctx *ctx, const char *src, const char *dest, const ls_backup_op
     }
     ls_tmpfile_abort(&t);
     return rc;
+}
+
+void ls_backup_result_free(ls_backup_result *res)
+{
+    if (!res)
+        return;
+    free(res->source);
+    free(res->destination);
+    res->source = res->destination = NULL;
 }
 
 int ls_backup_path(ls_ctx *ctx, const char *src, const char *dir, int64_t t, int mkdir_it,

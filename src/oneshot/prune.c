@@ -216,7 +216,7 @@ int ls_prune(ls_ctx *ctx, const char *dir, const ls_prune_opts *opts, ls_prune_r
     if (!opts || (opts->keep < 0 && opts->keep_within_s < 0))
         return ls_err(ctx, LS_EUSAGE, "prune needs a retention rule (keep or keep-within)");
     const int64_t now = opts->now ? opts->now : ls_unix_now();
-    if ((rc = ls_abspath(ctx, dir, res->dir, sizeof(res->dir))) != 0)
+    if ((rc = ls_abspath_dup(ctx, dir, &res->dir)) != 0)
         return rc;
     d = opendir(res->dir);
     if (!d)
@@ -239,4 +239,12 @@ cleanup:
     bk_list_free(&l);
     closedir(d);
     return rc;
+}
+
+void ls_prune_result_free(ls_prune_result *res)
+{
+    if (!res)
+        return;
+    free(res->dir);
+    res->dir = NULL;
 }

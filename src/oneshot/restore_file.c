@@ -413,7 +413,10 @@ static int check_destination(ls_ctx *ctx, const char *dest, int replace, db_name
 static int check_backup(ls_ctx *ctx, const char *backup, ls_restore_file_result *res,
                         db_names *src, struct stat *st)
 {
-    int rc = ls_db_resolve(ctx, backup, res->source, sizeof(res->source), st);
+    char abs[PATH_MAX];
+    int rc = ls_db_resolve(ctx, backup, abs, sizeof(abs), st);
+    if (!rc)
+        rc = ls_strdup(ctx, &res->source, abs);
     return rc ? rc : names_init(ctx, src, res->source, "");
 }
 
@@ -423,13 +426,13 @@ static int check_copy(ls_ctx *ctx, const char *tmp, ls_restore_file_result *res)
     ls_verify_result vr;
     int rc;
     memset(&vr, 0, sizeof(vr));
-    if ((rc = ls_integrity_check(ctx, tmp, &vr)) != 0)
-        return rc;
-    if (!vr.integrity_ok)
-        return ls_err(ctx, LS_ECORRUPT, "%s fails its integrity check (%s): nothing was restored",
-                      res->source, vr.integrity_message);
-    res->page_count = vr.page_count;
-    return 0;
+    if ((rc = ls_integrity_check(ctx, tmp, &vr)) == 0 && !vr.integrity_ok)
+        rc = ls_err(ctx, LS_ECORRUPT, "%s fails its integrity check (%s): nothing was restored",
+                    res->source, vr.integrity_message);
+    if (rc == 0)
+        res->page_count = vr.page_count;
+    ls_verify_result_free(&vr);
+    return rc;
 }
 
 int ls_restore_file(ls_ctx *ctx, const char *backup, const char *out, int replace,
@@ -450,7 +453,7 @@ int ls_restore_file(ls_ctx *ctx, const char *backup, const char *out, int replac
     /* 1. The backup, then the destination. */
     if ((rc = check_backup(ctx, backup, res, &src, &bst)) != 0)
         return rc;
-    if ((rc = ls_abspath(ctx, out, res->destination, sizeof(res->destination))) != 0)
+    if ((rc = ls_abspath_dup(ctx, out, &res->destination)) != 0)
         return rc;
     if (strcmp(res->source, res->destination) == 0)
         return ls_err(ctx, LS_EUSAGE, "%s: backup and destination are the same file", out);
@@ -482,20 +485,33 @@ int ls_restore_file(ls_ctx *ctx, const char *backup, const char *out, int replac
     if ((rc = ls_tmpfile_sync(ctx, &t)) != 0)
         goto cleanup;
 
-    /* 6, 7. Visible. */
+    /* 6, 7. Visible. (pre_restore is copied first: nothing can fail after the swap.) */
     if (exists) {
-        if ((rc = check_not_in_use(ctx, &dst)) != 0 || (rc = swap_in(ctx, &dst, &pre, &t)) != 0)
+        if ((rc = ls_strdup(ctx, &res->pre_restore, pre.db)) != 0 ||
+            (rc = check_not_in_use(ctx, &dst)) != 0 || (rc = swap_in(ctx, &dst, &pre, &t)) != 0) {
+            free(res->pre_restore); /* nothing was moved aside */
+            res->pre_restore = NULL;
             goto cleanup;
-        ls_strlcpy(res->pre_restore, pre.db, sizeof(res->pre_restore));
+        }
     } else if ((rc = ls_tmpfile_commit(ctx, &t)) != 0) {
         goto cleanup;
     }
     res->elapsed_ms = ls_now_ms() - t0;
     ls_log(ctx, LS_LOG_INFO, "restore done backup=%s dest=%s pre_restore=%s bytes=%llu ms=%llu",
-           res->source, res->destination, res->pre_restore[0] ? res->pre_restore : "-",
+           res->source, res->destination, res->pre_restore ? res->pre_restore : "-",
            (unsigned long long)res->size_bytes, (unsigned long long)res->elapsed_ms);
 
 cleanup:
     ls_tmpfile_abort(&t);
     return rc;
+}
+
+void ls_restore_file_result_free(ls_restore_file_result *res)
+{
+    if (!res)
+        return;
+    free(res->source);
+    free(res->destination);
+    free(res->pre_restore);
+    res->source = res->destination = res->pre_restore = NULL;
 }

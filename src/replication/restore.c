@@ -667,11 +667,12 @@ static int finish(rs_job *j)
     if (!j->plan.skip_integrity) {
         ls_verify_result vr;
         memset(&vr, 0, sizeof(vr));
-        if ((rc = ls_integrity_check(j->ctx, j->out.path, &vr)) != 0)
+        if ((rc = ls_integrity_check(j->ctx, j->out.path, &vr)) == 0 && !vr.integrity_ok)
+            rc = ls_err(j->ctx, LS_ECORRUPT, "restored database fails integrity_check: %s",
+                        vr.integrity_message);
+        ls_verify_result_free(&vr);
+        if (rc)
             return rc;
-        if (!vr.integrity_ok)
-            return ls_err(j->ctx, LS_ECORRUPT, "restored database fails integrity_check: %s",
-                          vr.integrity_message);
     }
     return ls_tmpfile_commit(j->ctx, &j->out);
 }

@@ -38,6 +38,7 @@
 
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -182,7 +183,7 @@ int ls_checkpoint(ls_ctx *ctx, const char *db, ls_ckpt_mode mode, int busy_timeo
         return ls_err(ctx, LS_EUSAGE, "unknown checkpoint mode %d", (int)mode);
 
     /* 1. The file. */
-    if ((rc = ls_abspath(ctx, db, res->database, sizeof(res->database))) != 0)
+    if ((rc = ls_abspath_dup(ctx, db, &res->database)) != 0)
         return rc;
     if (is_empty_database(res->database)) {
         res->wal_pages = res->checkpointed_pages = 0;
@@ -233,4 +234,12 @@ cleanup:
                (long long)res->wal_pages, (long long)res->checkpointed_pages,
                (unsigned long long)res->elapsed_ms);
     return rc;
+}
+
+void ls_checkpoint_result_free(ls_checkpoint_result *res)
+{
+    if (!res)
+        return;
+    free(res->database);
+    res->database = NULL;
 }

@@ -165,16 +165,16 @@ cleanup:
 /* Step 4: .<name>-litesafe/ and .<name>-litestream/ next to the database. */
 static int inspect_meta_dirs(ls_ctx *ctx, ls_info_result *res)
 {
-    char dir[PATH_MAX], base[PATH_MAX], other[PATH_MAX * 2 + 32];
+    char dir[PATH_MAX], base[PATH_MAX], meta[PATH_MAX], other[PATH_MAX * 2 + 32];
     ls_path_split(res->path, dir, sizeof(dir), base, sizeof(base));
     const char *sep = strcmp(dir, "/") ? "/" : "";
-    int n = snprintf(res->meta_dir, sizeof(res->meta_dir), "%s%s.%s-litesafe", dir, sep, base);
-    if (n < 0 || (size_t)n >= sizeof(res->meta_dir))
+    int n = snprintf(meta, sizeof(meta), "%s%s.%s-litesafe", dir, sep, base);
+    if (n < 0 || (size_t)n >= sizeof(meta))
         return ls_err(ctx, LS_EUSAGE, "path too long: %s", res->path);
     snprintf(other, sizeof(other), "%s%s.%s-litestream", dir, sep, base);
-    res->meta_dir_exists = is_dir(res->meta_dir);
+    res->meta_dir_exists = is_dir(meta);
     res->litestream_meta_dir_exists = is_dir(other);
-    return 0;
+    return ls_strdup(ctx, &res->meta_dir, meta);
 }
 
 int ls_info(ls_ctx *ctx, const char *db, ls_info_result *res)
@@ -188,7 +188,7 @@ int ls_info(ls_ctx *ctx, const char *db, ls_info_result *res)
     ls_err_clear(ctx);
 
     /* 1. The database file and its header (none in an empty database). */
-    if ((rc = ls_abspath(ctx, db, res->path, sizeof(res->path))) != 0)
+    if ((rc = ls_abspath_dup(ctx, db, &res->path)) != 0)
         return rc;
     if (stat(res->path, &st) != 0)
         return ls_err_errno(ctx, errno, "%s", res->path);
@@ -224,4 +224,13 @@ int ls_info(ls_ctx *ctx, const char *db, ls_info_result *res)
     snprintf(side, sizeof(side), "%s-journal", res->path);
     res->journal_file_exists = ls_path_exists(side);
     return inspect_meta_dirs(ctx, res);
+}
+
+void ls_info_result_free(ls_info_result *res)
+{
+    if (!res)
+        return;
+    free(res->path);
+    free(res->meta_dir);
+    res->path = res->meta_dir = NULL;
 }

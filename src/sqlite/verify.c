@@ -21,12 +21,14 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 
 /* Rows of integrity_check asked for (SQLite stops after this many problems). */
 #define MAX_PROBLEMS 100
+#define MSG_MAX 1024 /* bytes of integrity_message, its terminator included */
 #define BUSY_MS 5000
 
 /*
@@ -158,7 +160,7 @@ int ls_integrity_check(ls_ctx *ctx, const char *path, ls_verify_result *res)
     ls_db_hdr hdr;
     struct stat sb;
     int rc, src, rows = 0, ok_row = 0, room = 1;
-    char sql[64];
+    char sql[64], msg[MSG_MAX] = "";
 
     /* 1. Header. */
     if ((rc = ls_db_probe(ctx, path, &hdr)) != 0)
@@ -166,7 +168,6 @@ int ls_integrity_check(ls_ctx *ctx, const char *path, ls_verify_result *res)
     if (stat(path, &sb) != 0)
         return ls_err_errno(ctx, errno, "%s", path);
     res->integrity_ok = 0;
-    res->integrity_message[0] = '\0';
     res->page_size = hdr.page_size;
     res->page_count = hdr.size_valid && hdr.page_count ? hdr.page_count
                                                        : (uint64_t)sb.st_size / hdr.page_size;
@@ -185,7 +186,7 @@ int ls_integrity_check(ls_ctx *ctx, const char *path, ls_verify_result *res)
         rows++;
         ok_row = rows == 1 && strcmp(line, "ok") == 0;
         if (room)
-            room = msg_append(res->integrity_message, sizeof(res->integrity_message), line);
+            room = msg_append(msg, sizeof(msg), line);
         src = SQLITE_OK;
     }
     if (src != SQLITE_DONE) {
@@ -196,13 +197,14 @@ int ls_integrity_check(ls_ctx *ctx, const char *path, ls_verify_result *res)
         }
         /* Damage SQLite met before or while checking: a failed check. */
         if (room)
-            msg_append(res->integrity_message, sizeof(res->integrity_message), sqlite3_errmsg(db));
+            msg_append(msg, sizeof(msg), sqlite3_errmsg(db));
         ok_row = 0;
     }
     res->integrity_ok = rows == 1 && ok_row;
-    if (rows == 0 && !res->integrity_message[0])
-        ls_strlcpy(res->integrity_message, "integrity check returned nothing",
-                   sizeof(res->integrity_message));
+    if (rows == 0 && !msg[0])
+        ls_strlcpy(msg, "integrity check returned nothing", sizeof(msg));
+    if ((rc = ls_strdup(ctx, &res->integrity_message, msg)) != 0)
+        goto cleanup;
 
     /* 4. SQLite's view of the size, when it can read it. */
     if (res->integrity_ok) {
@@ -238,7 +240,7 @@ int ls_verify(ls_ctx *ctx, const char *file, const char *expect_sha256, ls_verif
     if (expect_sha256 && !ls_sha256_hex_valid(expect_sha256))
         return ls_err(ctx, LS_EUSAGE, "expected SHA-256 '%s' is not 64 hex digits",
                       expect_sha256);
-    if ((rc = ls_abspath(ctx, file, res->path, sizeof(res->path))) != 0)
+    if ((rc = ls_abspath_dup(ctx, file, &res->path)) != 0)
         return rc;
 
     /* 2. Integrity. */
@@ -268,4 +270,13 @@ int ls_verify(ls_ctx *ctx, const char *file, const char *expect_sha256, ls_verif
     ls_log(ctx, LS_LOG_DEBUG, "verify ok path=%s pages=%llu sha256=%s", res->path,
            (unsigned long long)res->page_count, res->sha256);
     return 0;
+}
+
+void ls_verify_result_free(ls_verify_result *res)
+{
+    if (!res)
+        return;
+    free(res->path);
+    free(res->integrity_message);
+    res->path = res->integrity_message = NULL;
 }

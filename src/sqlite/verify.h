@@ -18,7 +18,9 @@
  * counts as a failed check (integrity_ok 0, SQLite's message), not an error.
  * The caller has probed the file (ls_db_probe): it exists and has a header.
  * Returns 0 when the check ran (whatever it found), or LS_EIO, LS_EBUSY,
- * LS_EPERM, LS_ENOMEM when it could not run.
+ * LS_EPERM, LS_ENOMEM when it could not run. integrity_message is allocated
+ * (only when the check ran): it must be NULL on entry (a zeroed struct), and
+ * the caller releases it with ls_verify_result_free().
  */
 int ls_integrity_check(ls_ctx *ctx, const char *path, ls_verify_result *res);
 

@@ -188,3 +188,10 @@ void ls_strlcpy(char *dst, const char *src, size_t size)
     memcpy(dst, src, n);
     dst[n] = '\0';
 }
+
+int ls_strdup(ls_ctx *ctx, char **out, const char *s)
+{
+    if (!(*out = strdup(s)))
+        return ls_err(ctx, LS_ENOMEM, "out of memory");
+    return 0;
+}

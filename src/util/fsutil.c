@@ -134,6 +134,14 @@ int ls_abspath(ls_ctx *ctx, const char *path, char *out, size_t outsz)
     return 0;
 }
 
+int ls_abspath_dup(ls_ctx *ctx, const char *path, char **out)
+{
+    char abs[PATH_MAX];
+    int rc = ls_abspath(ctx, path, abs, sizeof(abs));
+    *out = NULL;
+    return rc ? rc : ls_strdup(ctx, out, abs);
+}
+
 int ls_path_exists(const char *path)
 {
     struct stat st;

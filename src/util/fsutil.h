@@ -51,6 +51,8 @@ int ls_fsync_parent(ls_ctx *ctx, const char *path);
 
 /* Absolute, normalised form of path (the file need not exist; its directory must). */
 int ls_abspath(ls_ctx *ctx, const char *path, char *out, size_t outsz);
+/* ls_abspath into a malloc'd string in *out (the caller frees it; NULL on failure). */
+int ls_abspath_dup(ls_ctx *ctx, const char *path, char **out);
 /* Directory part and base name of a path into the given buffers. */
 void ls_path_split(const char *path, char *dir, size_t dirsz, char *base, size_t basesz);
 /* 1 if path exists (any type, dangling links included), 0 if not. */

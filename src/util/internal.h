@@ -65,5 +65,7 @@ int64_t ls_unix_now_ms(void);
 
 /* Copy a string into a fixed buffer, always terminated. */
 void ls_strlcpy(char *dst, const char *src, size_t size);
+/* A malloc'd copy of `s` in *out (the caller frees it). Returns 0 or LS_ENOMEM. */
+int ls_strdup(ls_ctx *ctx, char **out, const char *s);
 
 #endif

@@ -69,9 +69,11 @@ static void test_checkpoint_refuses_bad_mode(void **state)
                      LS_EUSAGE);
     assert_int_equal(ls_errcode(ctx), LS_EUSAGE);
     assert_int_equal(res.wal_pages, -1);
+    ls_checkpoint_result_free(&res);
     /* A valid mode on a missing file: ENOENT. */
     assert_int_equal(ls_checkpoint(ctx, "/nonexistent/x.db", LS_CKPT_PASSIVE, 100, &res),
                      LS_ENOENT);
+    ls_checkpoint_result_free(&res);
     ls_ctx_free(ctx);
 }
 
