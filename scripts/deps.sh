@@ -78,3 +78,12 @@ fi
 # The fix is one condition (see DESIGN.md section 5); applied once.
 sed -i 's|dirPath.slice(prefixPath.length).indexOf(delimiterEnc) !== -1|false|' \
   $tools/@20minutes/s3rver/lib/stores/filesystem.js
+# A DeleteObjects batch deletes its keys concurrently, and each delete then
+# removes the directories it emptied: two keys under one parent raced to
+# remove it and the loser answered HTTP 500 (readdir or rm of a directory
+# already gone). A parent that is gone or no longer empty now ends the
+# cleanup, and an emptied directory is removed with rmdir, never a recursive
+# rm that could take a concurrent PUT's new object with it. Applied once.
+sed -i -e 's|!readdirSync(path.join(bucketPath, \.\.\.parts)).length|!(() => { try { return readdirSync(path.join(bucketPath, ...parts)); } catch (e) { if (e.code === "ENOENT") return [e]; throw e; } })().length|' \
+  -e 's|await fs.rm(path.join(bucketPath, \.\.\.parts), { recursive: true });|await fs.rmdir(path.join(bucketPath, ...parts)).catch((e) => { if (e.code !== "ENOENT" \&\& e.code !== "ENOTEMPTY") throw e; });|' \
+  $tools/@20minutes/s3rver/lib/stores/filesystem.js

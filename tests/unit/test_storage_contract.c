@@ -57,6 +57,14 @@ static ls_storage *open_file(fixture *f)
 
 /* ---- the remote servers' settings ---- */
 
+/* A storage call that must succeed; on failure the context's message says why. */
+#define OK(f, call)                                                                                \
+    do {                                                                                           \
+        int ok_rc_ = (call);                                                                       \
+        if (ok_rc_ != 0)                                                                           \
+            fail_msg("%s: %d: %s", #call, ok_rc_, ls_errmsg((f)->ctx));                            \
+    } while (0)
+
 static char *server_env[64][2]; /* KEY, VALUE from $LS_TEST_SERVERS */
 static size_t server_nenv;
 
@@ -314,7 +322,7 @@ static void list_keys(fixture *f, const char *prefix, char *out, size_t outsz)
 static size_t list_count(fixture *f, const char *prefix)
 {
     ls_obj_list l = {0};
-    assert_int_equal(f->s->list(f->s, f->ctx, prefix, &l), 0);
+    OK(f, f->s->list(f->s, f->ctx, prefix, &l));
     size_t n = l.n;
     ls_obj_list_free(&l);
     return n;
@@ -406,14 +414,14 @@ static void t_retry_only_transient(void **state)
     /* Transient list/stat/del failures are retried; a failed put is not. */
     ls_fault flaky = {LS_FAULT_LIST | LS_FAULT_STAT | LS_FAULT_DEL, 0, 1, LS_ENET, -1};
     ls_storage_fault_set(f->fault, &flaky);
-    assert_int_equal(f->s->list(f->s, f->ctx, "", &l), 0);
+    OK(f, f->s->list(f->s, f->ctx, "", &l));
     assert_int_equal(l.n, 1);
     ls_obj_list_free(&l);
     ls_storage_fault_set(f->fault, &flaky);
-    assert_int_equal(f->s->stat(f->s, f->ctx, "a/b", &o), 0);
+    OK(f, f->s->stat(f->s, f->ctx, "a/b", &o));
     ls_storage_fault_set(f->fault, &flaky);
     const char *keys[] = {"a/b"};
-    assert_int_equal(f->s->del(f->s, f->ctx, keys, 1), 0);
+    OK(f, f->s->del(f->s, f->ctx, keys, 1));
     expect_missing(f, "a/b");
     ls_fault put_fails = {LS_FAULT_PUT, 0, 1, LS_ENET, -1};
     ls_storage_fault_set(f->fault, &put_fails);
@@ -431,9 +439,9 @@ static void c_roundtrip_small(void **state)
     put(f, "one", "x", 1);
     expect_content(f, "empty", "", 0);
     expect_content(f, "one", "x", 1);
-    assert_int_equal(f->s->stat(f->s, f->ctx, "empty", &o), 0);
+    OK(f, f->s->stat(f->s, f->ctx, "empty", &o));
     assert_int_equal(o.size, 0);
-    assert_int_equal(f->s->stat(f->s, f->ctx, "one", &o), 0);
+    OK(f, f->s->stat(f->s, f->ctx, "one", &o));
     assert_int_equal(o.size, 1);
     /* A NULL buffer of length 0 is an empty object too. */
     assert_int_equal(ls_storage_put_buf(f->s, f->ctx, "a/b/null", NULL, 0), 0);
@@ -472,7 +480,7 @@ static void c_put_replaces(void **state)
     put(f, "dir/obj", big, 100000);
     put_str(f, "dir/obj", "short");
     expect_content(f, "dir/obj", "short", 5);
-    assert_int_equal(f->s->stat(f->s, f->ctx, "dir/obj", &o), 0);
+    OK(f, f->s->stat(f->s, f->ctx, "dir/obj", &o));
     assert_int_equal(o.size, 5);
     list_keys(f, "", keys, sizeof(keys));
     assert_string_equal(keys, "dir/obj");
@@ -539,7 +547,7 @@ static void c_stat(void **state)
     uint8_t *data = make_data(12345, 5);
     int64_t now = (int64_t)time(NULL) * 1000;
     put(f, "s/a", data, 12345);
-    assert_int_equal(f->s->stat(f->s, f->ctx, "s/a", &o), 0);
+    OK(f, f->s->stat(f->s, f->ctx, "s/a", &o));
     assert_int_equal(o.size, 12345);
     assert_null(o.key);
     assert_true(o.mtime_ms > now - 120000 && o.mtime_ms < now + 120000);
@@ -599,7 +607,7 @@ static void c_list_prefix(void **state)
     }
     /* Sizes and times come with the keys. */
     ls_obj_list l = {0};
-    assert_int_equal(f->s->list(f->s, f->ctx, "", &l), 0);
+    OK(f, f->s->list(f->s, f->ctx, "", &l));
     for (size_t i = 0; i < l.n; i++) {
         size_t j = 0;
         while (strcmp(keys[j], l.v[i].key) != 0)
@@ -608,7 +616,7 @@ static void c_list_prefix(void **state)
         assert_true(l.v[i].mtime_ms > 0);
     }
     /* list appends to what the list already holds. */
-    assert_int_equal(f->s->list(f->s, f->ctx, "gen", &l), 0);
+    OK(f, f->s->list(f->s, f->ctx, "gen", &l));
     assert_int_equal(l.n, 6 + 5);
     ls_obj_list_free(&l);
     assert_int_equal(l.n, 0);
@@ -632,21 +640,43 @@ static void c_delete(void **state)
     put_str(f, "keep", "4");
 
     const char *one[] = {"generations/g1/wal/a"};
-    assert_int_equal(f->s->del(f->s, f->ctx, one, 1), 0);
+    OK(f, f->s->del(f->s, f->ctx, one, 1));
     expect_missing(f, "generations/g1/wal/a");
     /* Deleting what is gone is fine. */
-    assert_int_equal(f->s->del(f->s, f->ctx, one, 1), 0);
+    OK(f, f->s->del(f->s, f->ctx, one, 1));
 
     const char *batch[] = {"generations/g1/wal/b", "generations/none/x",
                            "generations/g2/snapshots/c"};
-    assert_int_equal(f->s->del(f->s, f->ctx, batch, 3), 0);
+    OK(f, f->s->del(f->s, f->ctx, batch, 3));
     list_keys(f, "", got, sizeof(got));
     assert_string_equal(got, "keep");
-    assert_int_equal(f->s->del(f->s, f->ctx, NULL, 0), 0);
+    OK(f, f->s->del(f->s, f->ctx, NULL, 0));
 
     /* The key space is usable again after its last object went. */
     put_str(f, "generations/g1/wal/a", "again");
     expect_content(f, "generations/g1/wal/a", "again", 5);
+}
+
+/*
+ * Retention deletes whole generations in one batch: sibling subtrees that all
+ * empty at once. (s3rver removed the emptied directories of one batch
+ * concurrently and failed with HTTP 500 when two reached a shared parent.)
+ */
+static void c_delete_sibling_trees(void **state)
+{
+    fixture *f = *state;
+    char keys[6][64], got[64];
+    const char *batch[6];
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < 6; i++) {
+            snprintf(keys[i], sizeof(keys[i]), "generations/g%d/wal/%08x/seg", i, (unsigned)round);
+            put_str(f, keys[i], "x");
+            batch[i] = keys[i];
+        }
+        OK(f, f->s->del(f->s, f->ctx, batch, 6));
+        list_keys(f, "", got, sizeof(got));
+        assert_string_equal(got, "");
+    }
 }
 
 static void c_invalid_keys(void **state)
@@ -799,7 +829,7 @@ static void t_file_on_disk(void **state)
 
     /* Deleting the last object removes the directories it leaves empty, not the root. */
     const char *k[] = {"generations/g/wal/k"};
-    assert_int_equal(f->s->del(f->s, f->ctx, k, 1), 0);
+    OK(f, f->s->del(f->s, f->ctx, k, 1));
     snprintf(path, sizeof(path), "%s/generations", f->root);
     assert_int_not_equal(stat(path, &st), 0);
     assert_int_equal(stat(f->root, &st), 0);
@@ -828,7 +858,7 @@ static void t_file_stale_temp_files(void **state)
     put_str(f, "generations/g/wal/a", "new");
     expect_content(f, "generations/g/wal/a", "new", 3);
     const char *k[] = {"generations/g/wal/a"};
-    assert_int_equal(f->s->del(f->s, f->ctx, k, 1), 0);
+    OK(f, f->s->del(f->s, f->ctx, k, 1));
     assert_int_equal(list_count(f, ""), 0);
     /* The directory holding a stale temp file stays; that is harmless. */
     snprintf(path, sizeof(path), "%s/generations/g/wal", f->root);
@@ -1007,6 +1037,7 @@ static void c_concurrent(void **state)
         cmocka_unit_test_setup_teardown(c_list_prefix, setup, teardown),                           \
         cmocka_unit_test_setup_teardown(c_list_empty_store, setup, teardown),                      \
         cmocka_unit_test_setup_teardown(c_delete, setup, teardown),                                \
+        cmocka_unit_test_setup_teardown(c_delete_sibling_trees, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(c_invalid_keys, setup, teardown),                          \
         cmocka_unit_test_setup_teardown(c_source_fails_midway, setup, teardown),                   \
         cmocka_unit_test_setup_teardown(c_concurrent, setup, teardown)
