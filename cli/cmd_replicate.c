@@ -15,10 +15,9 @@
  * Once the configuration is accepted, nothing about one database or replica
  * ends the command (see STAYING UP in src/replication/engine.c).
  */
-#include "cli.h"
+#include "daemon.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,48 +39,16 @@ static int log_level_parse(const char *s)
     return -1;
 }
 
-typedef struct stopper {
-    ls_replicator *r;
-    volatile int done;
-    int rc;
-} stopper;
-
-static void *stop_thread(void *p)
-{
-    stopper *s = p;
-    s->rc = ls_replicator_stop(s->r, -1);
-    __atomic_store_n(&s->done, 1, __ATOMIC_RELEASE);
-    return NULL;
-}
-
-/* ls_replicator_stop in a thread, so that a second signal can interrupt it. */
-static int stop_replicator(ls_replicator *r)
-{
-    stopper s = {r, 0, 0};
-    pthread_t th;
-    if (cli_stop >= 2 || pthread_create(&th, NULL, stop_thread, &s) != 0) {
-        ls_replicator_interrupt(r);
-        return ls_replicator_stop(r, -1);
-    }
-    while (!__atomic_load_n(&s.done, __ATOMIC_ACQUIRE)) {
-        if (cli_stop >= 2)
-            ls_replicator_interrupt(r);
-        usleep(20000);
-    }
-    pthread_join(th, NULL);
-    return s.rc;
-}
-
 /*
  * Run until a signal, the -exec child's exit, or the replicator's own end,
  * forwarding each SIGTERM/SIGINT (and the replicator's end) to the child as
  * a SIGTERM. *status is the child's wait status once it exited.
  */
-static void supervise(ls_replicator *r, pid_t child, int *status)
+static void supervise(cli_daemon *d, pid_t child, int *status)
 {
     int child_done = child <= 0, forwarded = 0;
     for (;;) {
-        int engine_done = !ls_replicator_running(r);
+        int engine_done = !cli_daemon_running(d);
         int want = cli_stop ? cli_stop : engine_done; /* SIGTERMs the child should have had */
         if (!child_done && want > forwarded) {
             kill(child, SIGTERM);
@@ -123,7 +90,7 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
     char *pos[64];
     int npos, rc;
     ls_config *cfg = NULL;
-    ls_replicator *r = NULL;
+    cli_daemon *d = NULL;
 
     if ((rc = cli_parse(env, USAGE,
                         "Replicate databases continuously to file, s3, sftp or abs replicas, in the "
@@ -162,26 +129,23 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
         ls_ctx_log(env->ctx, LS_LOG_WARN, "metrics endpoint not supported, ignored addr=%s",
                    ls_config_addr(cfg));
 
-    if ((rc = ls_replicator_open_config(env->ctx, cfg, &r)) != 0 ||
-        (rc = ls_replicator_start(r)) != 0) {
-        ls_replicator_close(r);
-        ls_config_free(cfg);
-        return cli_fail_lib(env, rc);
-    }
+    if ((rc = cli_daemon_start(env, cfg, npos > 1 ? NULL : config ? config
+                                                      : ls_config_default_path(), &d)) >= 0)
+        return rc;
+    /* cfg now belongs to the daemon and lives until cli_daemon_close */
     for (size_t i = 0; i < ls_config_db_count(cfg); i++)
         for (size_t j = 0; j < ls_config_replica_count(cfg, i); j++)
             ls_ctx_log(env->ctx, LS_LOG_INFO, "replicating db=%s replica=%s type=%s",
                        ls_config_db_path(cfg, i), ls_config_replica_name(cfg, i, j),
                        ls_config_replica_type(cfg, i, j));
     if (exec_cmd)
-        ls_replicator_wait_started(r, 10000);
+        cli_daemon_wait_started(d, 10000);
     int status = 0;
     pid_t child = exec_cmd && !cli_stop ? spawn(env, exec_cmd) : 0;
-    supervise(r, child, &status);
+    supervise(d, child, &status);
     /* The final flush; a second signal cuts it short. */
-    rc = stop_replicator(r);
-    ls_replicator_close(r);
-    ls_config_free(cfg);
+    rc = cli_daemon_stop(d);
+    cli_daemon_close(d);
     if (rc)
         return cli_fail_lib(env, rc);
     if (exec_cmd) {

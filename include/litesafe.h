@@ -525,6 +525,22 @@ void ls_replicator_notify(ls_replicator *r, const char *db);
  */
 int ls_replicator_sync(ls_replicator *r, int64_t timeout_ms);
 
+/* Flags of ls_replicator_sync_db. */
+#define LS_SYNC_HURRY 0x1 /* ship now: end the replicas' sync-interval wait */
+#define LS_SYNC_SPOOL 0x2 /* return once the commits are in the local spool */
+/*
+ * The barrier for database `db` (an absolute path as configured; NULL: every
+ * database), recording errors on `ctx` (NULL: the replicator's). Without
+ * LS_SYNC_HURRY it rides the replicas' own cadence: it adds no upload, and
+ * waits at most one sync-interval beyond the upload. ls_replicator_sync is
+ * this with db NULL and LS_SYNC_HURRY. LS_ENOENT also when `db` is not one of
+ * the replicator's databases. Unlike the calls around it, this one and
+ * ls_replicator_status may run in any thread while the replicator runs
+ * (give each thread its own ctx).
+ */
+int ls_replicator_sync_db(ls_replicator *r, ls_ctx *ctx, const char *db, unsigned flags,
+                          int64_t timeout_ms);
+
 /* One replica's state, as ls_replicator_status() reports it. */
 typedef struct ls_replica_status {
     const char *database;       /* the database's path (borrowed from the replicator) */

@@ -670,8 +670,9 @@ void ls_engine_notify(ls_engine *e, const char *db)
             wake(&e->dbs[i]);
 }
 
-/* Wait until the source thread served barrier `req`: 0, or LS_EBUSY/LS_ECANCEL. */
-static int barrier_wait(engine_db *d, uint64_t req, uint64_t deadline, ls_spool_pos *sp)
+/* Wait until the source thread served barrier `req`: 0, or LS_EBUSY/LS_ECANCEL on ctx. */
+static int barrier_wait(engine_db *d, ls_ctx *ctx, uint64_t req, uint64_t deadline,
+                        ls_spool_pos *sp)
 {
     int attached = 0;
     pthread_mutex_lock(&d->mu);
@@ -692,11 +693,11 @@ static int barrier_wait(engine_db *d, uint64_t req, uint64_t deadline, ls_spool_
     *sp = d->barrier_pos;
     pthread_mutex_unlock(&d->mu);
     if (!served)
-        return d->e->quit ? ls_err(d->e->ctx, LS_ECANCEL, "replication stopped")
-                          : ls_err(d->e->ctx, LS_EBUSY, "sync: db=%s was not read in time "
+        return d->e->quit ? ls_err(ctx, LS_ECANCEL, "replication stopped")
+                          : ls_err(ctx, LS_EBUSY, "sync: db=%s was not read in time "
                                    "(the database side is stuck)", d->cfg->path);
     if (!attached)
-        return ls_err(d->e->ctx, LS_ENOENT, "sync: %s is not replicated (%s)", d->cfg->path,
+        return ls_err(ctx, LS_ENOENT, "sync: %s is not replicated (%s)", d->cfg->path,
                       d->last_err[0] ? d->last_err : "not attached yet");
     return 0;
 }
@@ -704,35 +705,48 @@ static int barrier_wait(engine_db *d, uint64_t req, uint64_t deadline, ls_spool_
 /*
  * The durable barrier. Each database's source thread is asked to sync and
  * report the spool's end; everything committed before the call is then at
- * or before that position. Then the replicas are hurried (their
- * sync-interval wait ends) until each holds it, restorably.
+ * or before that position. Then (unless LS_SYNC_SPOOL) the replicas are
+ * waited for until each holds it, restorably: hurried (their sync-interval
+ * wait ends) with LS_SYNC_HURRY, or at their own cadence without it.
  */
-int ls_engine_sync(ls_engine *e, int64_t timeout_ms)
+int ls_engine_sync(ls_engine *e, ls_ctx *ctx, const char *db, unsigned flags,
+                   int64_t timeout_ms)
 {
     uint64_t deadline = ls_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+    size_t matched = 0;
+    if (!ctx)
+        ctx = e->ctx;
     if (!e->running)
-        return ls_err(e->ctx, LS_ECANCEL, "replication is not running");
+        return ls_err(ctx, LS_ECANCEL, "replication is not running");
     for (size_t i = 0; i < e->ndb; i++) {
         engine_db *d = &e->dbs[i];
+        if (db && strcmp(db, d->cfg->path) != 0)
+            continue;
+        matched++;
         pthread_mutex_lock(&d->mu);
         uint64_t req = ++d->barrier_req;
         pthread_mutex_unlock(&d->mu);
         wake(d);
         ls_spool_pos sp;
-        int rc = barrier_wait(d, req, deadline, &sp);
+        int rc = barrier_wait(d, ctx, req, deadline, &sp);
         if (rc)
             return rc;
+        if (flags & LS_SYNC_SPOOL)
+            continue;
         for (unsigned spin = 0; !all_have(d, &sp, 0); spin++) {
             if (e->quit)
-                return ls_err(e->ctx, LS_ECANCEL, "replication stopped");
+                return ls_err(ctx, LS_ECANCEL, "replication stopped");
             if (ls_now_ms() >= deadline) {
-                report_missing(d, e->ctx, &sp, "by the sync deadline", 1);
-                return ls_err_recode(e->ctx, LS_EBUSY);
+                report_missing(d, ctx, &sp, "by the sync deadline", 1);
+                return ls_err_recode(ctx, LS_EBUSY);
             }
-            ls_source_hurry(d->src);
+            if (flags & LS_SYNC_HURRY)
+                ls_source_hurry(d->src);
             usleep(spin < 100 ? 500 : 10000);
         }
     }
+    if (db && !matched)
+        return ls_err(ctx, LS_ENOENT, "sync: %s is not a database of this replicator", db);
     return 0;
 }
 

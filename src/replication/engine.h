@@ -42,8 +42,13 @@ void ls_engine_free(ls_engine *e);
 /* For the public replicator (replicator.c; the contracts are in litesafe.h). */
 /* Wake the source thread of `db` (absolute path; NULL: every database). Any thread. */
 void ls_engine_notify(ls_engine *e, const char *db);
-/* The durable barrier of ls_replicator_sync, while ls_engine_run runs. */
-int ls_engine_sync(ls_engine *e, int64_t timeout_ms);
+/*
+ * The durable barrier of ls_replicator_sync_db (db NULL: every database;
+ * flags LS_SYNC_*), while ls_engine_run runs; errors on ctx (NULL: the
+ * engine's). Any thread.
+ */
+int ls_engine_sync(ls_engine *e, ls_ctx *ctx, const char *db, unsigned flags,
+                   int64_t timeout_ms);
 /* Every replica's state (*out malloc'd; strings borrowed from the engine). */
 int ls_engine_status(ls_engine *e, ls_replica_status **out, size_t *n);
 

@@ -265,9 +265,20 @@ void ls_replicator_notify(ls_replicator *r, const char *db)
 
 int ls_replicator_sync(ls_replicator *r, int64_t timeout_ms)
 {
-    if (!r->started || __atomic_load_n(&r->done, __ATOMIC_ACQUIRE))
-        return ls_err(r->ctx, LS_ECANCEL, "replication is not running");
-    return ls_engine_sync(r->e, timeout_ms);
+    return ls_replicator_sync_db(r, NULL, NULL, LS_SYNC_HURRY, timeout_ms);
+}
+
+int ls_replicator_sync_db(ls_replicator *r, ls_ctx *ctx, const char *db, unsigned flags,
+                          int64_t timeout_ms)
+{
+    if (!ctx)
+        ctx = r->ctx;
+    if (flags & ~(unsigned)(LS_SYNC_HURRY | LS_SYNC_SPOOL))
+        return ls_err(ctx, LS_EUSAGE, "ls_replicator_sync_db: unknown flags 0x%x", flags);
+    ls_engine *e = __atomic_load_n(&r->e, __ATOMIC_ACQUIRE);
+    if (!e || __atomic_load_n(&r->done, __ATOMIC_ACQUIRE))
+        return ls_err(ctx, LS_ECANCEL, "replication is not running");
+    return ls_engine_sync(e, ctx, db, flags, timeout_ms);
 }
 
 int ls_replicator_status(ls_replicator *r, ls_replica_status **out, size_t *n)

@@ -221,6 +221,40 @@ static void test_lag_and_hurry(void **state)
     ls_replicator_close(r);
 }
 
+/*
+ * ls_replicator_sync_db: without LS_SYNC_HURRY the barrier rides the
+ * replica's cadence (it times out under a 60 s sync-interval where the
+ * hurried one succeeds); LS_SYNC_SPOOL returns once the spool has it; a
+ * database not replicated here is LS_ENOENT; errors go to the caller's ctx.
+ */
+static void test_sync_db_flags(void **state)
+{
+    fixture *f = *state;
+    ls_ctx *mine = NULL;
+    assert_int_equal(ls_ctx_new(&mine), 0);
+    make_db(f);
+    ls_replica_options ro = LS_REPLICA_OPTIONS_INIT;
+    ro.url = f->replica;
+    ro.sync_interval_ms = 60000;
+    ls_replicator *r = start_with(f, &ro);
+    assert_int_equal(ls_replicator_sync(r, 20000), 0);
+    commit_rows(f, 5);
+    assert_int_equal(ls_replicator_sync_db(r, mine, f->db, LS_SYNC_SPOOL, 20000), 0);
+    assert_true(one_status(r).lag_ms >= 0);
+    assert_int_equal(ls_replicator_sync_db(r, mine, f->db, 0, 400), LS_EBUSY);
+    assert_non_null(strstr(ls_errmsg(mine), "not flushed in time"));
+    assert_string_equal(ls_errmsg(f->ctx), ""); /* nothing on the replicator's ctx */
+    assert_int_equal(ls_replicator_sync_db(r, mine, f->db, LS_SYNC_HURRY, 20000), 0);
+    assert_int_equal(one_status(r).lag_ms, 0);
+    assert_int_equal(ls_replicator_sync_db(r, mine, "/no/such.db", 0, 1000), LS_ENOENT);
+    assert_non_null(strstr(ls_errmsg(mine), "/no/such.db"));
+    assert_int_equal(ls_replicator_sync_db(r, mine, NULL, 0x80, 1000), LS_EUSAGE);
+    assert_int_equal(ls_replicator_stop(r, -1), 0);
+    assert_int_equal(ls_replicator_sync_db(r, mine, NULL, 0, 1000), LS_ECANCEL);
+    ls_replicator_close(r);
+    ls_ctx_free(mine);
+}
+
 /* A database that does not exist: the replicator waits for it; sync says so. */
 static void test_sync_missing_db(void **state)
 {
@@ -290,6 +324,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sync_times_out, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_lag_and_hurry, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_sync_missing_db, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sync_db_flags, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_misuse, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
