@@ -555,6 +555,27 @@ typedef struct ls_replica_status {
     uint64_t segments, snapshots, bytes; /* uploads since start */
     int last_error;             /* the last step's failure (LS_E*), 0 while it works */
     const char *last_error_message; /* its message ("" while it works; owned by the array) */
+    /* The database side (the same in every replica of one database). */
+    char local_generation[LS_GENERATION_SIZE]; /* the spool's generation ("" none yet) */
+    uint32_t local_index;       /* the spool's end: WAL index ... */
+    uint64_t local_offset;      /* ... and committed bytes in it */
+    uint64_t db_size;           /* bytes of the database file (0: missing) */
+    uint64_t wal_size;          /* bytes of its -wal file (0: none) */
+    uint64_t spool_size;        /* bytes in the spool (every generation kept locally) */
+    uint64_t wal_bytes;         /* WAL bytes copied to the spool since start */
+    /* Progress and cadence. */
+    uint64_t lag_bytes;         /* spool bytes not on this replica yet (all of the
+                                   generation's when it holds another one) */
+    int64_t last_success_ms;    /* unix ms of its last stored upload (0: none since start) */
+    int64_t last_error_ms;      /* unix ms of the last failure (0: none since start) */
+    int64_t next_snapshot_ms;   /* unix ms the next scheduled snapshot is due (0: none) */
+    int64_t next_retention_ms;  /* unix ms the next retention pass is due (0: never) */
+    /* Requests to its storage since start (every try of a retried call counts). */
+    uint64_t puts, gets, lists, stats, deletes;
+    uint64_t errors_net;        /* failed requests: server away, 5xx, timeouts */
+    uint64_t errors_auth;       /* failed requests: credentials or signature refused */
+    uint64_t errors_other;      /* failed requests: anything else */
+    double requests_per_sec;    /* mean over the last minute */
 } ls_replica_status;
 
 /*

@@ -45,7 +45,9 @@
 #include "fsutil.h"
 #include "retry.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -53,6 +55,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define COALESCE_MS 10
@@ -766,6 +769,140 @@ static int64_t replica_lag(engine_db *d, ls_replica *r, int64_t now)
     return lag < 0 ? 0 : lag;
 }
 
+/* Size of a file, 0 when it is missing. */
+static uint64_t file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+/* Bytes under the spool's generations/ directory (every generation kept). */
+static uint64_t spool_bytes(const char *dir)
+{
+    char path[PATH_MAX + 64];
+    uint64_t total = 0;
+    snprintf(path, sizeof(path), "%s/generations", dir);
+    DIR *gd = opendir(path);
+    struct dirent *g;
+    while (gd && (g = readdir(gd)) != NULL) {
+        if (g->d_name[0] == '.')
+            continue;
+        char wal[PATH_MAX + 128];
+        snprintf(wal, sizeof(wal), "%s/generations/%s/wal", dir, g->d_name);
+        DIR *wd = opendir(wal);
+        struct dirent *f;
+        while (wd && (f = readdir(wd)) != NULL) {
+            char fp[PATH_MAX + 256];
+            if (f->d_name[0] == '.')
+                continue;
+            snprintf(fp, sizeof(fp), "%s/%s", wal, f->d_name);
+            total += file_size(fp);
+        }
+        if (wd)
+            closedir(wd);
+    }
+    if (gd)
+        closedir(gd);
+    return total;
+}
+
+/* The spool directory of d, as the source thread opens it (no shared state read). */
+static void spool_dir_of(engine_db *d, char *out, size_t n)
+{
+    if (d->cfg->meta_path)
+        ls_strlcpy(out, d->cfg->meta_path, n);
+    else
+        ls_spool_default_dir(d->cfg->path, out, n);
+}
+
+/* The database side of a status entry (the same for each replica of d). */
+static void status_local(engine_db *d, ls_replica_status *st, ls_spool_pos *sp)
+{
+    char dir[PATH_MAX];
+    spool_dir_of(d, dir, sizeof(dir));
+    st->db_size = file_size(d->cfg->path);
+    st->wal_size = file_size(d->src->wal_path);
+    ls_source_pos(d->src, sp);
+    ls_strlcpy(st->local_generation, sp->gen, sizeof(st->local_generation));
+    st->local_index = sp->index;
+    st->local_offset = sp->size;
+    st->spool_size = spool_bytes(dir);
+    st->wal_bytes = __atomic_load_n(&d->src->bytes_copied, __ATOMIC_RELAXED);
+}
+
+/* Spool bytes from (index, offset) of the generation `sp` names to its end. */
+static uint64_t bytes_behind(engine_db *d, const ls_spool_pos *sp, uint32_t index,
+                             uint64_t offset)
+{
+    char dir[PATH_MAX];
+    uint64_t total = 0;
+    spool_dir_of(d, dir, sizeof(dir));
+    for (uint32_t i = index; i <= sp->index; i++) {
+        char path[PATH_MAX + 64];
+        uint64_t size = sp->size;
+        if (i < sp->index) {
+            ls_spool_file(dir, sp->gen, i, path, sizeof(path));
+            size = file_size(path);
+        }
+        uint64_t from = i == index ? offset : 0;
+        total += size > from ? size - from : 0;
+        if (i == UINT32_MAX)
+            break;
+    }
+    return total;
+}
+
+/* The replica's side of a status entry; msg receives its last error. */
+static void status_replica(engine_db *d, ls_replica *r, const ls_spool_pos *sp, int64_t now,
+                           ls_replica_status *st, char *msg, size_t msgsz)
+{
+    st->database = d->cfg->path;
+    st->name = r->name;
+    st->type = r->st->type;
+    st->lag_ms = replica_lag(d, r, now);
+    pthread_mutex_lock(&r->mu);
+    ls_strlcpy(st->generation, r->shipped_gen, sizeof(st->generation));
+    st->index = r->shipped_index;
+    st->offset = r->shipped_offset;
+    st->restorable = r->shipped_snapshot;
+    st->segments = r->segments;
+    st->snapshots = r->snapshots;
+    st->bytes = r->bytes;
+    st->last_error = r->last_rc;
+    st->last_success_ms = r->last_ok_ms;
+    st->last_error_ms = r->last_error_ms;
+    ls_strlcpy(msg, r->last_err, msgsz);
+    pthread_mutex_unlock(&r->mu);
+    st->last_error_message = msg;
+    if (!sp->gen[0])
+        st->lag_bytes = 0;
+    else if (strcmp(st->generation, sp->gen) != 0 || st->index > sp->index)
+        st->lag_bytes = bytes_behind(d, sp, 0, 0);
+    else
+        st->lag_bytes = bytes_behind(d, sp, st->index, st->offset);
+    /* Written by the replica's thread alone; a stale read only shifts a due time. */
+    int64_t snap = __atomic_load_n(&r->last_snapshot_ms, __ATOMIC_RELAXED);
+    int64_t ret = __atomic_load_n(&r->last_retention_ms, __ATOMIC_RELAXED);
+    if (r->o.snapshot_interval_ms > 0 && snap)
+        st->next_snapshot_ms = snap + r->o.snapshot_interval_ms;
+    if (r->o.retention_ms > 0 && ret)
+        st->next_retention_ms = ret + r->o.retention_check_ms;
+    ls_storage_counts c;
+    ls_storage_counts_get(r->st, &c);
+    st->puts = c.puts;
+    st->gets = c.gets;
+    st->lists = c.lists;
+    st->stats = c.stats;
+    st->deletes = c.deletes;
+    st->errors_net = c.errors_net;
+    st->errors_auth = c.errors_auth;
+    st->errors_other = c.errors_other;
+    st->requests_per_sec = (double)c.last_minute / 60.0;
+    dev_t dev;
+    ino_t ino;
+    st->attached = ls_source_identity(d->src, &dev, &ino) == 0;
+}
+
 int ls_engine_status(ls_engine *e, ls_replica_status **out, size_t *n)
 {
     size_t total = 0, k = 0;
@@ -782,28 +919,12 @@ int ls_engine_status(ls_engine *e, ls_replica_status **out, size_t *n)
     int64_t now = ls_unix_now_ms();
     for (size_t i = 0; i < e->ndb; i++) {
         engine_db *d = &e->dbs[i];
+        ls_replica_status local = {0};
+        ls_spool_pos sp;
+        status_local(d, &local, &sp);
         for (size_t j = 0; j < d->nrep; j++, k++) {
-            ls_replica *r = d->reps[j];
-            ls_replica_status *st = &v[k];
-            st->database = d->cfg->path;
-            st->name = r->name;
-            st->type = r->st->type;
-            st->lag_ms = replica_lag(d, r, now);
-            pthread_mutex_lock(&r->mu);
-            ls_strlcpy(st->generation, r->shipped_gen, sizeof(st->generation));
-            st->index = r->shipped_index;
-            st->offset = r->shipped_offset;
-            st->restorable = r->shipped_snapshot;
-            st->segments = r->segments;
-            st->snapshots = r->snapshots;
-            st->bytes = r->bytes;
-            st->last_error = r->last_rc;
-            ls_strlcpy(msgs + k * MSG, r->last_err, MSG);
-            st->last_error_message = msgs + k * MSG;
-            pthread_mutex_unlock(&r->mu);
-            dev_t dev;
-            ino_t ino;
-            st->attached = ls_source_identity(d->src, &dev, &ino) == 0;
+            v[k] = local;
+            status_replica(d, d->reps[j], &sp, now, &v[k], msgs + k * MSG, MSG);
         }
     }
     *out = v;

@@ -183,6 +183,20 @@ static void publish(ls_replica *r)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Count a stored segment of `bytes` (or a snapshot) for status, under mu. */
+static void count_upload(ls_replica *r, int snapshot, uint64_t bytes)
+{
+    pthread_mutex_lock(&r->mu);
+    if (snapshot) {
+        r->snapshots++;
+    } else {
+        r->segments++;
+        r->bytes += bytes;
+    }
+    r->last_ok_ms = unix_ms();
+    pthread_mutex_unlock(&r->mu);
+}
+
 /* Ship everything up to the spool position `sp`. */
 static int ship(ls_replica *r, const ls_spool_pos *sp)
 {
@@ -211,8 +225,7 @@ static int ship(ls_replica *r, const ls_spool_pos *sp)
         if (r->offset < end) {
             if ((rc = put_segment(r, sp->gen, r->index, r->offset, end)) != 0)
                 return rc;
-            r->segments++;
-            r->bytes += end - r->offset;
+            count_upload(r, 0, end - r->offset);
             r->offset = end;
             r->last_put_ms = ls_now_ms();
         }
@@ -356,7 +369,7 @@ static int snapshot(ls_replica *r)
         goto cleanup;
     r->have_snapshot = 1;
     r->last_snapshot_ms = unix_ms();
-    r->snapshots++;
+    count_upload(r, 1, 0);
     publish(r);
     ls_log(r->ctx, LS_LOG_INFO, "snapshot written db=%s replica=%s pos=%s/%08x:%llu pages=%llu ms=%llu",
            r->src->path, r->name, sp.gen, sp.index, (unsigned long long)sp.size,
@@ -566,6 +579,7 @@ static void note_result(ls_replica *r, int rc, uint64_t back_ms)
     pthread_mutex_lock(&r->mu);
     int same = r->last_rc == rc && strcmp(r->last_err, msg) == 0;
     r->last_rc = rc;
+    r->last_error_ms = unix_ms();
     ls_strlcpy(r->last_err, msg, sizeof(r->last_err));
     pthread_mutex_unlock(&r->mu);
     r->failures++;

@@ -42,6 +42,8 @@ typedef struct ls_replica {
     uint32_t shipped_index;         /* every index below this is on the replica */
     char shipped_gen[LS_GEN_LEN + 1];
     uint64_t segments, bytes, snapshots; /* statistics */
+    int64_t last_ok_ms;             /* unix ms of the last stored upload (0: none yet) */
+    int64_t last_error_ms;          /* unix ms of the last failed step (0: none) */
     uint64_t shipped_offset;        /* ...and index shipped_index up to this byte */
     int shipped_snapshot;           /* shipped_gen has a snapshot here (restorable) */
     int last_rc;                    /* the last step's failure (0: it succeeded) */

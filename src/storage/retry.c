@@ -18,6 +18,10 @@
  * failure is the one the previous retry followed (a server that stays away
  * is one line, not eight per call); the final failure is returned unchanged
  * (message and code of the backend).
+ *
+ * Every try is counted (ls_storage_counts_get): requests by operation,
+ * failures by class, and the requests of the last minute in one-second
+ * buckets, for status and metrics.
  */
 #include "retry.h"
 #include "storage.h"
@@ -25,6 +29,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct retry_storage {
@@ -32,9 +37,66 @@ typedef struct retry_storage {
     ls_storage *inner;
     unsigned attempts;         /* tries per call, first included */
     uint64_t min_ms, max_ms;   /* backoff bounds */
-    pthread_mutex_t mu;        /* guards last (restore's threads share a handle) */
+    pthread_mutex_t mu;        /* guards last and the counters (restore's threads
+                                  share a handle) */
     char last[512];            /* the failure the last retry logged followed */
+    ls_storage_counts counts;  /* last_minute unused here: see minute[] */
+    struct {
+        int64_t sec;           /* the unix second the bucket counts */
+        uint64_t n;
+    } minute[60];
 } retry_storage;
+
+enum { OP_PUT, OP_GET, OP_LIST, OP_STAT, OP_DEL };
+
+static void r_close(ls_storage *s);
+
+static int64_t unix_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+/* Count one try of `op` that returned rc; returns rc. */
+static int counted(retry_storage *r, int op, int rc)
+{
+    int64_t now = unix_sec();
+    pthread_mutex_lock(&r->mu);
+    ls_storage_counts *c = &r->counts;
+    uint64_t *per_op[] = {&c->puts, &c->gets, &c->lists, &c->stats, &c->deletes};
+    (*per_op[op])++;
+    /* A missing object is an answer, not a failure. */
+    if (rc == LS_ENET)
+        c->errors_net++;
+    else if (rc == LS_EPERM)
+        c->errors_auth++;
+    else if (rc != 0 && rc != LS_ENOENT)
+        c->errors_other++;
+    size_t b = (size_t)(now % 60);
+    if (r->minute[b].sec != now) {
+        r->minute[b].sec = now;
+        r->minute[b].n = 0;
+    }
+    r->minute[b].n++;
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+void ls_storage_counts_get(ls_storage *s, ls_storage_counts *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!s || s->close != r_close)
+        return;
+    retry_storage *r = (retry_storage *)s;
+    int64_t now = unix_sec();
+    pthread_mutex_lock(&r->mu);
+    *out = r->counts;
+    for (size_t i = 0; i < 60; i++)
+        if (r->minute[i].sec > now - 60)
+            out->last_minute += r->minute[i].n;
+    pthread_mutex_unlock(&r->mu);
+}
 
 /* After failure rc of try `attempt` (0-based): 1 if another try should follow. */
 static int again(retry_storage *r, ls_ctx *ctx, int rc, unsigned attempt, const char *op,
@@ -65,7 +127,7 @@ static int again(retry_storage *r, ls_ctx *ctx, int rc, unsigned attempt, const 
 static int r_put(ls_storage *s, ls_ctx *ctx, const char *key, ls_reader *rd)
 {
     retry_storage *r = (retry_storage *)s;
-    return r->inner->put(r->inner, ctx, key, rd);
+    return counted(r, OP_PUT, r->inner->put(r->inner, ctx, key, rd));
 }
 
 /* Counts what reached the caller's writer, and whether the writer failed. */
@@ -94,7 +156,8 @@ static int r_get(ls_storage *s, ls_ctx *ctx, const char *key, uint64_t off, int6
         int64_t left = len < 0 ? -1 : len - (int64_t)k.done;
         if (left == 0)
             return 0;
-        int rc = r->inner->get(r->inner, ctx, key, off + k.done, left, &sink);
+        int rc = counted(r, OP_GET,
+                         r->inner->get(r->inner, ctx, key, off + k.done, left, &sink));
         if (rc == 0 || k.wrc != 0 || !again(r, ctx, rc, attempt, "get", key))
             return rc;
     }
@@ -105,7 +168,7 @@ static int r_list(ls_storage *s, ls_ctx *ctx, const char *prefix, ls_obj_list *o
     retry_storage *r = (retry_storage *)s;
     size_t n0 = out->n;
     for (unsigned attempt = 0;; attempt++) {
-        int rc = r->inner->list(r->inner, ctx, prefix, out);
+        int rc = counted(r, OP_LIST, r->inner->list(r->inner, ctx, prefix, out));
         if (rc == 0)
             return 0;
         while (out->n > n0)
@@ -119,7 +182,7 @@ static int r_stat(ls_storage *s, ls_ctx *ctx, const char *key, ls_obj *out)
 {
     retry_storage *r = (retry_storage *)s;
     for (unsigned attempt = 0;; attempt++) {
-        int rc = r->inner->stat(r->inner, ctx, key, out);
+        int rc = counted(r, OP_STAT, r->inner->stat(r->inner, ctx, key, out));
         if (rc == 0 || !again(r, ctx, rc, attempt, "stat", key))
             return rc;
     }
@@ -129,7 +192,7 @@ static int r_del(ls_storage *s, ls_ctx *ctx, const char *const *keys, size_t n)
 {
     retry_storage *r = (retry_storage *)s;
     for (unsigned attempt = 0;; attempt++) {
-        int rc = r->inner->del(r->inner, ctx, keys, n);
+        int rc = counted(r, OP_DEL, r->inner->del(r->inner, ctx, keys, n));
         if (rc == 0 || !again(r, ctx, rc, attempt, "delete", n ? keys[0] : NULL))
             return rc;
     }

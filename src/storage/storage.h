@@ -98,6 +98,17 @@ int ls_storage_retry_open(ls_ctx *ctx, ls_storage *inner, unsigned attempts, ls_
 /* Change the tries per call of a retrying wrapper (no-op on other backends). */
 void ls_storage_retry_limit(ls_storage *s, unsigned attempts);
 
+/* What a retrying wrapper counted since it was opened: every try is one request. */
+typedef struct ls_storage_counts {
+    uint64_t puts, gets, lists, stats, deletes; /* requests by operation */
+    uint64_t errors_net;        /* failed with LS_ENET (server away, 5xx, timeouts) */
+    uint64_t errors_auth;       /* failed with LS_EPERM (credentials, signature) */
+    uint64_t errors_other;      /* failed otherwise (a missing object is not a failure) */
+    uint64_t last_minute;       /* requests in the last 60 seconds */
+} ls_storage_counts;
+/* The counts of a retrying wrapper (zeros for another backend). Thread-safe. */
+void ls_storage_counts_get(ls_storage *s, ls_storage_counts *out);
+
 /*
  * Convenience: put a memory buffer, get a whole object into a malloc'd
  * buffer (*out is NULL when the object is empty).

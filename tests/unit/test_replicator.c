@@ -135,6 +135,19 @@ static void test_sync_file_replica(void **state)
     assert_true(st.segments >= 1);
     assert_true(st.snapshots >= 1);
     assert_int_equal(st.last_error, 0);
+    /* The operations fields: the database side, the cadence, the requests. */
+    assert_string_equal(st.local_generation, st.generation);
+    assert_int_equal(st.local_index, st.index);
+    assert_int_equal(st.local_offset, st.offset);
+    assert_int_equal(st.lag_bytes, 0);
+    assert_true(st.db_size >= 4096);
+    assert_true(st.spool_size >= st.local_offset);
+    assert_true(st.wal_bytes > 0);
+    assert_true(st.last_success_ms > 1700000000000LL);
+    assert_int_equal(st.last_error_ms, 0);
+    assert_true(st.puts >= 2); /* a snapshot and a segment */
+    assert_true(st.requests_per_sec > 0);
+    assert_int_equal(st.errors_net + st.errors_auth + st.errors_other, 0);
     uint64_t before = (uint64_t)st.index << 32 | st.offset;
 
     /* More commits: the barrier covers them too (the position moves on). */
@@ -193,6 +206,12 @@ static void test_sync_times_out(void **state)
     assert_int_equal(st.last_error, LS_EIO);
     assert_non_null(strstr(st.last_error_message, "injected fault"));
     assert_true(st.lag_ms > 0);
+    assert_true(st.lag_bytes > 0);
+    assert_true(st.last_error_ms > 0);
+    assert_int_equal(st.last_success_ms, 0);
+    assert_true(st.errors_other > 0); /* LS_EIO */
+    assert_int_equal(st.errors_net, 0);
+    assert_true(st.puts >= st.errors_other);
     /* The stop cannot flush either: LS_EIO naming the replica, within its timeout. */
     assert_int_equal(ls_replicator_stop(r, 200), LS_EIO);
     assert_non_null(strstr(ls_errmsg(f->ctx), "broken"));
@@ -214,6 +233,8 @@ static void test_lag_and_hurry(void **state)
     usleep(300 * 1000);
     ls_replica_status st = one_status(r);
     assert_true(st.lag_ms >= 250); /* held back by the 60 s sync-interval */
+    assert_true(st.lag_bytes > 0 && st.lag_bytes < 100000);
+    assert_true(st.local_offset > st.offset || st.local_index > st.index);
     assert_int_equal(ls_replicator_sync(r, 20000), 0); /* far less than 60 s */
     st = one_status(r);
     assert_int_equal(st.lag_ms, 0);

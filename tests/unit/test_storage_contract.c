@@ -429,6 +429,36 @@ static void t_retry_only_transient(void **state)
     assert_int_equal(ls_storage_fault_calls(f->fault, LS_FAULT_PUT), 1);
 }
 
+/* Every try is counted, by operation and by failure class; a missing object is no failure. */
+static void t_retry_counts(void **state)
+{
+    fixture *f = *state;
+    ls_storage_counts c;
+    ls_storage_counts_get(f->fault, &c); /* not a retrying wrapper: zeros */
+    assert_int_equal(c.puts + c.gets + c.last_minute, 0);
+    put_str(f, "a/b", "x");
+    expect_missing(f, "a/none"); /* a stat and a get, both LS_ENOENT */
+    ls_fault flaky = {LS_FAULT_LIST, 0, 2, LS_ENET, -1};
+    ls_storage_fault_set(f->fault, &flaky);
+    ls_obj_list l = {0};
+    OK(f, f->s->list(f->s, f->ctx, "", &l)); /* two failed tries, then one that works */
+    ls_obj_list_free(&l);
+    ls_fault denied = {LS_FAULT_DEL, 0, -1, LS_EPERM, -1};
+    ls_storage_fault_set(f->fault, &denied);
+    const char *keys[] = {"a/b"};
+    assert_int_equal(f->s->del(f->s, f->ctx, keys, 1), LS_EPERM);
+    ls_storage_counts_get(f->s, &c);
+    assert_int_equal(c.puts, 1);
+    assert_int_equal(c.stats, 1);
+    assert_int_equal(c.gets, 1);
+    assert_int_equal(c.lists, 3);
+    assert_int_equal(c.deletes, 1);
+    assert_int_equal(c.errors_net, 2);
+    assert_int_equal(c.errors_auth, 1);
+    assert_int_equal(c.errors_other, 0);
+    assert_int_equal(c.last_minute, 7);
+}
+
 /* ---- the contract, for every backend ---- */
 
 static void c_roundtrip_small(void **state)
@@ -1065,6 +1095,7 @@ int main(void)
         CONTRACT(setup_retry),
         cmocka_unit_test_setup_teardown(t_retry_resumes_get, setup_retry, teardown),
         cmocka_unit_test_setup_teardown(t_retry_only_transient, setup_retry, teardown),
+        cmocka_unit_test_setup_teardown(t_retry_counts, setup_retry, teardown),
     };
     const struct CMUnitTest s3_tests[] = {
         CONTRACT(setup_s3),
