@@ -123,6 +123,8 @@ int cmd_snapshots(cli_env *env, int argc, char **argv);
 int cmd_wal(cli_env *env, int argc, char **argv);
 int cmd_databases(cli_env *env, int argc, char **argv);
 int cmd_validate(cli_env *env, int argc, char **argv);
+int cmd_status(cli_env *env, int argc, char **argv);
+int cmd_sync(cli_env *env, int argc, char **argv);
 
 /* Check --mode and --busy-timeout of checkpoint and snapshot: -1 to go on, or the exit code. */
 int cli_ckpt_args(cli_env *env, const char *mode_s, long long busy, ls_ckpt_mode *mode);

@@ -15,7 +15,7 @@
  * Once the configuration is accepted, nothing about one database or replica
  * ends the command (see STAYING UP in src/replication/engine.c).
  */
-#include "daemon.h"
+#include "control.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -138,6 +138,11 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
             ls_ctx_log(env->ctx, LS_LOG_INFO, "replicating db=%s replica=%s type=%s",
                        ls_config_db_path(cfg, i), ls_config_replica_name(cfg, i, j),
                        ls_config_replica_type(cfg, i, j));
+    /* The control socket (status, sync); replication goes on without it if it cannot be had. */
+    cli_control *ctl = NULL;
+    char sock[4096];
+    if (ls_config_socket(cfg, sock, sizeof(sock)) == 0)
+        cli_control_start(d, env->ctx, sock, ls_config_socket_mode(cfg), &ctl);
     if (exec_cmd)
         cli_daemon_wait_started(d, 10000);
     int status = 0;
@@ -145,6 +150,7 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
     supervise(d, child, &status);
     /* The final flush; a second signal cuts it short. */
     rc = cli_daemon_stop(d);
+    cli_control_stop(ctl); /* after the stop: a sync in progress ends with it */
     cli_daemon_close(d);
     if (rc)
         return cli_fail_lib(env, rc);

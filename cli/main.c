@@ -34,6 +34,8 @@ static const cli_cmd commands[] = {
     {"wal", NULL, cmd_wal, "list the WAL segments of a database's replicas"},
     {"databases", NULL, cmd_databases, "list the databases in the configuration"},
     {"validate", NULL, cmd_validate, "restore a replica at the live position and compare"},
+    {"status", NULL, cmd_status, "how far behind each replica of a running replicate is"},
+    {"sync", NULL, cmd_sync, "wait until what is committed is on the replicas"},
     {"version", NULL, cmd_version, "print the version"},
     {NULL, NULL, NULL, NULL},
 };

@@ -93,6 +93,13 @@ void ls_ctx_free(ls_ctx *ctx);
 const char *ls_errmsg(const ls_ctx *ctx);
 /* Code of the last failure on this context (0 if none). */
 int ls_errcode(const ls_ctx *ctx);
+/*
+ * Record a failure on ctx, as the library's calls do (for an application's
+ * own layers over it): the printf-formatted message and `code`, which is
+ * returned.
+ */
+int ls_ctx_set_error(ls_ctx *ctx, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Send events of `level` (LS_LOG_*) and above to fn(ud, ...); fn NULL turns logging off. */
 void ls_ctx_set_log(ls_ctx *ctx, ls_log_fn fn, void *ud, int level);
 /* Ask running operations on this context to stop; safe from a signal handler. */

@@ -45,6 +45,8 @@ apt_install() {
 apt_install build-essential cmake pkg-config libsqlite3-dev sqlite3 libcurl4-openssl-dev \
   libssl-dev libyaml-dev libzstd-dev liblz4-dev libssh2-1-dev libcmocka-dev \
   python3 ca-certificates
+# the control socket's JSON messages (replicate, status, sync)
+apt_install libjansson-dev
 [ "$what" = all ] || exit 0
 
 # tests: pytest, lz4/zstd, sshd for the SFTP tests, mount for the tmpfs tests,

@@ -79,6 +79,15 @@ int ls_err(ls_ctx *ctx, int code, const char *fmt, ...)
     return code;
 }
 
+int ls_ctx_set_error(ls_ctx *ctx, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    err_vset(ctx, code, NULL, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
 int ls_code_from_errno(int e)
 {
     switch (e) {
