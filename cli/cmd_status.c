@@ -8,8 +8,8 @@
  * table of its replicas: position, lag in time and bytes, last upload, next
  * snapshot and retention, requests per second, last error. --json: the
  * daemon's answer as one object. Without a running daemon it says so on
- * stderr, shows what the replicas alone tell (newest generation, position,
- * age of the newest object) and exits 1.
+ * stderr, shows what the replicas alone tell (newest generation, its newest
+ * segment, age of the newest object) and exits 1.
  */
 #include "control.h"
 #include "table.h"
@@ -138,8 +138,9 @@ static void offline_replica(cli_env *env, ls_target *t, size_t i, cli_table *tab
     const char *row[] = {ls_target_database(t), name, pos, when, age, rc ? err : "-"};
     cli_table_add(tab, row);
     json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s}", "database",
-                                         ls_target_database(t), "replica", name, "position", pos,
-                                         "newest_object", when, "error", err));
+                                         ls_target_database(t), "replica", name,
+                                         "newest_segment", pos, "newest_object", when, "error",
+                                         err));
     ls_replica_listing_free(l);
 }
 
@@ -154,7 +155,7 @@ static int offline(cli_env *env, ls_config *cfg, const char *db, const char *why
     }
     fprintf(stderr, "litesafe: status: showing what the replicas hold\n");
     cli_table tab;
-    const char *hdr[] = {"database", "replica", "position", "newest_object", "age", "error"};
+    const char *hdr[] = {"database", "replica", "newest_segment", "newest_object", "age", "error"};
     cli_table_init(&tab, 6, hdr);
     json_t *arr = json_array();
     for (size_t i = 0; i < ls_config_db_count(cfg); i++) {

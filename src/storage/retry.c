@@ -66,12 +66,14 @@ static int counted(retry_storage *r, int op, int rc)
     ls_storage_counts *c = &r->counts;
     uint64_t *per_op[] = {&c->puts, &c->gets, &c->lists, &c->stats, &c->deletes};
     (*per_op[op])++;
-    /* A missing object is an answer, not a failure. */
-    if (rc == LS_ENET)
+    /* A missing object is an answer to a read, not a failure. */
+    if (rc == LS_ENOENT && op != OP_PUT)
+        ;
+    else if (rc == LS_ENET)
         c->errors_net++;
     else if (rc == LS_EPERM)
         c->errors_auth++;
-    else if (rc != 0 && rc != LS_ENOENT)
+    else if (rc != 0)
         c->errors_other++;
     size_t b = (size_t)(now % 60);
     if (r->minute[b].sec != now) {
