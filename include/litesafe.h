@@ -466,6 +466,11 @@ const char *ls_config_log_type(const ls_config *cfg);
 const char *ls_config_addr(const ls_config *cfg);
 /* shutdown-timeout in milliseconds (default 30000). */
 int64_t ls_config_shutdown_timeout_ms(const ls_config *cfg);
+/*
+ * health-max-lag in milliseconds (default 60000): the replica lag past which
+ * replicate's /healthz (served on addr) answers 503.
+ */
+int64_t ls_config_health_max_lag_ms(const ls_config *cfg);
 
 /*
  * A replicator: continuous replication of databases to their replicas, in

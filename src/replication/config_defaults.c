@@ -142,6 +142,7 @@ ls_replica_cfg *ls_db_cfg_find_replica(const ls_db_cfg *db, const char *name)
 #define DEF_SYNC_MS 0
 #define DEF_VALIDATION_MS 0
 #define DEF_SHUTDOWN_MS 30000 /* Litestream 0.5's shutdown-sync-timeout default */
+#define DEF_HEALTH_MAX_LAG_MS 60000 /* litesafe: /healthz's replica lag limit */
 #define DEF_MAX_BUSY_MS                                                                            \
     60000 /* busy-timeout's limit: a cycle that waits longer than this                             \
              for the write lock is better retried at the next sync */
@@ -673,7 +674,7 @@ static int expand_dirs(ls_ctx *ctx, ls_config *cfg)
  *      stop for).
  *   2. logging: level info ("warning" means warn), type text, stderr off;
  *      shutdown-timeout 30 s (Litestream 0.5's shutdown-sync-timeout
- *      default); 0.5's retention.enabled: false is retention 0 (keep
+ *      default); health-max-lag 1 min; 0.5's retention.enabled: false is retention 0 (keep
  *      everything) for every replica without one of its own, and cannot go
  *      with snapshot.retention at the top level.
  *   3. Directory entries expand into one db per database found
@@ -716,6 +717,8 @@ int ls_config_apply_defaults(ls_ctx *ctx, ls_config *cfg)
         cfg->log_stderr = 0;
     if (cfg->shutdown_timeout_ms < 0)
         cfg->shutdown_timeout_ms = DEF_SHUTDOWN_MS;
+    if (cfg->health_max_lag_ms < 0)
+        cfg->health_max_lag_ms = DEF_HEALTH_MAX_LAG_MS;
     if (cfg->retention_enabled == 0) {
         if (cfg->defaults.retention_ms >= 0)
             return ls_cfg_pos_err(ctx, LS_EUSAGE, cfg->source, 0, 0,

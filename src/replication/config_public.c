@@ -99,3 +99,8 @@ int64_t ls_config_shutdown_timeout_ms(const ls_config *cfg)
 {
     return cfg->shutdown_timeout_ms;
 }
+
+int64_t ls_config_health_max_lag_ms(const ls_config *cfg)
+{
+    return cfg->health_max_lag_ms;
+}
