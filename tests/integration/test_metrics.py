@@ -93,6 +93,20 @@ def make_wal_db(path):
     return c
 
 
+def serving(tmp_path, top=""):
+    """app.db replicated to a file replica by replicate with its listener on a
+    free loopback port, once it has its first snapshot: (db, port, rep)."""
+    db = tmp_path / "app.db"
+    make_wal_db(db).close()
+    port = free_port()
+    cfg = write_config(tmp_path / "ls.yml", db, tmp_path / "rep")
+    add_top(cfg, "addr: 127.0.0.1:%d\n%s" % (port, top))
+    rep = replicator(tmp_path, "-config", cfg)
+    wait_http(port, rep)
+    rep.wait_log("snapshot written")
+    return db, port, rep
+
+
 # Litestream 0.3.13's families (name as the parser gives it: counters lose
 # "_total") with their type and labels.
 LITESTREAM = {
@@ -129,14 +143,8 @@ LITESAFE = {
 
 
 def test_metrics_scrape(tmp_path):
-    db = tmp_path / "app.db"
-    conn = make_wal_db(db)
-    port = free_port()
-    cfg = write_config(tmp_path / "ls.yml", db, tmp_path / "rep")
-    add_top(cfg, "addr: 127.0.0.1:%d\n" % port)
-    rep = replicator(tmp_path, "-config", cfg)
-    wait_http(port, rep)
-    rep.wait_log("snapshot written")
+    db, port, rep = serving(tmp_path)
+    conn = sqlite3.connect(str(db))
 
     fams = scrape(port)
     for name, (typ, labels) in {**LITESTREAM, **LITESAFE}.items():
@@ -191,13 +199,7 @@ def test_metrics_scrape(tmp_path):
 
 
 def test_refuses_other_methods_and_paths(tmp_path):
-    db = tmp_path / "app.db"
-    make_wal_db(db).close()
-    port = free_port()
-    cfg = write_config(tmp_path / "ls.yml", db, tmp_path / "rep")
-    add_top(cfg, "addr: 127.0.0.1:%d\n" % port)
-    rep = replicator(tmp_path, "-config", cfg)
-    wait_http(port, rep)
+    _, port, rep = serving(tmp_path)
     for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
         for path in ("/metrics", "/healthz"):
             st, hdr, _ = http(port, path, method=method, data=b"x" * 100 if method != "DELETE"
@@ -358,14 +360,8 @@ def test_slow_clients_do_not_hold_up_replication(tmp_path):
     """More stuck clients than the listener serves at once (16), each with a
     half-sent request: replication goes on, the listener closes them after
     its idle timeout (10 s) and serves again."""
-    db = tmp_path / "app.db"
-    conn = make_wal_db(db)
-    port = free_port()
-    cfg = write_config(tmp_path / "ls.yml", db, tmp_path / "rep")
-    add_top(cfg, "addr: 127.0.0.1:%d\n" % port)
-    rep = replicator(tmp_path, "-config", cfg)
-    wait_http(port, rep)
-    rep.wait_log("snapshot written")
+    db, port, rep = serving(tmp_path)
+    conn = sqlite3.connect(str(db))
     stuck = []
     for _ in range(24):
         s = socket.create_connection(("127.0.0.1", port))
