@@ -471,6 +471,17 @@ int64_t ls_config_shutdown_timeout_ms(const ls_config *cfg);
  * replicate's /healthz (served on addr) answers 503.
  */
 int64_t ls_config_health_max_lag_ms(const ls_config *cfg);
+/*
+ * The control socket of `litesafe replicate` for cfg, into out (n bytes):
+ * socket.path if given; for a configuration of one database from URLs,
+ * "control.sock" in that database's meta directory (so `litesafe status DB`
+ * finds it); otherwise $XDG_RUNTIME_DIR/litesafe.sock,
+ * /run/litesafe/litesafe.sock for root, /tmp/litesafe-UID/litesafe.sock.
+ * LS_ENOENT when socket.enabled is false; LS_EUSAGE when n is too small.
+ */
+int ls_config_socket(const ls_config *cfg, char *out, size_t n);
+/* socket.permissions: the socket file's mode (default 0600). */
+int ls_config_socket_mode(const ls_config *cfg);
 
 /*
  * A replicator: continuous replication of databases to their replicas, in

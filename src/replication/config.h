@@ -105,6 +105,10 @@ typedef struct ls_config {
     char *log_level;                 /* debug|info|warn|error ("warning" becomes "warn") */
     char *log_type;                  /* text|json */
     int log_stderr;                  /* -1 unset */
+    int socket_enabled;              /* socket.enabled: -1 unset (on) */
+    char *socket_path;               /* socket.path: NULL for the default (ls_config_socket) */
+    char *socket_permissions;        /* socket.permissions: octal, default 0600 */
+    int socket_mode;                 /* socket_permissions parsed (defaults applied) */
     ls_db_cfg *dbs;                  /* dbs[0..n_dbs) */
     size_t n_dbs;
     int defaults_applied;            /* set by ls_config_apply_defaults (which runs once) */

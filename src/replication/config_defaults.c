@@ -667,12 +667,32 @@ static int expand_dirs(ls_ctx *ctx, ls_config *cfg)
     return 0;
 }
 
+/* socket: permissions octal 0-0777 (default 0600); a path given is absolute. */
+static int socket_defaults(ls_ctx *ctx, ls_config *cfg)
+{
+    cfg->socket_mode = 0600;
+    if (cfg->socket_permissions) {
+        char *end = NULL;
+        long m = strtol(cfg->socket_permissions, &end, 8);
+        if (!*cfg->socket_permissions || *end || m < 0 || m > 0777)
+            return ls_cfg_pos_err(ctx, LS_EUSAGE, cfg->source, 0, 0,
+                                  "socket.permissions: '%s' is not an octal file mode "
+                                  "such as 0600", cfg->socket_permissions);
+        cfg->socket_mode = (int)m;
+    }
+    if (cfg->socket_path && cfg->socket_path[0] != '/')
+        return ls_cfg_pos_err(ctx, LS_EUSAGE, cfg->source, 0, 0,
+                              "socket.path: '%s' must be an absolute path", cfg->socket_path);
+    return 0;
+}
+
 /*
  * Fill defaults and validate, in this order:
  *   1. At least one db (Litestream logs an error and keeps running with
  *      nothing to do; a replicator that replicates nothing is a mistake we
  *      stop for).
  *   2. logging: level info ("warning" means warn), type text, stderr off;
+ *      socket.permissions octal (default 0600), socket.path absolute;
  *      shutdown-timeout 30 s (Litestream 0.5's shutdown-sync-timeout
  *      default); health-max-lag 1 min; 0.5's retention.enabled: false is retention 0 (keep
  *      everything) for every replica without one of its own, and cannot go
@@ -719,6 +739,8 @@ int ls_config_apply_defaults(ls_ctx *ctx, ls_config *cfg)
         cfg->shutdown_timeout_ms = DEF_SHUTDOWN_MS;
     if (cfg->health_max_lag_ms < 0)
         cfg->health_max_lag_ms = DEF_HEALTH_MAX_LAG_MS;
+    if ((rc = socket_defaults(ctx, cfg)) != 0)
+        return rc;
     if (cfg->retention_enabled == 0) {
         if (cfg->defaults.retention_ms >= 0)
             return ls_cfg_pos_err(ctx, LS_EUSAGE, cfg->source, 0, 0,

@@ -5,7 +5,10 @@
  */
 #include "config.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* After a load: apply the defaults; on any failure free the configuration. */
 static int opened(ls_ctx *ctx, int rc, ls_config *cfg, ls_config **out)
@@ -103,4 +106,28 @@ int64_t ls_config_shutdown_timeout_ms(const ls_config *cfg)
 int64_t ls_config_health_max_lag_ms(const ls_config *cfg)
 {
     return cfg->health_max_lag_ms;
+}
+
+int ls_config_socket(const ls_config *cfg, char *out, size_t n)
+{
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    int len;
+    if (cfg->socket_enabled == 0)
+        return LS_ENOENT;
+    if (cfg->socket_path)
+        len = snprintf(out, n, "%s", cfg->socket_path);
+    else if (strcmp(cfg->source, "<args>") == 0 && cfg->n_dbs == 1)
+        len = snprintf(out, n, "%s/control.sock", cfg->dbs[0].meta_path);
+    else if (xdg && xdg[0] == '/')
+        len = snprintf(out, n, "%s/litesafe.sock", xdg);
+    else if (geteuid() == 0)
+        len = snprintf(out, n, "/run/litesafe/litesafe.sock");
+    else
+        len = snprintf(out, n, "/tmp/litesafe-%u/litesafe.sock", (unsigned)geteuid());
+    return len < 0 || (size_t)len >= n ? LS_EUSAGE : 0;
+}
+
+int ls_config_socket_mode(const ls_config *cfg)
+{
+    return cfg->socket_mode;
 }

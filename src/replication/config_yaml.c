@@ -44,7 +44,7 @@
  *     authorized-keys line (checked by the sftp backend);
  *   - a K_COMPAT row, for a feature litesafe does not have: accepted when
  *     empty or when its value asks for what litesafe does anyway
- *     (verify-compaction: false, watch: false, socket.enabled: false,
+ *     (verify-compaction: false, watch: false,
  *     sign-payload: true, concurrent-writes: any), otherwise refused, exit
  *     2, with the reason and what to use instead (levels, l0-retention,
  *     mcp-addr, heartbeat-*, part-size, sse-*, the nats and webdav keys...).
@@ -396,13 +396,11 @@ static const key_table retention_table = {.what = "retention",
                                           .keys = retention_keys,
                                           .n = NROWS(retention_keys)};
 
-/* socket: (0.5's control socket, top level): only "off" is accepted */
+/* socket: the control socket (Litestream 0.5's keys; see ls_config_socket) */
 static const key_def socket_keys[] = {
-    ROW_COMPAT("enabled", K_BOOL, "false",
-               "litesafe has no control socket (Litestream 0.5's start, stop and sync "
-               "commands): remove socket: or set enabled: false"),
-    ROW_COMPAT("path", K_ANY, "*", NULL),
-    ROW_COMPAT("permissions", K_ANY, "*", NULL),
+    ROW_BOOL(ls_config, "enabled", socket_enabled),
+    ROW_STR(ls_config, "path", socket_path),
+    ROW_STR(ls_config, "permissions", socket_permissions),
 };
 static const key_table socket_table = {.what = "socket",
                                        .prefix = "socket.",
@@ -1135,6 +1133,7 @@ static ls_config *config_new(const char *source)
         return NULL;
     cfg->log_stderr = -1;
     cfg->retention_enabled = -1;
+    cfg->socket_enabled = -1;
     cfg->shutdown_timeout_ms = -1;
     cfg->health_max_lag_ms = -1;
     replica_init(&cfg->defaults, 0, 0);

@@ -177,7 +177,6 @@ REFUSED = [
     ("top", "heartbeat-interval: 5m", ["heartbeat-interval", "exec"]),
     ("top", "shutdown-sync-interval: 1s", ["shutdown-sync-interval", "shutdown-timeout"]),
     ("top", "verify-compaction: true", ["verify-compaction", "validation-interval"]),
-    ("top", "socket:\n  enabled: true", ["socket.enabled", "control socket"]),
     ("top", "logging:\n  source: true", ["logging.source"]),
     ("db", "max-sync-wal-bytes: 1048576", ["max-sync-wal-bytes", "remove"]),
     ("db", "restore-if-db-not-exists: true", ["restore-if-db-not-exists",

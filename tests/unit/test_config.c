@@ -555,6 +555,10 @@ static void test_replica_validation(void **state)
         defaults_err(text, cases[i].frag);
     }
     defaults_err("dbs:\n  - replicas: []\n", "test.yml:2:5: db: path required");
+    defaults_err("dbs:\n  - path: /x.db\nsocket:\n  permissions: 0999\n",
+                 "socket.permissions: '0999' is not an octal file mode");
+    defaults_err("dbs:\n  - path: /x.db\nsocket:\n  path: rel/x.sock\n",
+                 "socket.path: 'rel/x.sock' must be an absolute path");
     defaults_err("dbs:\n  - path: /x.db\n  - path: /y/../x.db\n",
                  "test.yml:3:5: db /x.db is configured twice (also at line 2)");
     defaults_err("dbs:\n  - path: /x.db\n    min-checkpoint-page-count: 20000\n",
@@ -953,7 +957,6 @@ static void test_05_compat_keys(void **state)
         {"l0-retention: 5m\n", "l0-retention: litesafe has no L0 files"},
         {"verify-compaction: true\n", "verify-compaction: litesafe does not compact"},
         {"verify-compaction: maybe\n", "verify-compaction: expected a boolean"},
-        {"socket:\n  enabled: true\n", "test.yml:2:3: socket.enabled: litesafe has no control"},
         {"logging:\n  source: on\n", "logging.source: litesafe's log lines"},
         {"mcp-addr: :3001\n", "mcp-addr: litesafe has no MCP server"},
         {"shutdown-sync-interval: 1s\n", "shutdown-sync-interval: litesafe retries"},
@@ -1225,6 +1228,38 @@ static void test_host_key_lines(void **state)
                                   "    replica:\n      path: /tmp/r\n"));
 }
 
+/* Where the control socket is: socket.path, a URL configuration's meta dir, or the run dir. */
+static void test_socket_path(void **state)
+{
+    (void)state;
+    char out[256];
+    ls_config *cfg = parse_defaults("dbs:\n  - path: /d/x.db\nsocket:\n  path: /s/c.sock\n"
+                                    "  permissions: \"0660\"\n");
+    assert_int_equal(ls_config_socket(cfg, out, sizeof(out)), 0);
+    assert_string_equal(out, "/s/c.sock");
+    assert_int_equal(ls_config_socket_mode(cfg), 0660);
+    assert_int_equal(ls_config_socket(cfg, out, 5), LS_EUSAGE);
+    ls_config_free(cfg);
+
+    cfg = parse_defaults("dbs:\n  - path: /d/x.db\nsocket:\n  enabled: false\n");
+    assert_int_equal(ls_config_socket(cfg, out, sizeof(out)), LS_ENOENT);
+    ls_config_free(cfg);
+
+    setenv("XDG_RUNTIME_DIR", "/run/user/7", 1);
+    cfg = parse_defaults("dbs:\n  - path: /d/x.db\n");
+    assert_int_equal(ls_config_socket(cfg, out, sizeof(out)), 0);
+    assert_string_equal(out, "/run/user/7/litesafe.sock");
+    assert_int_equal(ls_config_socket_mode(cfg), 0600);
+    ls_config_free(cfg);
+    unsetenv("XDG_RUNTIME_DIR");
+
+    const char *urls[] = {"file:///r"};
+    assert_int_equal(ls_config_open_urls(F->ctx, "/d/x.db", urls, 1, &cfg), 0);
+    assert_int_equal(ls_config_socket(cfg, out, sizeof(out)), 0);
+    assert_string_equal(out, "/d/.x.db-litesafe/control.sock");
+    ls_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1251,6 +1286,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dir_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pid_expand, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_key_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_socket_path, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
