@@ -694,9 +694,9 @@ static int socket_defaults(ls_ctx *ctx, ls_config *cfg)
  *   2. logging: level info ("warning" means warn), type text, stderr off;
  *      socket.permissions octal (default 0600), socket.path absolute;
  *      shutdown-timeout 30 s (Litestream 0.5's shutdown-sync-timeout
- *      default); health-max-lag 1 min; 0.5's retention.enabled: false is retention 0 (keep
- *      everything) for every replica without one of its own, and cannot go
- *      with snapshot.retention at the top level.
+ *      default); health-max-lag 1 min; 0.5's retention.enabled: false is
+ *      retention 0 (keep everything) for every replica without one of its
+ *      own, and cannot go with snapshot.retention at the top level.
  *   3. Directory entries expand into one db per database found
  *      (expand_dirs).
  *   4. Each db: path required, "~" expanded and made absolute
