@@ -52,19 +52,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CONNS 16     /* connections served at once; more wait in the backlog */
-#define IDLE_SEC 10      /* a connection without progress for this long is closed */
+#define MAX_CONNS 16 /* connections served at once; more wait in the backlog */
+#define IDLE_SEC 10  /* a connection without progress for this long is closed */
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 struct cli_metrics {
-    cli_env *env;             /* for a failure at start */
-    char *addr;               /* as configured, for messages */
-    char where[80];           /* the address bound, numeric ("127.0.0.1:9090", "[::1]:9090") */
-    int fd;                   /* the bound listening socket (-1 once MHD owns it) */
-    struct MHD_Daemon *mhd;   /* the listener, once serving */
-    cli_daemon *d;            /* what it reports on */
-    int64_t max_lag_ms;       /* health-max-lag */
-    ls_ctx *ctx;              /* the listener thread's context (logs, status errors) */
+    cli_env *env;           /* for a failure at start */
+    char *addr;             /* as configured, for messages */
+    char where[80];         /* the address bound, numeric ("127.0.0.1:9090", "[::1]:9090") */
+    int fd;                 /* the bound listening socket (-1 once MHD owns it) */
+    struct MHD_Daemon *mhd; /* the listener, once serving */
+    cli_daemon *d;          /* what it reports on */
+    int64_t max_lag_ms;     /* health-max-lag */
+    ls_ctx *ctx;            /* the listener thread's context (logs, status errors) */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -328,20 +328,19 @@ static const metric families[] = {
     {"litesafe_replica_requests_total", "counter", 0, V_U64, F(lists), "op=\"list\"", NULL},
     {"litesafe_replica_requests_total", "counter", 0, V_U64, F(stats), "op=\"stat\"", NULL},
     {"litesafe_replica_requests_total", "counter", 0, V_U64, F(deletes), "op=\"delete\"", NULL},
-    {"litesafe_replica_request_errors_total", "counter", 0, V_U64, F(errors_net),
-     "class=\"net\"",
+    {"litesafe_replica_request_errors_total", "counter", 0, V_U64, F(errors_net), "class=\"net\"",
      "Failed requests to the replica's storage since start, by class (net: server away, "
      "5xx, timeout; auth: credentials refused; other)."},
-    {"litesafe_replica_request_errors_total", "counter", 0, V_U64, F(errors_auth),
-     "class=\"auth\"", NULL},
+    {"litesafe_replica_request_errors_total", "counter", 0, V_U64, F(errors_auth), "class=\"auth\"",
+     NULL},
     {"litesafe_replica_request_errors_total", "counter", 0, V_U64, F(errors_other),
      "class=\"other\"", NULL},
     {"litesafe_replica_requests_per_second", "gauge", 0, V_DBL, F(requests_per_sec), NULL,
      "Requests to the replica's storage per second, mean over the last minute."},
-    {"litesafe_replica_next_snapshot_timestamp_seconds", "gauge", 0, V_MS,
-     F(next_snapshot_ms), NULL, "Unix time the next scheduled snapshot is due (0: none)."},
-    {"litesafe_replica_next_retention_timestamp_seconds", "gauge", 0, V_MS,
-     F(next_retention_ms), NULL, "Unix time the next retention pass is due (0: never)."},
+    {"litesafe_replica_next_snapshot_timestamp_seconds", "gauge", 0, V_MS, F(next_snapshot_ms),
+     NULL, "Unix time the next scheduled snapshot is due (0: none)."},
+    {"litesafe_replica_next_retention_timestamp_seconds", "gauge", 0, V_MS, F(next_retention_ms),
+     NULL, "Unix time the next retention pass is due (0: never)."},
 };
 #undef F
 
@@ -441,13 +440,15 @@ static void put_process(buf *b, const cli_metrics *m)
     buf_printf(b, "# HELP litesafe_build_info The running litesafe's version.\n"
                   "# TYPE litesafe_build_info gauge\nlitesafe_build_info{");
     buf_label(b, "version", ls_version());
-    buf_printf(b, "} 1\n"
-                  "# HELP process_start_time_seconds Unix time replication started.\n"
-                  "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n",
+    buf_printf(b,
+               "} 1\n"
+               "# HELP process_start_time_seconds Unix time replication started.\n"
+               "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n",
                (double)cli_daemon_started_ms(m->d) / 1000.0);
-    buf_printf(b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-                  "# TYPE process_resident_memory_bytes gauge\n"
-                  "process_resident_memory_bytes %llu\n",
+    buf_printf(b,
+               "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+               "# TYPE process_resident_memory_bytes gauge\n"
+               "process_resident_memory_bytes %llu\n",
                rss_bytes());
 }
 
@@ -490,9 +491,9 @@ static unsigned render_health(buf *b, const cli_metrics *m, const snap *s)
                        (unsigned long long)st->lag_bytes);
         buf_printf(b, " max=%.1fs", (double)m->max_lag_ms / 1000.0);
         if (st->last_error)
-            buf_printf(b, " last_error=\"%s\"", *st->last_error_message
-                                                    ? st->last_error_message
-                                                    : ls_strerror(st->last_error));
+            buf_printf(b, " last_error=\"%s\"",
+                       *st->last_error_message ? st->last_error_message
+                                               : ls_strerror(st->last_error));
         buf_printf(b, "\n");
     }
     if (code == MHD_HTTP_OK)
@@ -530,8 +531,8 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, buf *b, co
 
 /* One request: GET or HEAD of /metrics or /healthz. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **req)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **req)
 {
     cli_metrics *m = cls;
     buf b = {0};
@@ -560,8 +561,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     snap_free(&s);
     ls_ctx_log(m->ctx, LS_LOG_DEBUG, "metrics request method=%s path=%s status=%u", method, url,
                code);
-    return reply(c, code, &b, metrics && code == MHD_HTTP_OK ? CONTENT_TYPE
-                                                             : "text/plain; charset=utf-8");
+    return reply(c, code, &b,
+                 metrics && code == MHD_HTTP_OK ? CONTENT_TYPE : "text/plain; charset=utf-8");
 }
 
 /* libmicrohttpd's own messages (a failed accept, a connection dropped). */
@@ -579,11 +580,11 @@ int cli_metrics_serve(cli_metrics *m, cli_daemon *d, int64_t max_lag_ms, int lev
     m->d = d;
     m->max_lag_ms = max_lag_ms;
     ls_ctx_set_log(m->ctx, cli_log, NULL, level);
-    m->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_request, m, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, m, MHD_OPTION_LISTEN_SOCKET,
-        m->fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)IDLE_SEC, MHD_OPTION_END);
+    m->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0,
+                              NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, m,
+                              MHD_OPTION_LISTEN_SOCKET, m->fd, MHD_OPTION_CONNECTION_LIMIT,
+                              (unsigned)MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
+                              (unsigned)IDLE_SEC, MHD_OPTION_END);
     if (!m->mhd)
         return cli_fail(m->env, LS_ERROR, "metrics: cannot serve on %s", m->addr);
     m->fd = -1; /* MHD closes it */
