@@ -24,8 +24,13 @@ s3rver on 127.0.0.1 (tests/servers/s3_server.py), both tools reading one
 Litestream-style config. Lag on S3 is measured to the moment s3rver has
 stored the object (its metadata file, written after the body).
 
+--addr HOST:PORT gives litesafe's config `addr:` (its metrics and health
+listener) and scrapes its /metrics once a second while it runs, as Prometheus
+would: the RSS with the listener on (litesafe then reads a config file for
+--target file too).
+
 Usage: bench/replicate.py [--target file|s3] [--litesafe build/litesafe] [--rounds 3]
-                          [--seconds 8]
+                          [--seconds 8] [--addr 127.0.0.1:9099]
 The machine is shared and noisy: compare the ratios, not absolute numbers.
 """
 import argparse
@@ -38,13 +43,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LITESTREAM = os.path.join(ROOT, "tests/tools/node_modules/@flydotio/litestream-linux-x64/litestream")
 sys.path.insert(0, os.path.join(ROOT, "tests", "servers"))
 S3 = None  # the s3rver info when --target s3
+ADDR = None  # --addr: litesafe's metrics listener
 
 
 def replica_url(rep):
@@ -53,11 +61,11 @@ def replica_url(rep):
     return "file://" + rep
 
 
-def s3_config(db, rep):
+def s3_config(db, rep, top=""):
     env = S3["env"]
     cfg = rep + ".yml"
     with open(cfg, "w") as f:
-        f.write("dbs:\n  - path: %s\n    replicas:\n      - type: s3\n        bucket: %s\n"
+        f.write(top + "dbs:\n  - path: %s\n    replicas:\n      - type: s3\n        bucket: %s\n"
                 "        path: %s\n        endpoint: %s\n        region: %s\n"
                 "        force-path-style: true\n        access-key-id: %s\n"
                 "        secret-access-key: %s\n"
@@ -98,14 +106,40 @@ def new_db(path):
     db.close()
 
 
+def file_config(db, rep, top):
+    cfg = rep + ".yml"
+    with open(cfg, "w") as f:
+        f.write("%sdbs:\n  - path: %s\n    replicas:\n      - url: %s\n"
+                % (top, db, replica_url(rep)))
+    return cfg
+
+
+def scrape_while(p):
+    """GET /metrics and /healthz once a second until p exits."""
+    def loop():
+        while p.poll() is None:
+            for path in ("/metrics", "/healthz"):
+                try:
+                    urllib.request.urlopen("http://%s%s" % (ADDR, path), timeout=5).read()
+                except OSError:
+                    pass
+            time.sleep(1.0)
+    threading.Thread(target=loop, daemon=True).start()
+
+
 def start(tool, binary, db, rep):
     if tool == "none":
         return None
+    top = "addr: \"%s\"\n" % ADDR if ADDR and tool == "litesafe" else ""
     if S3:
-        args = [binary, "replicate", "-config", s3_config(db, rep)]
+        args = [binary, "replicate", "-config", s3_config(db, rep, top)]
+    elif top:
+        args = [binary, "replicate", "-config", file_config(db, rep, top)]
     else:
         args = [binary, "replicate", db, replica_url(rep)]
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if top:
+        scrape_while(p)
     time.sleep(1.0)
     return p
 
@@ -240,8 +274,10 @@ def main():
     ap.add_argument("--restore-txns", type=int, default=20000)
     ap.add_argument("--restore-mb", type=int, default=200)
     ap.add_argument("--target", choices=("file", "s3"), default="file")
+    ap.add_argument("--addr", help="litesafe's metrics listener (scraped every second)")
     a = ap.parse_args()
-    global S3
+    global S3, ADDR
+    ADDR = a.addr
     if a.target == "s3":
         import s3_server
         S3 = s3_server.start(tempfile.mkdtemp(prefix="litesafe-bench-s3-"), quiet=False)

@@ -16,6 +16,7 @@
  * ends the command (see STAYING UP in src/replication/engine.c).
  */
 #include "control.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -91,6 +92,7 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
     int npos, rc;
     ls_config *cfg = NULL;
     cli_daemon *d = NULL;
+    cli_metrics *m = NULL;
 
     if ((rc = cli_parse(env, USAGE,
                         "Replicate databases continuously to file, s3, sftp or abs replicas, in the "
@@ -125,13 +127,23 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
     }
     ls_ctx_set_log(env->ctx, cli_log, NULL, level);
     cli_log_set_json(ls_config_log_type(cfg) && !strcmp(ls_config_log_type(cfg), "json"));
-    if (ls_config_addr(cfg))
-        ls_ctx_log(env->ctx, LS_LOG_WARN, "metrics endpoint not supported, ignored addr=%s",
-                   ls_config_addr(cfg));
+    /* The metrics listener binds first: an address in use stops us before anything runs. */
+    int64_t max_lag_ms = ls_config_health_max_lag_ms(cfg);
+    if (ls_config_addr(cfg) && (rc = cli_metrics_open(env, ls_config_addr(cfg), &m)) >= 0) {
+        ls_config_free(cfg);
+        return rc;
+    }
 
     if ((rc = cli_daemon_start(env, cfg, npos > 1 ? NULL : config ? config
-                                                      : ls_config_default_path(), &d)) >= 0)
+                                                      : ls_config_default_path(), &d)) >= 0) {
+        cli_metrics_close(m);
         return rc;
+    }
+    if (m && (rc = cli_metrics_serve(m, d, max_lag_ms, level)) >= 0) {
+        cli_metrics_close(m);
+        cli_daemon_close(d);
+        return rc;
+    }
     /* cfg now belongs to the daemon and lives until cli_daemon_close */
     for (size_t i = 0; i < ls_config_db_count(cfg); i++)
         for (size_t j = 0; j < ls_config_replica_count(cfg, i); j++)
@@ -151,6 +163,7 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
     /* The final flush; a second signal cuts it short. */
     rc = cli_daemon_stop(d);
     cli_control_stop(ctl); /* after the stop: a sync in progress ends with it */
+    cli_metrics_close(m);  /* served through the final flush */
     cli_daemon_close(d);
     if (rc)
         return cli_fail_lib(env, rc);

@@ -474,6 +474,11 @@ const char *ls_config_addr(const ls_config *cfg);
 /* shutdown-timeout in milliseconds (default 30000). */
 int64_t ls_config_shutdown_timeout_ms(const ls_config *cfg);
 /*
+ * health-max-lag in milliseconds (default 60000): the replica lag past which
+ * replicate's /healthz (served on addr) answers 503.
+ */
+int64_t ls_config_health_max_lag_ms(const ls_config *cfg);
+/*
  * The control socket of `litesafe replicate` for cfg, into out (n bytes):
  * socket.path if given; for a configuration of one database from URLs,
  * "control.sock" in that database's meta directory (so `litesafe status DB`

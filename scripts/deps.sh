@@ -40,18 +40,19 @@ apt_install() {
     "${missing[@]}" >/dev/null
 }
 
-# build: compiler, CMake, the libraries, cmocka (the unit tests are part of the
-# build); the demo: sqlite3 and python3
+# build: compiler, CMake, the libraries (libmicrohttpd: the metrics and health
+# listener of replicate; jansson: the JSON of its control socket), cmocka (the
+# unit tests are part of the build); the demo: sqlite3 and python3
 apt_install build-essential cmake pkg-config libsqlite3-dev sqlite3 libcurl4-openssl-dev \
-  libssl-dev libyaml-dev libzstd-dev liblz4-dev libssh2-1-dev libcmocka-dev \
-  python3 ca-certificates
-# the control socket's JSON messages (replicate, status, sync)
-apt_install libjansson-dev
+  libssl-dev libyaml-dev libzstd-dev liblz4-dev libssh2-1-dev libmicrohttpd-dev \
+  libjansson-dev libcmocka-dev python3 ca-certificates
 [ "$what" = all ] || exit 0
 
 # tests: pytest, lz4/zstd, sshd for the SFTP tests, mount for the tmpfs tests,
-# npm for the test peers (Debian's npm brings Debian's node, 18 on Debian 12)
-apt_install python3-pytest lz4 zstd curl openssh-server openssh-client mount
+# the Prometheus text parser for the metrics tests, npm for the test peers
+# (Debian's npm brings Debian's node, 18 on Debian 12)
+apt_install python3-pytest python3-prometheus-client lz4 zstd curl openssh-server \
+  openssh-client mount
 command -v npm >/dev/null 2>&1 || apt_install npm
 
 # The test servers declare node >= 20 (s3rver 4.0.4, Azurite's dependencies).

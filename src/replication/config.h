@@ -93,7 +93,9 @@ typedef struct ls_db_cfg {
 
 typedef struct ls_config {
     char *source;                    /* file the config came from, or "<args>" */
-    char *addr;                      /* metrics address (accepted, reported unsupported) */
+    char *addr;                      /* metrics and health listener, "[HOST]:PORT" (the CLI
+                                        parses it; NULL: no listener) */
+    int64_t health_max_lag_ms;       /* /healthz fails past this replica lag: 1 min */
     char *exec;                      /* command to run as a child */
     ls_replica_cfg defaults;         /* replica settings given at the top level (0.3's
                                         credentials, 0.5's inline settings, snapshot:, ...) */

@@ -142,6 +142,7 @@ ls_replica_cfg *ls_db_cfg_find_replica(const ls_db_cfg *db, const char *name)
 #define DEF_SYNC_MS 0
 #define DEF_VALIDATION_MS 0
 #define DEF_SHUTDOWN_MS 30000 /* Litestream 0.5's shutdown-sync-timeout default */
+#define DEF_HEALTH_MAX_LAG_MS 60000 /* litesafe: /healthz's replica lag limit */
 #define DEF_MAX_BUSY_MS                                                                            \
     60000 /* busy-timeout's limit: a cycle that waits longer than this                             \
              for the write lock is better retried at the next sync */
@@ -693,9 +694,9 @@ static int socket_defaults(ls_ctx *ctx, ls_config *cfg)
  *   2. logging: level info ("warning" means warn), type text, stderr off;
  *      socket.permissions octal (default 0600), socket.path absolute;
  *      shutdown-timeout 30 s (Litestream 0.5's shutdown-sync-timeout
- *      default); 0.5's retention.enabled: false is retention 0 (keep
- *      everything) for every replica without one of its own, and cannot go
- *      with snapshot.retention at the top level.
+ *      default); health-max-lag 1 min; 0.5's retention.enabled: false is
+ *      retention 0 (keep everything) for every replica without one of its
+ *      own, and cannot go with snapshot.retention at the top level.
  *   3. Directory entries expand into one db per database found
  *      (expand_dirs).
  *   4. Each db: path required, "~" expanded and made absolute
@@ -736,6 +737,8 @@ int ls_config_apply_defaults(ls_ctx *ctx, ls_config *cfg)
         cfg->log_stderr = 0;
     if (cfg->shutdown_timeout_ms < 0)
         cfg->shutdown_timeout_ms = DEF_SHUTDOWN_MS;
+    if (cfg->health_max_lag_ms < 0)
+        cfg->health_max_lag_ms = DEF_HEALTH_MAX_LAG_MS;
     if ((rc = socket_defaults(ctx, cfg)) != 0)
         return rc;
     if (cfg->retention_enabled == 0) {

@@ -103,6 +103,11 @@ int64_t ls_config_shutdown_timeout_ms(const ls_config *cfg)
     return cfg->shutdown_timeout_ms;
 }
 
+int64_t ls_config_health_max_lag_ms(const ls_config *cfg)
+{
+    return cfg->health_max_lag_ms;
+}
+
 int ls_config_socket(const ls_config *cfg, char *out, size_t n)
 {
     const char *xdg = getenv("XDG_RUNTIME_DIR");

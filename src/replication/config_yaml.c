@@ -412,6 +412,7 @@ static const key_table socket_table = {.what = "socket",
 static const key_def top_keys[] = {
     ROW_SEQ(ls_config, "dbs", dbs, n_dbs, db_table),
     ROW_STR(ls_config, "addr", addr),
+    ROW_DUR(ls_config, "health-max-lag", health_max_lag_ms),
     ROW_STR(ls_config, "exec", exec),
     ROW_MAP("logging", logging_table),
     ROW_DUR_SAME(ls_config, "shutdown-timeout", shutdown_timeout_ms, "shutdown-sync-timeout"),
@@ -1134,6 +1135,7 @@ static ls_config *config_new(const char *source)
     cfg->retention_enabled = -1;
     cfg->socket_enabled = -1;
     cfg->shutdown_timeout_ms = -1;
+    cfg->health_max_lag_ms = -1;
     replica_init(&cfg->defaults, 0, 0);
     if (!(cfg->source = strdup(source))) {
         free(cfg);
@@ -1457,6 +1459,7 @@ int ls_config_copy_db(const ls_config *cfg, const ls_db_cfg *db, ls_config **out
         (db->rel_path && !(c->dbs[0].rel_path = strdup(db->rel_path))))
         rc = LS_ENOMEM;
     c->shutdown_timeout_ms = cfg->shutdown_timeout_ms;
+    c->health_max_lag_ms = cfg->health_max_lag_ms;
     c->defaults_applied = cfg->defaults_applied;
     if (rc) {
         ls_config_free(c);

@@ -1049,6 +1049,22 @@ static void test_shutdown_timeout(void **state)
     parse_err("shutdown-timeout: 1s\nshutdown-timeout: 2s\n", "duplicate key \"shutdown-timeout\"");
 }
 
+/* health-max-lag: a duration, 1 min by default, read through the public accessor. */
+static void test_health_max_lag(void **state)
+{
+    (void)state;
+    ls_config *cfg = parse_defaults("dbs:\n  - path: /tmp/a.db\n");
+    assert_int_equal(ls_config_health_max_lag_ms(cfg), 60000);
+    assert_null(ls_config_addr(cfg));
+    ls_config_free(cfg);
+    cfg = parse_defaults("addr: \":9090\"\nhealth-max-lag: 15s\ndbs:\n  - path: /tmp/a.db\n");
+    assert_int_equal(ls_config_health_max_lag_ms(cfg), 15000);
+    assert_string_equal(ls_config_addr(cfg), ":9090");
+    ls_config_free(cfg);
+    parse_err("health-max-lag: 60\n", "health-max-lag: expected a duration with a unit");
+    parse_err("health-max-lag: soon\n", "test.yml:1:1: health-max-lag: expected a duration");
+}
+
 /* A file under F->dir: a SQLite header (sqlite) or some text. */
 static void put_file(const char *rel, int sqlite)
 {
@@ -1266,6 +1282,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_05_compat_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_05_db_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_max_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pid_expand, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_key_lines, setup, teardown),
