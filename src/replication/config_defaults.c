@@ -671,7 +671,8 @@ static int expand_dirs(ls_ctx *ctx, ls_config *cfg)
  *   1. At least one db (Litestream logs an error and keeps running with
  *      nothing to do; a replicator that replicates nothing is a mistake we
  *      stop for).
- *   2. logging: level info ("warning" means warn), type text, stderr off;
+ *   2. logging: level info ("warning" means warn), type text, stderr off,
+ *      file made absolute;
  *      shutdown-timeout 30 s (Litestream 0.5's shutdown-sync-timeout
  *      default); 0.5's retention.enabled: false is retention 0 (keep
  *      everything) for every replica without one of its own, and cannot go
@@ -714,6 +715,13 @@ int ls_config_apply_defaults(ls_ctx *ctx, ls_config *cfg)
         return rc;
     if (cfg->log_stderr < 0)
         cfg->log_stderr = 0;
+    if (cfg->log_file) { /* absolute: a reload in another directory names the same file */
+        char *abs = NULL;
+        if ((rc = ls_config_abs_path(ctx, cfg->log_file, &abs)) != 0)
+            return rc == LS_EUSAGE ? prefix_pos(ctx, rc, cfg->source, 0, 0, "logging.file")
+                                   : rc;
+        take(&cfg->log_file, &abs);
+    }
     if (cfg->shutdown_timeout_ms < 0)
         cfg->shutdown_timeout_ms = DEF_SHUTDOWN_MS;
     if (cfg->retention_enabled == 0) {
