@@ -437,23 +437,29 @@ static void retire_and_restart(cli_daemon *d, plan *p)
                        changed ? "changed" : "removed");
     }
     free(rcs);
+    /* The successors in; the old ones out and closed (their spool's lock released). */
+    pthread_rwlock_wrlock(&d->lock);
     for (size_t j = 0; j < p->n; j++) {
         long i = db_find(d->dbs, d->ndb, ls_config_db_path(d->cfg, j));
-        daemon_db *e = p->fresh[j];
-        if (!e || i < 0 || d->dbs[i] == e)
-            continue;
-        if (db_start(e) != 0)
-            ls_ctx_log(d->env->ctx, LS_LOG_ERROR, "database restart failed db=%s error=\"%s\"",
-                       e->path, ls_errmsg(e->ctx));
-        pthread_rwlock_wrlock(&d->lock);
-        d->dbs[i] = e;
-        pthread_rwlock_unlock(&d->lock);
-        p->fresh[j] = NULL;
-        log_replicas(d->env, d->cfg, j);
+        if (p->fresh[j] && i >= 0 && d->dbs[i] != p->fresh[j])
+            d->dbs[i] = p->fresh[j];
+        else
+            p->fresh[j] = NULL; /* kept, or added and started already */
     }
+    pthread_rwlock_unlock(&d->lock);
     for (size_t i = 0; i < p->nretire; i++)
         db_free(p->retire[i]);
     p->nretire = 0;
+    for (size_t j = 0; j < p->n; j++) {
+        daemon_db *e = p->fresh[j];
+        if (!e)
+            continue;
+        p->fresh[j] = NULL; /* in the set */
+        if (db_start(e) != 0)
+            ls_ctx_log(d->env->ctx, LS_LOG_ERROR, "database restart failed db=%s error=\"%s\"",
+                       e->path, ls_errmsg(e->ctx));
+        log_replicas(d->env, d->cfg, j);
+    }
 }
 
 int cli_daemon_reload(cli_daemon *d)
