@@ -572,8 +572,9 @@ static char *found_meta_path(const char *base, const char *rel)
  * depth first): each a copy of the entry with path set, rel_path its path
  * below the dir (its replicas store under it, as in 0.5), and its spool
  * under meta-path or meta-dir when one is given (else next to
- * it, the default). The scan runs once, here: databases created later are
- * not seen (watch: true is refused). An entry that finds nothing is an
+ * it, the default). The scan runs here, each time a configuration is
+ * opened: databases created later are seen at the next reload (replicate's
+ * SIGHUP; watch: true is refused). An entry that finds nothing is an
  * error, as in Litestream. On failure cfg->dbs is unchanged.
  */
 static int expand_dirs(ls_ctx *ctx, ls_config *cfg)

@@ -361,8 +361,8 @@ static const key_def db_keys[] = {
                "replicate does not restore: run `litesafe restore -if-db-not-exists "
                "-if-replica-exists -config FILE DB` before it (e.g. as ExecStartPre=)"),
     ROW_COMPAT("watch", K_BOOL, "false",
-               "litesafe scans dir once, at start: restart replicate to pick up new databases "
-               "(e.g. from a systemd path unit), or set watch: false"),
+               "litesafe scans dir at start and on SIGHUP: send replicate SIGHUP to pick up new "
+               "databases (e.g. from a systemd path unit), or set watch: false"),
 };
 static const key_table db_table = {.what = "db",
                                    .prefix = "",
