@@ -313,6 +313,50 @@ def test_stop_flushes_every_database(tmp_path):
         c.close()
 
 
+def two_throttled(tmp_path, servers, proxy, top=""):
+    """Two databases replicated to S3 through the proxy, throttled once
+    they hold their first snapshot, with commits pending."""
+    prefix = "stop2/%d-%d" % (os.getpid(), int(time.time() * 1000))
+    dbs = [str(tmp_path / ("d%d.db" % i)) for i in range(2)]
+    conns = [make_db(d) for d in dbs]
+    cfg = write_cfg(tmp_path / "ls.yml",
+                    [db_yaml(d, [s3_rep(servers, proxy.url, "%s/%d" % (prefix, i))])
+                     for i, d in enumerate(dbs)], top)
+    rep = replicate(tmp_path, cfg, "-log-level", "info")
+    rep.wait_log(r"snapshot written", count=2)
+    proxy.throttle = True
+    for i, c in enumerate(conns):
+        commit(c, 10, seed=i)
+        c.close()
+    time.sleep(0.3)  # each replica has tried, and been refused
+    return dbs, rep
+
+
+def test_stop_past_the_timeout_names_every_database(tmp_path, servers, proxy):
+    """Both databases flush at once under one shutdown-timeout; the exit
+    names the first and counts the other."""
+    dbs, rep = two_throttled(tmp_path, servers, proxy, "shutdown-timeout: 2s\n")
+    rep.signal(signal.SIGTERM)
+    assert rep.wait(60) == 1, rep.tail()
+    last = rep.tail(2)
+    assert "shutdown-timeout 2s" in last, last
+    assert "and 1 more database(s) not flushed" in last, last
+    for d in dbs:
+        assert re.search(r"not flushed at shutdown\" db=%s " % re.escape(d), rep.text()), d
+
+
+def test_second_signal_interrupts_every_database(tmp_path, servers, proxy):
+    """A second signal cuts every database's flush short (shutdown-timeout
+    30 s by default)."""
+    dbs, rep = two_throttled(tmp_path, servers, proxy)
+    rep.signal(signal.SIGTERM)
+    time.sleep(1)
+    assert rep.alive(), rep.tail()
+    rep.signal(signal.SIGINT)
+    assert rep.wait(20) == 1, rep.tail()
+    assert "and 1 more database(s) not flushed" in rep.tail(2), rep.tail()
+
+
 # ---------------------------------------------------------------- logging
 
 def log_lines(path):
