@@ -107,7 +107,6 @@ void cli_progress_done(cli_progress *p);
 /* Log sink for the library: one line per event (key=value text, or JSON) on stderr, or in
  * a log file (and stderr when asked), each line one write(). Thread-safe. */
 void cli_log(void *ud, int level, const char *msg);
-void cli_log_set_json(int on);
 /* "debug", "info" (and NULL), "warn"/"warning", "error": LS_LOG_*, or -1. */
 int cli_log_level_parse(const char *s);
 /*

@@ -94,8 +94,8 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
                         "shutdown-timeout, default 30s) and exits 0, or 1\nnaming what is "
                         "missing; a second signal stops at once. A database or replica that\n"
                         "fails (missing, not a database, not in WAL mode, credentials, bucket, "
-                        "host) is\nlogged once and retried; only a bad config stops it (exit 2). SIGHUP "
-                        "reopens the\nlog file and reloads the config file (a bad one is "
+                        "host) is\nlogged once and retried; only a bad config stops it (exit 2). "
+                        "SIGHUP reopens the\nlog file and reloads the config file (a bad one is "
                         "logged and ignored).",
                         opts, argc, argv, pos, 64, &npos)) >= 0)
         return rc;
@@ -113,7 +113,7 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
     if (rc)
         return cli_fail_lib(env, rc);
     if (!exec_cmd && ls_config_exec(cfg))
-        exec_cmd = ls_config_exec(cfg);
+        exec_cmd = ls_config_exec(cfg); /* borrowed: spawned before any reload frees cfg */
     char err[1024];
     if ((rc = cli_log_from_config(cfg, log_level, err, sizeof(err))) != 0) {
         rc = cli_fail(env, rc, "%s", err);

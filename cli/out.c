@@ -327,13 +327,6 @@ static struct {
     char *path;                 /* the log file's path (for cli_log_reopen), NULL: none */
 } sink = {PTHREAD_RWLOCK_INITIALIZER, 0, LS_LOG_DEBUG, -1, 1, NULL};
 
-void cli_log_set_json(int on)
-{
-    pthread_rwlock_wrlock(&sink.lock);
-    sink.json = on;
-    pthread_rwlock_unlock(&sink.lock);
-}
-
 int cli_log_level_parse(const char *s)
 {
     if (!s || !strcasecmp(s, "info"))

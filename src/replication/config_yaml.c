@@ -10,8 +10,9 @@
  * of the field}. One walker parses every level from its table, and
  * ls_config_free() frees (copy_fields() copies, inherit_fields() fills,
  * equal_fields() compares) from the same tables, so a key added to a table
- * is parsed, type-checked, freed, copied and compared. A level may take in another table's keys as its own, at an
- * offset ("inline", as Go's yaml does): the replica settings
+ * is parsed, type-checked, freed, copied and compared. A level may take in
+ * another table's keys as its own, at an offset ("inline", as Go's yaml
+ * does): the replica settings
  * (settings_table) are keys of every replica and, as defaults for every
  * replica, of the top level (Litestream 0.5's ReplicaSettings).
  *
