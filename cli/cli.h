@@ -104,9 +104,27 @@ void cli_progress_init(cli_progress *p, cli_env *env, const char *label);
 int cli_progress_cb(void *ud, uint64_t done, uint64_t total);
 void cli_progress_done(cli_progress *p);
 
-/* Log sink for the library: one line per event on stderr (key=value text, or JSON). */
+/* Log sink for the library: one line per event (key=value text, or JSON) on stderr, or in
+ * a log file (and stderr when asked), each line one write(). Thread-safe. */
 void cli_log(void *ud, int level, const char *msg);
-void cli_log_set_json(int on);
+/* "debug", "info" (and NULL), "warn"/"warning", "error": LS_LOG_*, or -1. */
+int cli_log_level_parse(const char *s);
+/*
+ * Where and how log lines go from now on: lines below `level` dropped; JSON
+ * or text; appended to `file` (opened O_APPEND, created 0640) when not NULL,
+ * and to stderr when there is no file or `to_stderr`. 0, or an errno (the
+ * file could not be opened) with nothing changed.
+ */
+int cli_log_configure(int level, int json, const char *file, int to_stderr);
+/* Open the log file again at its path (logrotate renamed it): 0, or an errno with the old
+ * file kept. No file: 0. */
+int cli_log_reopen(void);
+/*
+ * cli_log_configure from a configuration's logging: (level_override, the
+ * -log-level option, wins over logging.level). 0, or LS_EUSAGE / LS_EIO
+ * with the reason in err (nothing changed).
+ */
+int cli_log_from_config(const ls_config *cfg, const char *level_override, char *err, size_t n);
 
 /* Commands. */
 int cmd_backup(cli_env *env, int argc, char **argv);
@@ -139,6 +157,10 @@ const char *cli_ckpt_status(const ls_checkpoint_result *r);
 
 /* Set by SIGINT/SIGTERM (main.c); long-running commands stop when they see it. */
 extern volatile sig_atomic_t cli_stop;
+/* SIGHUPs received since cli_catch_hup (main.c); `replicate` reloads on each. */
+extern volatile sig_atomic_t cli_hup;
+/* Count SIGHUP in cli_hup instead of dying of it (only `replicate` asks). */
+void cli_catch_hup(void);
 
 /* Milliseconds on a monotonic clock. */
 uint64_t cli_now_ms(void);

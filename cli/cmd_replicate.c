@@ -10,7 +10,8 @@
  * stops at once. With -exec, the command runs as a child once every database
  * had its first look (so it never writes before replication has started on a
  * database that exists), signals are forwarded to it, and litesafe exits with
- * its status after the final flush (1 if the flush failed).
+ * its status after the final flush (1 if the flush failed). SIGHUP reopens
+ * the log file and reloads the configuration file (RELOAD in daemon.c).
  *
  * Once the configuration is accepted, nothing about one database or replica
  * ends the command (see STAYING UP in src/replication/engine.c).
@@ -27,28 +28,22 @@
 
 static const char USAGE[] = "replicate [-config PATH] [-no-expand-env] [-exec CMD] [DB URL...]";
 
-static int log_level_parse(const char *s)
-{
-    if (!s || !strcasecmp(s, "info"))
-        return LS_LOG_INFO;
-    if (!strcasecmp(s, "debug"))
-        return LS_LOG_DEBUG;
-    if (!strcasecmp(s, "warn") || !strcasecmp(s, "warning"))
-        return LS_LOG_WARN;
-    if (!strcasecmp(s, "error"))
-        return LS_LOG_ERROR;
-    return -1;
-}
-
 /*
  * Run until a signal, the -exec child's exit, or the replicator's own end,
  * forwarding each SIGTERM/SIGINT (and the replicator's end) to the child as
- * a SIGTERM. *status is the child's wait status once it exited.
+ * a SIGTERM, and reloading on SIGHUP (not forwarded: the child's own
+ * SIGHUP means something else). *status is the child's wait status once it
+ * exited.
  */
 static void supervise(cli_daemon *d, pid_t child, int *status)
 {
     int child_done = child <= 0, forwarded = 0;
+    sig_atomic_t hups = 0;
     for (;;) {
+        if (cli_hup != hups && !cli_stop) { /* SIGHUPs coalesce into one reload */
+            hups = cli_hup;
+            cli_daemon_reload(d);
+        }
         int engine_done = !cli_daemon_running(d);
         int want = cli_stop ? cli_stop : engine_done; /* SIGTERMs the child should have had */
         if (!child_done && want > forwarded) {
@@ -101,9 +96,12 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
                         "shutdown-timeout, default 30s) and exits 0, or 1\nnaming what is "
                         "missing; a second signal stops at once. A database or replica that\n"
                         "fails (missing, not a database, not in WAL mode, credentials, bucket, "
-                        "host) is\nlogged once and retried; only a bad config stops it (exit 2).",
+                        "host) is\nlogged once and retried; only a bad config stops it (exit 2). "
+                        "SIGHUP reopens the\nlog file and reloads the config file (a bad one is "
+                        "logged and ignored).",
                         opts, argc, argv, pos, 64, &npos)) >= 0)
         return rc;
+    cli_catch_hup();
     if (npos == 1)
         return cli_fail(env, LS_EUSAGE, "must specify at least one replica URL for %s", pos[0]);
     if (npos > 1 && config)
@@ -117,16 +115,15 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
     if (rc)
         return cli_fail_lib(env, rc);
     if (!exec_cmd && ls_config_exec(cfg))
-        exec_cmd = ls_config_exec(cfg);
-    int level = log_level_parse(log_level ? log_level : ls_config_log_level(cfg));
-    if (level < 0) {
-        rc = cli_fail(env, LS_EUSAGE, "invalid log level '%s'",
-                      log_level ? log_level : ls_config_log_level(cfg));
+        exec_cmd = ls_config_exec(cfg); /* borrowed: spawned before any reload frees cfg */
+    char err[1024];
+    if ((rc = cli_log_from_config(cfg, log_level, err, sizeof(err))) != 0) {
+        rc = cli_fail(env, rc, "%s", err);
         ls_config_free(cfg);
         return rc;
     }
-    ls_ctx_set_log(env->ctx, cli_log, NULL, level);
-    cli_log_set_json(ls_config_log_type(cfg) && !strcmp(ls_config_log_type(cfg), "json"));
+    /* Every event reaches the sink, which filters: a reload may change the level. */
+    ls_ctx_set_log(env->ctx, cli_log, NULL, LS_LOG_DEBUG);
     /* The metrics listener binds first: an address in use stops us before anything runs. */
     int64_t max_lag_ms = ls_config_health_max_lag_ms(cfg);
     if (ls_config_addr(cfg) && (rc = cli_metrics_open(env, ls_config_addr(cfg), &m)) >= 0) {
@@ -139,17 +136,13 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
         cli_metrics_close(m);
         return rc;
     }
-    if (m && (rc = cli_metrics_serve(m, d, max_lag_ms, level)) >= 0) {
+    /* cfg now belongs to the daemon (a reload replaces it): read what is needed now */
+    cli_daemon_set_reload(d, no_expand, log_level);
+    if (m && (rc = cli_metrics_serve(m, d, max_lag_ms, LS_LOG_DEBUG)) >= 0) {
         cli_metrics_close(m);
         cli_daemon_close(d);
         return rc;
     }
-    /* cfg now belongs to the daemon and lives until cli_daemon_close */
-    for (size_t i = 0; i < ls_config_db_count(cfg); i++)
-        for (size_t j = 0; j < ls_config_replica_count(cfg, i); j++)
-            ls_ctx_log(env->ctx, LS_LOG_INFO, "replicating db=%s replica=%s type=%s",
-                       ls_config_db_path(cfg, i), ls_config_replica_name(cfg, i, j),
-                       ls_config_replica_type(cfg, i, j));
     /* The control socket (status, sync); replication goes on without it if it cannot be had. */
     cli_control *ctl = NULL;
     char sock[4096];
@@ -161,12 +154,13 @@ int cmd_replicate(cli_env *env, int argc, char **argv)
     pid_t child = exec_cmd && !cli_stop ? spawn(env, exec_cmd) : 0;
     supervise(d, child, &status);
     /* The final flush; a second signal cuts it short. */
-    rc = cli_daemon_stop(d);
+    if ((rc = cli_daemon_stop(d)) != 0)
+        rc = cli_fail(env, rc, "%s", cli_daemon_errmsg(d));
     cli_control_stop(ctl); /* after the stop: a sync in progress ends with it */
     cli_metrics_close(m);  /* served through the final flush */
     cli_daemon_close(d);
     if (rc)
-        return cli_fail_lib(env, rc);
+        return rc;
     if (exec_cmd) {
         if (child < 0)
             return EXIT_RUNTIME;

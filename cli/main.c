@@ -43,6 +43,23 @@ static const cli_cmd commands[] = {
 static ls_ctx *g_ctx;
 volatile sig_atomic_t cli_stop;
 
+volatile sig_atomic_t cli_hup;
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    cli_hup++;
+}
+
+void cli_catch_hup(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_hup;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
+}
+
 /* Counts stop requests: `replicate` flushes at the first and stops at once at the second. */
 static void on_signal(int sig)
 {

@@ -3,12 +3,18 @@
  * with --json it becomes one JSON object on stdout, otherwise "key: value"
  * lines. The commands sqlite-checkpoint also has (checkpoint, snapshot,
  * backup, info) print its text layout instead: out_head and out_line.
- * Also: errors, notes, the progress bar, the log sink.
+ * Also: errors, notes, the progress bar, the log sink (stderr and/or a log
+ * file, reopened on SIGHUP).
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -302,16 +308,122 @@ void cli_progress_done(cli_progress *p)
     }
 }
 
-/* Log sink state: text (default) or one JSON object per line. */
-static int log_json;
+/*
+ * The log sink (cli_log). Where lines go and how they look change only
+ * under the write lock (cli_log_configure, cli_log_reopen); cli_log takes
+ * it for reading, so threads log at once, and each line reaches each
+ * destination in one write(): lines never interleave, in a pipe (a line
+ * is under PIPE_BUF) or in a file opened O_APPEND (even by two processes).
+ * The level is checked here too: `replicate` lets every event through its
+ * contexts (the replication threads' own contexts cannot be changed while
+ * they run) so that a reload can change the level.
+ */
+static struct {
+    pthread_rwlock_t lock;
+    int json;                   /* one JSON object per line, else key=value text */
+    int level;                  /* lines below this LS_LOG_* level are dropped */
+    int fd;                     /* the log file, -1: none */
+    int to_stderr;              /* also to stderr (always when there is no file) */
+    char *path;                 /* the log file's path (for cli_log_reopen), NULL: none */
+} sink = {PTHREAD_RWLOCK_INITIALIZER, 0, LS_LOG_DEBUG, -1, 1, NULL};
 
-void cli_log_set_json(int on)
+int cli_log_level_parse(const char *s)
 {
-    log_json = on;
+    if (!s || !strcasecmp(s, "info"))
+        return LS_LOG_INFO;
+    if (!strcasecmp(s, "debug"))
+        return LS_LOG_DEBUG;
+    if (!strcasecmp(s, "warn") || !strcasecmp(s, "warning"))
+        return LS_LOG_WARN;
+    if (!strcasecmp(s, "error"))
+        return LS_LOG_ERROR;
+    return -1;
+}
+
+/* Open the log file for appending: a descriptor, or -1 with errno. */
+static int open_log(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+}
+
+int cli_log_configure(int level, int json, const char *file, int to_stderr)
+{
+    int fd = -1;
+    char *path = NULL;
+    if (file && ((fd = open_log(file)) < 0 || !(path = strdup(file)))) {
+        int e = fd < 0 ? errno : ENOMEM;
+        if (fd >= 0)
+            close(fd);
+        return e;
+    }
+    pthread_rwlock_wrlock(&sink.lock);
+    int old = sink.fd;
+    free(sink.path);
+    sink.level = level;
+    sink.json = json;
+    sink.fd = fd;
+    sink.path = path;
+    sink.to_stderr = to_stderr || fd < 0;
+    pthread_rwlock_unlock(&sink.lock);
+    if (old >= 0)
+        close(old);
+    return 0;
+}
+
+int cli_log_reopen(void)
+{
+    pthread_rwlock_rdlock(&sink.lock);
+    char *path = sink.path ? strdup(sink.path) : NULL;
+    pthread_rwlock_unlock(&sink.lock);
+    if (!path)
+        return 0;
+    int fd = open_log(path), e = errno;
+    free(path);
+    if (fd < 0)
+        return e;
+    pthread_rwlock_wrlock(&sink.lock);
+    int old = sink.fd;
+    sink.fd = fd;
+    pthread_rwlock_unlock(&sink.lock);
+    if (old >= 0)
+        close(old);
+    return 0;
+}
+
+int cli_log_from_config(const ls_config *cfg, const char *level_override, char *err, size_t n)
+{
+    const char *lv = level_override ? level_override : ls_config_log_level(cfg);
+    const char *type = ls_config_log_type(cfg), *file = ls_config_log_file(cfg);
+    int level = cli_log_level_parse(lv);
+    if (level < 0) {
+        snprintf(err, n, "invalid log level '%s'", lv);
+        return LS_EUSAGE;
+    }
+    int e = cli_log_configure(level, type && !strcmp(type, "json"), file,
+                              ls_config_log_stderr(cfg));
+    if (e) {
+        snprintf(err, n, "logging.file: open %s: %s", file, strerror(e));
+        return LS_EIO;
+    }
+    return 0;
+}
+
+/* Write all of buf to fd (one write() unless the kernel takes less). */
+static void write_all(int fd, const char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, buf, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        buf += w;
+        n -= (size_t)w;
+    }
 }
 
 /* Write "k=v k2=\"v 2\"" as JSON members (after an existing member). */
-static void kv_to_json(const char *p)
+static void kv_to_json(FILE *f, const char *p)
 {
     while (*p) {
         while (*p == ' ')
@@ -336,14 +448,15 @@ static void kv_to_json(const char *p)
                 val[n++] = *p++;
         }
         val[n] = '\0';
-        fputc(',', stderr);
-        json_string(stderr, key);
-        fputc(':', stderr);
-        json_string(stderr, val);
+        fputc(',', f);
+        json_string(f, key);
+        fputc(':', f);
+        json_string(f, val);
     }
 }
 
-void cli_log(void *ud, int level, const char *msg)
+/* One log line of `msg` as text or JSON into f. */
+static void format_line(FILE *f, int json, int level, const char *msg)
 {
     static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
     char ts[32];
@@ -364,18 +477,35 @@ void cli_log(void *ud, int level, const char *msg)
     }
     if (!kv) /* no key=value part */
         kv = msg + strlen(msg);
-    /* One line per call even when threads log at once (stdio's lock is recursive). */
-    flockfile(stderr);
-    if (log_json) {
+    if (json) {
         char m[512];
         snprintf(m, sizeof(m), "%.*s", (int)(kv - msg), msg);
-        fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", ts, names[level & 3]);
-        json_string(stderr, m);
-        kv_to_json(kv);
-        fputs("}\n", stderr);
+        fprintf(f, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", ts, names[level & 3]);
+        json_string(f, m);
+        kv_to_json(f, kv);
+        fputs("}\n", f);
     } else {
-        fprintf(stderr, "time=%s level=%s msg=\"%.*s\"%s\n", ts, names[level & 3],
+        fprintf(f, "time=%s level=%s msg=\"%.*s\"%s\n", ts, names[level & 3],
                 (int)(kv - msg), msg, kv);
     }
-    funlockfile(stderr);
+}
+
+void cli_log(void *ud, int level, const char *msg)
+{
+    char *line = NULL;
+    size_t n = 0;
+    (void)ud;
+    pthread_rwlock_rdlock(&sink.lock);
+    FILE *f = level >= sink.level ? open_memstream(&line, &n) : NULL;
+    if (f) {
+        format_line(f, sink.json, level, msg);
+        if (fclose(f) == 0) {
+            if (sink.fd >= 0)
+                write_all(sink.fd, line, n);
+            if (sink.to_stderr)
+                write_all(STDERR_FILENO, line, n);
+        }
+    }
+    pthread_rwlock_unlock(&sink.lock);
+    free(line);
 }

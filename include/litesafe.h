@@ -466,10 +466,20 @@ size_t ls_config_replica_count(const ls_config *cfg, size_t db);
 const char *ls_config_replica_name(const ls_config *cfg, size_t db, size_t r);
 const char *ls_config_replica_type(const ls_config *cfg, size_t db, size_t r);
 /* Top-level settings (NULL when not given): exec, log level, log type ("text"|"json"),
- * metrics address. */
+ * log file (logging.file, an absolute path), metrics address. */
 const char *ls_config_exec(const ls_config *cfg);
 const char *ls_config_log_level(const ls_config *cfg);
 const char *ls_config_log_type(const ls_config *cfg);
+const char *ls_config_log_file(const ls_config *cfg);
+/* logging.stderr: 1 when log lines go to stderr as well as to the log file. */
+int ls_config_log_stderr(const ls_config *cfg);
+/*
+ * 1 when database i of `a` and database j of `b` have the same settings:
+ * path, every db key and every replica (in order, with what it inherits
+ * from the top level); 0 otherwise or when an index is out of range. A
+ * reload keeps a database running as it is when this says 1.
+ */
+int ls_config_db_equal(const ls_config *a, size_t i, const ls_config *b, size_t j);
 const char *ls_config_addr(const ls_config *cfg);
 /* shutdown-timeout in milliseconds (default 30000). */
 int64_t ls_config_shutdown_timeout_ms(const ls_config *cfg);
@@ -495,7 +505,8 @@ int ls_config_socket_mode(const ls_config *cfg);
  * threads of its own (one per database, following its WAL through inotify,
  * and one per replica). Built in code (ls_replicator_open on one database,
  * then ls_replicator_add_replica) or from a configuration
- * (ls_replicator_open_config, every database of it), then started.
+ * (ls_replicator_open_config, every database of it, or
+ * ls_replicator_open_config_db, one), then started.
  *
  * Threads: ls_replicator_notify() and ls_replicator_interrupt() may be
  * called from any thread at any time (notify from sqlite3_wal_hook,
@@ -519,6 +530,18 @@ int ls_replicator_open(ls_ctx *ctx, const char *db, const ls_replicator_options 
 /* A replicator for every database and replica of `cfg`, which must stay open until
  * ls_replicator_close(). */
 int ls_replicator_open_config(ls_ctx *ctx, const ls_config *cfg, ls_replicator **out);
+/*
+ * A replicator for database `db` (an index below ls_config_db_count) of
+ * `cfg` and its replicas. It keeps a copy of that database's settings (cfg
+ * may be freed at once) and checks them as ls_replicator_start does (its
+ * replicas' backends are opened, nothing is contacted): an error here is a
+ * configuration error (LS_EUSAGE, naming the replica). Several of them, one
+ * per database, let a caller stop, start or change one database while the
+ * others run (what `replicate` does on SIGHUP); give each its own ctx when
+ * they are stopped from different threads.
+ */
+int ls_replicator_open_config_db(ls_ctx *ctx, const ls_config *cfg, size_t db,
+                                 ls_replicator **out);
 /* Add a replica (before start). LS_EUSAGE for a bad URL or option, naming it. */
 int ls_replicator_add_replica(ls_replicator *r, const ls_replica_options *o);
 /*

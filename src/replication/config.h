@@ -104,7 +104,9 @@ typedef struct ls_config {
                                         0: one try, no waiting (alias shutdown-sync-timeout) */
     char *log_level;                 /* debug|info|warn|error ("warning" becomes "warn") */
     char *log_type;                  /* text|json */
-    int log_stderr;                  /* -1 unset */
+    int log_stderr;                  /* -1 unset; with log_file: also to stderr */
+    char *log_file;                  /* logging.file: append log lines to it (absolute after
+                                        defaults), NULL: stderr */
     int socket_enabled;              /* socket.enabled: -1 unset (on) */
     char *socket_path;               /* socket.path: NULL for the default (ls_config_socket) */
     char *socket_permissions;        /* socket.permissions: octal, default 0600 */
@@ -157,6 +159,11 @@ ls_replica_cfg *ls_db_cfg_find_replica(const ls_db_cfg *db, const char *name);
  * and shutdown timeout. Returns 0 or LS_ENOMEM.
  */
 int ls_config_copy_db(const ls_config *cfg, const ls_db_cfg *db, ls_config **out);
+/*
+ * 1 when two db entries (defaults applied) say the same: every key of the
+ * db table (its replicas' included, in order) and rel_path; else 0.
+ */
+int ls_db_cfg_equal(const ls_db_cfg *a, const ls_db_cfg *b);
 /*
  * A path as the config resolves a db path: "~" and "~/..." expanded from
  * $HOME, made absolute against the working directory, the directory resolved

@@ -573,8 +573,9 @@ static char *found_meta_path(const char *base, const char *rel)
  * depth first): each a copy of the entry with path set, rel_path its path
  * below the dir (its replicas store under it, as in 0.5), and its spool
  * under meta-path or meta-dir when one is given (else next to
- * it, the default). The scan runs once, here: databases created later are
- * not seen (watch: true is refused). An entry that finds nothing is an
+ * it, the default). The scan runs here, each time a configuration is
+ * opened: databases created later are seen at the next reload (replicate's
+ * SIGHUP; watch: true is refused). An entry that finds nothing is an
  * error, as in Litestream. On failure cfg->dbs is unchanged.
  */
 static int expand_dirs(ls_ctx *ctx, ls_config *cfg)
@@ -691,8 +692,9 @@ static int socket_defaults(ls_ctx *ctx, ls_config *cfg)
  *   1. At least one db (Litestream logs an error and keeps running with
  *      nothing to do; a replicator that replicates nothing is a mistake we
  *      stop for).
- *   2. logging: level info ("warning" means warn), type text, stderr off;
- *      socket.permissions octal (default 0600), socket.path absolute;
+ *   2. logging: level info ("warning" means warn), type text, stderr off,
+ *      file made absolute; socket.permissions octal (default 0600),
+ *      socket.path absolute;
  *      shutdown-timeout 30 s (Litestream 0.5's shutdown-sync-timeout
  *      default); health-max-lag 1 min; 0.5's retention.enabled: false is
  *      retention 0 (keep everything) for every replica without one of its
@@ -735,6 +737,13 @@ int ls_config_apply_defaults(ls_ctx *ctx, ls_config *cfg)
         return rc;
     if (cfg->log_stderr < 0)
         cfg->log_stderr = 0;
+    if (cfg->log_file) { /* absolute: a reload in another directory names the same file */
+        char *abs = NULL;
+        if ((rc = ls_config_abs_path(ctx, cfg->log_file, &abs)) != 0)
+            return rc == LS_EUSAGE ? prefix_pos(ctx, rc, cfg->source, 0, 0, "logging.file")
+                                   : rc;
+        take(&cfg->log_file, &abs);
+    }
     if (cfg->shutdown_timeout_ms < 0)
         cfg->shutdown_timeout_ms = DEF_SHUTDOWN_MS;
     if (cfg->health_max_lag_ms < 0)

@@ -93,6 +93,23 @@ const char *ls_config_log_type(const ls_config *cfg)
     return cfg->log_type;
 }
 
+const char *ls_config_log_file(const ls_config *cfg)
+{
+    return cfg->log_file;
+}
+
+int ls_config_log_stderr(const ls_config *cfg)
+{
+    return cfg->log_stderr > 0;
+}
+
+int ls_config_db_equal(const ls_config *a, size_t i, const ls_config *b, size_t j)
+{
+    if (!a || !b || i >= a->n_dbs || j >= b->n_dbs)
+        return 0;
+    return ls_db_cfg_equal(&a->dbs[i], &b->dbs[j]);
+}
+
 const char *ls_config_addr(const ls_config *cfg)
 {
     return cfg->addr;

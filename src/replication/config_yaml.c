@@ -8,10 +8,11 @@
  * Tables. Each mapping level (top, logging, socket, snapshot, validation,
  * retention, dbs[], a replica, age) has a table of rows {key, kind, offset
  * of the field}. One walker parses every level from its table, and
- * ls_config_free() frees (copy_fields() copies, inherit_fields() fills) from
- * the same tables, so a key added to a table is parsed, type-checked, freed
- * and copied. A level may take in another table's keys as its own, at an
- * offset ("inline", as Go's yaml does): the replica settings
+ * ls_config_free() frees (copy_fields() copies, inherit_fields() fills,
+ * equal_fields() compares) from the same tables, so a key added to a table
+ * is parsed, type-checked, freed, copied and compared. A level may take in
+ * another table's keys as its own, at an offset ("inline", as Go's yaml
+ * does): the replica settings
  * (settings_table) are keys of every replica and, as defaults for every
  * replica, of the top level (Litestream 0.5's ReplicaSettings).
  *
@@ -361,8 +362,8 @@ static const key_def db_keys[] = {
                "replicate does not restore: run `litesafe restore -if-db-not-exists "
                "-if-replica-exists -config FILE DB` before it (e.g. as ExecStartPre=)"),
     ROW_COMPAT("watch", K_BOOL, "false",
-               "litesafe scans dir once, at start: restart replicate to pick up new databases "
-               "(e.g. from a systemd path unit), or set watch: false"),
+               "litesafe scans dir at start and on SIGHUP: send replicate SIGHUP to pick up new "
+               "databases (e.g. from a systemd path unit), or set watch: false"),
 };
 static const key_table db_table = {.what = "db",
                                    .prefix = "",
@@ -377,6 +378,7 @@ static const key_def logging_keys[] = {
     ROW_ENUM(ls_config, "level", log_level, log_levels, NULL),
     ROW_ENUM(ls_config, "type", log_type, log_types, NULL),
     ROW_BOOL(ls_config, "stderr", log_stderr),
+    ROW_STR(ls_config, "file", log_file),
     ROW_COMPAT("source", K_BOOL, "false",
                "litesafe's log lines carry no source positions: remove it or set it to false"),
 };
@@ -943,7 +945,7 @@ static int walk_map(walker *w, yaml_node_t *node, const key_table *t, void *base
 }
 
 /* ---------------------------------------------------------------------- */
-/* Whole levels: free, copy, inherit                                       */
+/* Whole levels: free, copy, compare, inherit                             */
 
 /* Free every field `t` describes in `base` (not base itself). */
 static void free_fields(const key_table *t, void *base)
@@ -1053,6 +1055,59 @@ static int copy_fields(const key_table *t, void *base)
     return rc;
 }
 
+/* Two strings, either possibly NULL, equal. */
+static int str_equal(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* 1 when every field `t` describes is the same in `a` and `b`. */
+static int equal_fields(const key_table *t, const void *a, const void *b)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < table_rows(t); i++) {
+        const key_def *kd = table_row(t, i, &off);
+        const char *x = (const char *)a + off, *y = (const char *)b + off;
+        switch (kd->kind) {
+        case K_STR:
+        case K_ENUM:
+            if (!str_equal(*FIELD(x, kd->off, char *), *FIELD(y, kd->off, char *)))
+                return 0;
+            break;
+        case K_BOOL:
+            if (*FIELD(x, kd->off, int) != *FIELD(y, kd->off, int))
+                return 0;
+            break;
+        case K_DUR:
+        case K_INT:
+            if (*FIELD(x, kd->off, int64_t) != *FIELD(y, kd->off, int64_t))
+                return 0;
+            break;
+        case K_LIST:
+        case K_SEQ: {
+            size_t n = *FIELD(x, kd->off_n, size_t);
+            if (n != *FIELD(y, kd->off_n, size_t))
+                return 0;
+            for (size_t j = 0; j < n; j++)
+                if (kd->kind == K_LIST
+                        ? !str_equal((*FIELD(x, kd->off, char **))[j],
+                                     (*FIELD(y, kd->off, char **))[j])
+                        : !equal_fields(kd->sub, *FIELD(x, kd->off, char *) + j * kd->sub->size,
+                                        *FIELD(y, kd->off, char *) + j * kd->sub->size))
+                    return 0;
+            break;
+        }
+        case K_MAP:
+            if (!equal_fields(kd->sub, x + kd->off, y + kd->off))
+                return 0;
+            break;
+        default: /* K_ONE: its K_SEQ row compares the array; K_COMPAT: no field */
+            break;
+        }
+    }
+    return 1;
+}
+
 /*
  * Give `dst` (a replica) every setting of table t that it lacks and `src`
  * (defaults: a db's or the top level's) has. Returns 0 or LS_ENOMEM.
@@ -1108,6 +1163,11 @@ int ls_cfg_inherit_replica(ls_replica_cfg *r, const ls_replica_cfg *defaults)
 int ls_cfg_db_copy(ls_db_cfg *db)
 {
     return copy_fields(&db_table, db);
+}
+
+int ls_db_cfg_equal(const ls_db_cfg *a, const ls_db_cfg *b)
+{
+    return str_equal(a->rel_path, b->rel_path) && equal_fields(&db_table, a, b);
 }
 
 void ls_cfg_db_free(ls_db_cfg *db)

@@ -1,7 +1,9 @@
 /*
  * replicator.c - the public replicator (litesafe.h): an ls_engine run in a
  * thread of its own, over a configuration built in code (ls_replicator_open
- * and ls_replicator_add_replica) or given (ls_replicator_open_config).
+ * and ls_replicator_add_replica) or given (ls_replicator_open_config; or
+ * ls_replicator_open_config_db, one database of it, copied, its engine
+ * built at once so that its errors are configuration errors at open).
  *
  * Life cycle: open -> add replicas -> start (defaults applied, everything
  * checked, backends opened, threads started) -> notify / sync / status ->
@@ -20,9 +22,12 @@
 struct ls_replicator {
     ls_ctx *ctx;                /* the caller's: errors and the log sink */
     ls_config *own;             /* the configuration built by ls_replicator_open (owned) */
-    const ls_config *cfg;       /* the configuration replicated (own, or the caller's) */
+    ls_config *copy;            /* ls_replicator_open_config_db's copy of one database
+                                   (owned) */
+    const ls_config *cfg;       /* the configuration replicated (own, copy or the caller's) */
     ls_replica_cfg tmpl;        /* an unset replica, the start of every added one */
-    ls_engine *e;               /* from start on */
+    ls_engine *e;               /* from start on (from open on when `prepared`) */
+    int prepared;               /* e was built at open and is not started yet */
     int64_t shutdown_ms;        /* the configuration's shutdown timeout */
     pthread_t th;
     int started;                /* th runs or ran and was not joined */
@@ -139,6 +144,33 @@ int ls_replicator_open_config(ls_ctx *ctx, const ls_config *cfg, ls_replicator *
     return 0;
 }
 
+int ls_replicator_open_config_db(ls_ctx *ctx, const ls_config *cfg, size_t db,
+                                 ls_replicator **out)
+{
+    ls_replicator *r = NULL;
+    int rc;
+    *out = NULL;
+    if (!cfg || !cfg->defaults_applied)
+        return ls_err(ctx, LS_EUSAGE, "ls_replicator_open_config_db: not an opened configuration");
+    if (db >= cfg->n_dbs)
+        return ls_err(ctx, LS_EUSAGE, "ls_replicator_open_config_db: no database %zu (of %zu)",
+                      db, cfg->n_dbs);
+    if (!(r = replicator_new(ctx)))
+        return LS_ENOMEM;
+    if ((rc = ls_config_copy_db(cfg, &cfg->dbs[db], &r->copy)) != 0) {
+        ls_replicator_close(r);
+        return ls_err(ctx, rc, "out of memory");
+    }
+    r->cfg = r->copy;
+    if ((rc = ls_engine_new(ctx, r->cfg, &r->e)) != 0) {
+        ls_replicator_close(r);
+        return rc;
+    }
+    r->prepared = 1;
+    *out = r;
+    return 0;
+}
+
 /* The string options of a replica and where the configuration keeps them. */
 static const struct {
     size_t opt, cfg;
@@ -223,8 +255,8 @@ static void *engine_thread(void *p)
 int ls_replicator_start(ls_replicator *r)
 {
     int rc;
-    ls_engine *e = NULL;
-    if (r->e)
+    ls_engine *e = r->prepared ? r->e : NULL;
+    if (r->e && !r->prepared)
         return ls_err(r->ctx, LS_EUSAGE, "the replicator was started already");
     if (r->own) {
         if (!r->own->dbs[0].n_replicas)
@@ -233,8 +265,9 @@ int ls_replicator_start(ls_replicator *r)
         if ((rc = ls_config_apply_defaults(r->ctx, r->own)) != 0)
             return rc;
     }
-    if ((rc = ls_engine_new(r->ctx, r->cfg, &e)) != 0)
+    if (!e && (rc = ls_engine_new(r->ctx, r->cfg, &e)) != 0)
         return rc;
+    r->prepared = 0;
     r->shutdown_ms = r->cfg->shutdown_timeout_ms;
     ls_engine_set_shutdown_timeout(e, r->shutdown_ms);
     r->stop = 0;
@@ -248,7 +281,7 @@ int ls_replicator_start(ls_replicator *r)
 
 int ls_replicator_wait_started(ls_replicator *r, int64_t timeout_ms)
 {
-    if (!r->e)
+    if (!r->e || r->prepared)
         return ls_err(r->ctx, LS_EUSAGE, "the replicator is not started");
     if (ls_engine_wait_tried(r->e, timeout_ms) != 0)
         return ls_err(r->ctx, LS_EBUSY, "replication did not start within %lldms",
@@ -331,5 +364,6 @@ void ls_replicator_close(ls_replicator *r)
     for (size_t i = 0; r->own && i < r->own->dbs[0].n_replicas; i++)
         ls_storage_close(r->own->dbs[0].replicas[i].storage);
     ls_config_free(r->own);
+    ls_config_free(r->copy);
     free(r);
 }

@@ -316,6 +316,20 @@ static void test_logging_defaults(void **state)
     cfg = parse_defaults("logging:\n  level: Warning\ndbs:\n  - path: /tmp/x.db\n");
     eq(cfg->log_level, "warn");
     ls_config_free(cfg);
+    /* logging.file: made absolute (a reload from elsewhere names the same file) */
+    cfg = parse_defaults("dbs:\n  - path: /tmp/x.db\n");
+    assert_null(ls_config_log_file(cfg));
+    assert_int_equal(ls_config_log_stderr(cfg), 0);
+    ls_config_free(cfg);
+    char text[256], want[512];
+    snprintf(text, sizeof(text), "logging:\n  file: %s/sub/../ls.log\n  stderr: true\n"
+             "dbs:\n  - path: /tmp/x.db\n", F->dir);
+    cfg = parse_defaults(text);
+    snprintf(want, sizeof(want), "%s/ls.log", F->real);
+    eq(ls_config_log_file(cfg), want);
+    assert_int_equal(ls_config_log_stderr(cfg), 1);
+    ls_config_free(cfg);
+    parse_err("logging:\n  file: [a, b]\n", "logging.file");
     parse_err("logging:\n  level: loud\n",
               "test.yml:2:3: logging.level: \"loud\" is not one of debug");
     parse_err("logging:\n  type: xml\n", "not one of text, json");
@@ -1260,6 +1274,51 @@ static void test_socket_path(void **state)
     ls_config_free(cfg);
 }
 
+/* ls_config_db_equal: the same settings, wherever they come from, or not. */
+static void test_db_equal(void **state)
+{
+    (void)state;
+    static const char base[] =
+        "sync-interval: 1s\n"
+        "dbs:\n  - path: /tmp/a.db\n    replicas:\n      - url: file:///tmp/ra\n"
+        "  - path: /tmp/b.db\n    replica:\n      path: /tmp/rb\n";
+    ls_config *a = parse_defaults(base), *b = parse_defaults(base);
+    assert_int_equal(ls_config_db_equal(a, 0, b, 0), 1);
+    assert_int_equal(ls_config_db_equal(a, 1, b, 1), 1);
+    assert_int_equal(ls_config_db_equal(a, 0, b, 1), 0);
+    assert_int_equal(ls_config_db_equal(a, 2, b, 2), 0); /* out of range */
+    ls_config_free(b);
+    static const char *const changed[] = {
+        /* a top-level setting its replicas inherit */
+        "sync-interval: 2s\n"
+        "dbs:\n  - path: /tmp/a.db\n    replicas:\n      - url: file:///tmp/ra\n",
+        /* a second replica */
+        "sync-interval: 1s\n"
+        "dbs:\n  - path: /tmp/a.db\n    replicas:\n      - url: file:///tmp/ra\n"
+        "      - name: second\n        url: file:///tmp/ra2\n",
+        /* a db key */
+        "sync-interval: 1s\n"
+        "dbs:\n  - path: /tmp/a.db\n    monitor-interval: 5s\n"
+        "    replicas:\n      - url: file:///tmp/ra\n",
+        /* a replica key */
+        "sync-interval: 1s\n"
+        "dbs:\n  - path: /tmp/a.db\n    replicas:\n      - url: file:///tmp/ra\n"
+        "        retention: 1h\n",
+    };
+    for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++) {
+        b = parse_defaults(changed[i]);
+        if (ls_config_db_equal(a, 0, b, 0))
+            fail_msg("seen as unchanged:\n%s", changed[i]);
+        ls_config_free(b);
+    }
+    /* Other databases and top-level keys no replica inherits do not count. */
+    b = parse_defaults("sync-interval: 1s\nshutdown-timeout: 5s\nlogging:\n  level: debug\n"
+                       "dbs:\n  - path: /tmp/a.db\n    replicas:\n      - url: file:///tmp/ra\n");
+    assert_int_equal(ls_config_db_equal(a, 0, b, 0), 1);
+    ls_config_free(b);
+    ls_config_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1287,6 +1346,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pid_expand, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_key_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_socket_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db_equal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

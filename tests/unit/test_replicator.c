@@ -4,7 +4,8 @@
  * fault injector plugged in as an embedder's own backends. The barrier
  * (ls_replicator_sync) returns only once the replica holds the commits, times
  * out naming the replica when it cannot, and status shows position, lag and
- * the last error. Versions and the life cycle's misuse are refused.
+ * the last error. Versions and the life cycle's misuse are refused. One
+ * database of a configuration runs on its own (ls_replicator_open_config_db).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -294,6 +295,68 @@ static void test_sync_missing_db(void **state)
     ls_replicator_close(r);
 }
 
+/* Write `text` to path. */
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+/*
+ * ls_replicator_open_config_db: one database of a configuration, on a copy
+ * of its settings (the configuration is freed before the start), the other
+ * database left alone; a bad replica is refused at open; the index is checked.
+ */
+static void test_open_config_db(void **state)
+{
+    fixture *f = *state;
+    char yml[320], text[1200], other_rep[320];
+    ls_config *cfg = NULL;
+    ls_replicator *r = NULL;
+    make_db(f);
+    snprintf(yml, sizeof(yml), "%s/ls.yml", f->dir);
+    snprintf(other_rep, sizeof(other_rep), "%s/other-replica", f->dir);
+    snprintf(text, sizeof(text),
+             "shutdown-timeout: 5s\n"
+             "dbs:\n  - path: %s/other.db\n    replicas:\n      - path: %s\n"
+             "  - path: %s\n    replicas:\n      - name: disk\n        url: %s\n"
+             "  - path: %s/enc.db\n    replicas:\n      - path: %s/enc\n"
+             "        age:\n          recipients: [age1xyz]\n",
+             f->dir, other_rep, f->db, f->replica, f->dir, f->dir);
+    write_file(yml, text);
+    assert_int_equal(ls_config_open(f->ctx, yml, 0, &cfg), 0);
+    assert_int_equal(ls_config_db_count(cfg), 3);
+
+    assert_int_equal(ls_replicator_open_config_db(f->ctx, cfg, 3, &r), LS_EUSAGE);
+    assert_null(r);
+    /* checked at open, as ls_replicator_start checks: nothing runs yet */
+    assert_int_equal(ls_replicator_open_config_db(f->ctx, cfg, 2, &r), LS_EUSAGE);
+    assert_non_null(strstr(ls_errmsg(f->ctx), "age"));
+    assert_null(r);
+
+    assert_int_equal(ls_replicator_open_config_db(f->ctx, cfg, 1, &r), 0);
+    ls_config_free(cfg); /* the replicator keeps its own copy */
+    assert_int_equal(ls_replicator_running(r), 0);
+    assert_int_equal(ls_replicator_sync(r, 10), LS_ECANCEL); /* not started */
+    assert_int_equal(ls_replicator_wait_started(r, 10), LS_EUSAGE);
+    assert_int_equal(ls_replicator_start(r), 0);
+    assert_int_equal(ls_replicator_start(r), LS_EUSAGE); /* twice */
+    assert_int_equal(ls_replicator_wait_started(r, 10000), 0);
+    commit_rows(f, 20);
+    assert_int_equal(ls_replicator_sync(r, 20000), 0);
+    ls_replica_status st = one_status(r); /* its database's replica only */
+    assert_string_equal(st.name, "disk");
+    assert_string_equal(st.database, f->db);
+    assert_true(st.restorable);
+    assert_int_equal(ls_replicator_sync_db(r, NULL, f->db, LS_SYNC_HURRY, 20000), 0);
+    assert_int_equal(ls_replicator_stop(r, -1), 0);
+    ls_replicator_close(r);
+    struct stat sb;
+    assert_int_equal(stat(other_rep, &sb), -1); /* the other database was not replicated */
+}
+
 /* Versions, and calls made out of order, are refused with LS_EUSAGE. */
 static void test_misuse(void **state)
 {
@@ -347,6 +410,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sync_missing_db, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_sync_db_flags, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_misuse, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_open_config_db, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
