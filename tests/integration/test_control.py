@@ -266,3 +266,36 @@ def test_status_without_daemon_shows_the_replicas(tmp_path):
 
     s = run("status", tmp_path / "nowhere.db")
     assert s.rc == 1 and "no litesafe replicate listens" in s.err, s
+
+
+def test_status_and_sync_follow_a_reload(tmp_path):
+    import signal
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    make_db(a)
+    make_db(b)
+    sock = str(tmp_path / "ctl.sock")
+    cfg = tmp_path / "litesafe.yml"
+
+    def config(*dbs):
+        lines = ["socket:", "  path: %s" % sock, "dbs:"]
+        for db in dbs:
+            lines += ["  - path: %s" % db, "    replicas:",
+                      "      - url: %s" % file_url(tmp_path / ("rep-" + db.name))]
+        cfg.write_text("\n".join(lines) + "\n")
+
+    config(a)
+    r = replicator(tmp_path, "-config", cfg, level="info")
+    wait_for(sock)
+    assert [d["path"] for d in status_json("-socket", sock)["databases"]] == [str(a)]
+    config(a, b)
+    r.signal(signal.SIGHUP)
+    r.wait_log("reload")
+    deadline = time.monotonic() + 30
+    while len(status_json("-socket", sock)["databases"]) < 2:
+        assert time.monotonic() < deadline, r.tail()
+        time.sleep(0.1)
+    insert(b)
+    assert run("sync", "-socket", sock, "-wait", b).rc == 0
+    out, _ = restore(tmp_path, file_url(tmp_path / "rep-b.db"))
+    assert digest(out) == digest(b)
+    assert r.stop(60) == 0
