@@ -330,9 +330,17 @@ int ls_spool_next_index(ls_ctx *ctx, ls_spool *sp)
 int ls_spool_put_hdr(ls_ctx *ctx, ls_spool *sp, const uint8_t hdr[LS_WAL_HDRSIZE])
 {
     ls_wal_hdr h;
+    char wal[PATH_MAX];
+    int rc;
     if (ls_wal_hdr_decode(hdr, &h) != 0)
         return ls_err(ctx, LS_ECORRUPT, "spool: invalid WAL header");
-    int rc = ls_write_all(ctx, sp->fd, hdr, LS_WAL_HDRSIZE, 0, "spool");
+    if (sp->fd < 0) {
+        /* Its file could not be created before (a full disk, no descriptors): again. */
+        snprintf(wal, sizeof(wal), "%s/generations/%s/wal", sp->dir, sp->gen);
+        if ((rc = mkdir_p(ctx, wal, 0700)) != 0 || (rc = open_index(ctx, sp)) != 0)
+            return rc;
+    }
+    rc = ls_write_all(ctx, sp->fd, hdr, LS_WAL_HDRSIZE, 0, "spool");
     if (rc)
         return rc;
     sp->hdr = h;

@@ -975,6 +975,36 @@ static void test_spool_drop_marker_names(void **state)
     assert_false(ls_spool_is_dropped(dir, gen, "../a/b"));
 }
 
+/*
+ * The next index's spool file cannot be created (its directory gone, as a
+ * stand-in for a full disk or no descriptors left): the sync fails, and the
+ * next one creates it and goes on; nothing is lost.
+ */
+static void test_spool_index_created_again(void **state)
+{
+    fx *f = *state;
+    char wal[PATH_MAX], moved[PATH_MAX + 8];
+    int busy = -1;
+
+    fx_commit_ship(f, 2);
+    snprintf(wal, sizeof(wal), "%s/generations/%s/wal", f->src->spool.dir, f->src->spool.gen);
+    snprintf(moved, sizeof(moved), "%s.away", wal);
+    assert_int_equal(ls_source_checkpoint(f->src, &busy), 0);
+    assert_int_equal(rename(wal, moved), 0);
+    fx_insert(f, 2, 300); /* the WAL restarts: index 1 */
+    int grew = 0;
+    assert_int_not_equal(ls_source_sync(f->src, &grew), 0);
+    ls_err_clear(f->ctx);
+    assert_int_equal(fx_sync(f), 1);
+    ls_spool_pos sp;
+    ls_source_pos(f->src, &sp);
+    assert_int_equal(sp.index, 1);
+    assert_true(sp.size > LS_WAL_HDRSIZE);
+    fx_step(f);
+    assert_int_equal(fx_has(f), 1);
+    fx_assert_restores_live(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1004,6 +1034,7 @@ int main(void)
         FX_TEST(test_spool_cap_drops_away_replica),
         FX_TEST(test_spool_cap_drop_survives_restart),
         FX_TEST(test_spool_drop_marker_names),
+        FX_TEST(test_spool_index_created_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
