@@ -341,6 +341,9 @@ static const metric families[] = {
      NULL, "Unix time the next scheduled snapshot is due (0: none)."},
     {"litesafe_replica_next_retention_timestamp_seconds", "gauge", 0, V_MS, F(next_retention_ms),
      NULL, "Unix time the next retention pass is due (0: never)."},
+    {"litesafe_replica_spool_drops_total", "counter", 0, V_U64, F(spool_drops), NULL,
+     "Times the replica's unshipped WAL was dropped from the spool (max-spool-size) since "
+     "start; it then takes a fresh snapshot."},
 };
 #undef F
 

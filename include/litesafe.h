@@ -423,9 +423,13 @@ typedef struct ls_replicator_options {
     int64_t max_checkpoint_page_count;  /* default 10000 */
     int64_t busy_timeout_ms;            /* a checkpoint's wait for the write lock */
     int64_t shutdown_timeout_ms;        /* how long ls_replicator_stop may flush (default 30s) */
+    int64_t max_spool_size;             /* bytes the spool keeps for a replica that is away
+                                           before dropping it (it then takes a fresh snapshot);
+                                           default (<= 0): the larger of 1 GiB and twice the
+                                           database */
 } ls_replicator_options;
 
-#define LS_REPLICATOR_OPTIONS_INIT {LS_REPLICATOR_OPTIONS_VERSION, NULL, -1, -1, -1, -1, -1, -1}
+#define LS_REPLICATOR_OPTIONS_INIT {LS_REPLICATOR_OPTIONS_VERSION, NULL, -1, -1, -1, -1, -1, -1, -1}
 /* Set *o to LS_REPLICATOR_OPTIONS_INIT of `version`; LS_EUSAGE for an unknown version. */
 int ls_replicator_options_init(ls_replicator_options *o, unsigned int version);
 
@@ -622,6 +626,8 @@ typedef struct ls_replica_status {
     uint64_t errors_auth;       /* failed requests: credentials or signature refused */
     uint64_t errors_other;      /* failed requests: anything else */
     double requests_per_sec;    /* mean over the last minute */
+    /* Times its unshipped WAL was dropped from the spool (max-spool-size) since start. */
+    uint64_t spool_drops;
 } ls_replica_status;
 
 /*

@@ -85,6 +85,9 @@ typedef struct ls_db_cfg {
     int64_t max_checkpoint_page_count; /* 10000 (0.5's truncate-page-n is the same setting) */
     int64_t busy_timeout_ms;           /* 0.5 busy-timeout: how long a checkpoint cycle waits
                                           for the write lock; 0 after defaults: the engine's */
+    int64_t max_spool_size;            /* bytes the spool may hold for replicas that are away
+                                          (engine.c, THE CAP); 0 after defaults: automatic,
+                                          the larger of 1 GiB and twice the database */
     ls_replica_cfg defaults;           /* settings for its replicas (sync-interval, snapshot:) */
     ls_replica_cfg *replicas;        /* replicas[0..n_replicas) */
     size_t n_replicas;

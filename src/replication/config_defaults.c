@@ -807,6 +807,8 @@ int ls_config_apply_defaults(ls_ctx *ctx, ls_config *cfg)
                            "db %s: busy-timeout is at most 1m (the checkpoint cycle retries at "
                            "the next sync)",
                            db->path);
+        if (db->max_spool_size < 0)
+            db->max_spool_size = 0;
         if (db->busy_timeout_ms < 0)
             db->busy_timeout_ms = 0;
         else if (db->busy_timeout_ms == 0)

@@ -120,6 +120,7 @@ typedef struct key_def {
                                    refused, or NULL (then: "not one of") */
     int64_t min;                /* K_INT: smallest accepted value */
     int zero_unset;             /* K_INT: 0 means "not given" */
+    int bytes;                  /* K_INT: a size, with an optional unit (parse_size) */
     const char *same;           /* another key that sets the same field (both: an error) */
     key_kind vkind;             /* K_COMPAT: the value's kind (K_BOOL, K_INT, K_STR, K_ANY) */
     const char *accept;         /* K_COMPAT: the one value accepted, "*" any, NULL none */
@@ -148,6 +149,8 @@ struct key_table {
 #define ROW_DUR_SAME(T, k, f, s)                                                                   \
     {.key = k, .kind = K_DUR, .off = offsetof(T, f), .same = s}
 #define ROW_INT(T, k, f, m) {.key = k, .kind = K_INT, .off = offsetof(T, f), .min = m}
+#define ROW_SIZE(T, k, f, m)                                                                       \
+    {.key = k, .kind = K_INT, .off = offsetof(T, f), .min = m, .bytes = 1}
 #define ROW_LIST(T, k, f, fn)                                                                      \
     {.key = k, .kind = K_LIST, .off = offsetof(T, f), .off_n = offsetof(T, fn)}
 #define ROW_MAP(k, t) {.key = k, .kind = K_MAP, .sub = &t}
@@ -187,6 +190,7 @@ static void db_init(void *elem, int line, int col)
     d->min_checkpoint_page_count = -1;
     d->max_checkpoint_page_count = -1;
     d->busy_timeout_ms = -1;
+    d->max_spool_size = -1;
     replica_init(&d->defaults, 0, 0);
     d->line = line;
     d->col = col;
@@ -342,6 +346,7 @@ static const key_def db_keys[] = {
     ROW_DUR(ls_db_cfg, "checkpoint-interval", checkpoint_interval_ms),
     ROW_DUR(ls_db_cfg, "busy-timeout", busy_timeout_ms),
     ROW_INT(ls_db_cfg, "min-checkpoint-page-count", min_checkpoint_page_count, 1),
+    ROW_SIZE(ls_db_cfg, "max-spool-size", max_spool_size, 1),
     {.key = "max-checkpoint-page-count",
      .kind = K_INT,
      .off = offsetof(ls_db_cfg, max_checkpoint_page_count),
@@ -624,6 +629,42 @@ static int parse_int(const char *s, long long *n)
     return (end == s || *end != '\0' || errno) ? LS_EUSAGE : 0;
 }
 
+/*
+ * A size in bytes: a number (a fraction allowed before a unit), optional
+ * spaces, and an optional unit in any case: B; kB/KB, MB, GB, TB (powers of
+ * 1000); KiB, MiB, GiB, TiB and K, M, G, T (powers of 1024). 0 or LS_EUSAGE.
+ */
+static int parse_size(const char *s, long long *n)
+{
+    static const struct {
+        const char *unit;
+        double mul;
+    } units[] = {{"", 1},           {"b", 1},           {"kb", 1e3},        {"mb", 1e6},
+                 {"gb", 1e9},       {"tb", 1e12},       {"k", 1024.0},      {"m", 1048576.0},
+                 {"g", 1073741824.0}, {"t", 1099511627776.0}, {"kib", 1024.0},
+                 {"mib", 1048576.0}, {"gib", 1073741824.0}, {"tib", 1099511627776.0}};
+    char *end = NULL;
+    if (!isdigit((unsigned char)*s))
+        return LS_EUSAGE;
+    errno = 0;
+    double v = strtod(s, &end);
+    size_t digits = strspn(s, "0123456789.");
+    if (end == s || errno || (size_t)(end - s) != digits)
+        return LS_EUSAGE; /* no exponents, no hexadecimal */
+    int frac = memchr(s, '.', digits) != NULL;
+    while (*end == ' ')
+        end++;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(end, units[i].unit) != 0)
+            continue;
+        if ((frac && units[i].mul == 1) || v * units[i].mul >= 9.2e18)
+            return LS_EUSAGE;
+        *n = (long long)(v * units[i].mul + 0.5);
+        return 0;
+    }
+    return LS_EUSAGE;
+}
+
 static int walk_map(walker *w, yaml_node_t *node, const key_table *t, void *base);
 
 /*
@@ -864,7 +905,11 @@ static int set_value(walker *w, yaml_node_t *key, const char *k, yaml_node_t *v,
     }
     case K_INT: {
         long long n = 0;
-        if (parse_int(s, &n) != 0)
+        if (kd->bytes && parse_size(s, &n) != 0)
+            return ls_cfg_pos_err(w->ctx, LS_EUSAGE, w->name, AT(key),
+                                  "%s: expected a size (e.g. 1GiB, 512MB, 1048576), got \"%s\"",
+                                  k, s);
+        if (!kd->bytes && parse_int(s, &n) != 0)
             return bad_scalar(w, key, k, K_INT, s);
         if (n < kd->min)
             return ls_cfg_pos_err(w->ctx, LS_EUSAGE, w->name, AT(key), "%s must be %s 0, got %lld",

@@ -6,7 +6,31 @@
  * at once (commit-to-spool latency is a few hundred microseconds), and
  * monitor-interval bounds the wait when inotify is unavailable or misses
  * something. Bursts are coalesced: a sync runs at most every COALESCE_MS.
- * After each sync the spool is trimmed to what every replica still needs.
+ * After each sync the spool is trimmed to what every replica still needs,
+ * within its cap (THE CAP, below).
+ *
+ * THE CAP (ls_engine_trim_spool; max-spool-size, spool.h)
+ *   1. The spool keeps every index from the lowest one a replica still
+ *      needs; replicas dropped earlier in this generation need none.
+ *   2. If what that keeps is over the cap (max-spool-size, by default the
+ *      larger of 1 GiB and twice the database file, evaluated at each
+ *      check), the replicas that need the lowest index are dropped (their
+ *      marker written, the drop logged once at warn level and counted), and
+ *      step 1 is done again, until it fits or only the current index is
+ *      kept (its size is bounded by the checkpoint cycles, which never wait
+ *      for a replica).
+ *   3. The indexes below are removed. A dropped replica takes a fresh
+ *      snapshot when it works again (replica.c, AFTER A SPOOL DROP); the
+ *      others are untouched, and nothing here waits or blocks the writer.
+ *
+ * A SPOOL THAT CANNOT BE WRITTEN (disk full on meta-path)
+ * A failed sync changes nothing: the spool keeps its last commit (a torn
+ * write past it is overwritten by the next try), the read mark stays where
+ * it was (SQLite keeps the uncopied frames in the WAL, which grows until
+ * space returns) and no lock is held. It is logged once per distinct error
+ * (ERROR, naming the spool), retried at every WAL change or
+ * monitor-interval, and the recovery is logged once; the replicas go on
+ * shipping what the spool holds.
  *
  * STAYING UP
  * Once the configuration is accepted, nothing about one database or one
@@ -90,6 +114,7 @@ typedef struct engine_db {
     volatile int have_target;   /* `target` is set (release/acquire) */
     ls_spool_pos target;        /* what must be on every replica before the exit */
     char last_err[512];         /* the attach failure last logged */
+    char sync_err[512];         /* the sync failure last logged ("" while syncs work) */
     /* Guarded by mu: sync barriers (ls_engine_sync) and the growth ring. */
     pthread_mutex_t mu;
     pthread_cond_t cv;          /* broadcast when a barrier is served */
@@ -145,19 +170,74 @@ int ls_replica_storage_open(ls_ctx *ctx, const ls_replica_cfg *rc, ls_storage **
     return r;
 }
 
-/* Trim the spool to what the slowest replica still needs. */
-static void gc_spool(engine_db *d)
+#define SPOOL_CAP_FLOOR (1ull << 30) /* the automatic cap is at least 1 GiB */
+
+/* The cap in bytes: max_spool, or the larger of 1 GiB and twice the database. */
+static uint64_t spool_cap(ls_source *s, int64_t max_spool, uint64_t have)
 {
-    ls_spool_pos sp;
-    ls_source_pos(d->src, &sp);
-    uint32_t keep = sp.index;
-    for (size_t i = 0; i < d->nrep; i++) {
-        uint32_t need = ls_replica_needs_from(d->reps[i], sp.gen);
+    struct stat st;
+    if (max_spool > 0)
+        return (uint64_t)max_spool;
+    if (have <= SPOOL_CAP_FLOOR || stat(s->path, &st) != 0)
+        return SPOOL_CAP_FLOOR; /* under the floor either way: no need to look */
+    uint64_t twice = 2 * (uint64_t)st.st_size;
+    return twice > SPOOL_CAP_FLOOR ? twice : SPOOL_CAP_FLOOR;
+}
+
+/* The lowest index a replica still needs (THE CAP, step 1), at most sp->index. */
+static uint32_t spool_keep(const ls_spool_pos *sp, ls_replica **reps, size_t nrep)
+{
+    uint32_t keep = sp->index;
+    for (size_t i = 0; i < nrep; i++) {
+        uint32_t need = ls_replica_needs_from(reps[i], sp->gen);
         if (need < keep)
             keep = need;
     }
+    return keep;
+}
+
+int ls_engine_trim_spool(ls_ctx *ctx, ls_source *s, ls_replica **reps, size_t nrep,
+                         int64_t max_spool)
+{
+    ls_spool_pos sp;
+    int dropped = 0;
+    ls_source_pos(s, &sp);
+    if (!sp.gen[0])
+        return 0;
+    uint64_t have = ls_source_spool_bytes(s, 0);
+    uint64_t cap = spool_cap(s, max_spool, have);
+    uint32_t keep = spool_keep(&sp, reps, nrep);
+    while (keep < sp.index && have > cap) {
+        uint64_t kept = ls_source_spool_bytes(s, keep);
+        if (kept <= cap)
+            break;
+        /* 2. Drop the replicas that hold the oldest index back. */
+        for (size_t i = 0; i < nrep; i++) {
+            if (ls_replica_needs_from(reps[i], sp.gen) != keep)
+                continue;
+            char pos[LS_LAYOUT_POS_MAX], at[LS_LAYOUT_POS_MAX];
+            int how = ls_replica_drop(reps[i], ctx, sp.gen);
+            ls_replica_shipped(reps[i], pos, sizeof(pos));
+            ls_layout_pos_str(at, sizeof(at), sp.gen, sp.index, sp.size);
+            if (how)
+                ls_log(ctx, how == 1 ? LS_LOG_WARN : LS_LOG_INFO,
+                       "spool over max-spool-size db=%s replica=%s spool_bytes=%llu "
+                       "max_spool_size=%llu replica_pos=%s spool_pos=%s action=drop "
+                       "(its unshipped WAL is removed from the spool; it takes a fresh "
+                       "snapshot when it is back)%s", s->path, reps[i]->name,
+                       (unsigned long long)kept, (unsigned long long)cap, pos, at,
+                       how == 2 ? " (dropped before a restart)" : "");
+            dropped++;
+        }
+        uint32_t next = spool_keep(&sp, reps, nrep);
+        if (next <= keep)
+            break; /* nothing dropped after all (a replica moved meanwhile) */
+        keep = next;
+    }
+    /* 3. */
     if (keep > 0)
-        ls_source_gc(d->src, keep);
+        ls_source_gc(s, keep);
+    return dropped;
 }
 
 /*
@@ -384,13 +464,26 @@ static void source_sync(engine_db *d)
     int grew = 0;
     int rc = ls_source_sync(s, &grew);
     if (rc) {
-        ls_log(d->ctx, LS_LOG_ERROR, "sync failed db=%s error=\"%s\"", s->path,
-               ls_errmsg(d->ctx));
+        /* A SPOOL THAT CANNOT BE WRITTEN: logged once per distinct error. */
+        const char *msg = ls_errmsg(d->ctx);
+        int same = strcmp(msg, d->sync_err) == 0;
+        ls_log(d->ctx, same ? LS_LOG_DEBUG : LS_LOG_ERROR,
+               "sync failed db=%s spool=%s error=\"%s\" action=retry%s", s->path, s->spool.dir,
+               msg, same ? "" : rc == LS_ENOSPC || rc == LS_EIO
+                                ? " (the spool's disk: the application goes on and its WAL "
+                                  "keeps the commits until space returns; logged again when "
+                                  "the error changes)"
+                                : " (logged again when the error changes)");
+        ls_strlcpy(d->sync_err, msg, sizeof(d->sync_err));
         ls_err_clear(d->ctx);
         usleep(100000);
         return;
     }
-    gc_spool(d);
+    if (d->sync_err[0]) {
+        ls_log(d->ctx, LS_LOG_INFO, "sync recovered db=%s spool=%s", s->path, s->spool.dir);
+        d->sync_err[0] = '\0';
+    }
+    ls_engine_trim_spool(d->ctx, s, d->reps, d->nrep, d->cfg->max_spool_size);
     ls_spool_pos sp;
     ls_source_pos(s, &sp);
     if (grew)
@@ -871,6 +964,7 @@ static void status_replica(engine_db *d, ls_replica *r, const ls_spool_pos *sp, 
     st->last_error = r->last_rc;
     st->last_success_ms = r->last_ok_ms;
     st->last_error_ms = r->last_error_ms;
+    st->spool_drops = r->spool_drops;
     ls_strlcpy(msg, r->last_err, msgsz);
     pthread_mutex_unlock(&r->mu);
     st->last_error_message = msg;

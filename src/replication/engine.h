@@ -52,6 +52,15 @@ int ls_engine_sync(ls_engine *e, ls_ctx *ctx, const char *db, unsigned flags,
 /* Every replica's state (*out malloc'd; strings borrowed from the engine). */
 int ls_engine_status(ls_engine *e, ls_replica_status **out, size_t *n);
 
+/*
+ * Trim the spool of `s` to what its replicas still need, within max_spool
+ * bytes (0: the automatic cap), dropping the replicas that hold too much
+ * back (THE CAP in engine.c); logs on ctx. Returns how many were dropped.
+ * Run by the source thread after each sync (and by tests).
+ */
+int ls_engine_trim_spool(ls_ctx *ctx, ls_source *s, ls_replica **reps, size_t nrep,
+                         int64_t max_spool);
+
 /* Open the storage a replica config describes. */
 int ls_replica_storage_open(ls_ctx *ctx, const ls_replica_cfg *rc, ls_storage **out);
 

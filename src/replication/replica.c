@@ -18,6 +18,19 @@
  *   4. Retention when due (see retain()).
  * A failure leaves the position unknown (step 1 recomputes it from the
  * replica) and backs off exponentially, capped, with jitter.
+ *
+ * AFTER A SPOOL DROP (max-spool-size; THE CAP in spool.h)
+ * A replica dropped from the spool cannot ship the WAL it missed. When it
+ * works again it takes a fresh snapshot of the same generation, labelled
+ * with the spool's current index, and ships from that index's start (step
+ * 3 with no snapshot). The generation on the replica then holds the old
+ * snapshots and segments up to where it stopped, no segment of the indexes
+ * it missed, and the new snapshot followed by every index from its own:
+ * a restore starts from the newest snapshot not after its target and needs
+ * the WAL only from there on (litesafe's restore and Litestream 0.3's), and
+ * a point in time before the drop restores from the old part. The spool's
+ * marker lives until the new snapshot's index holds a segment, so a restart
+ * in between never resumes from the old position.
  */
 #define _GNU_SOURCE
 #include "replica.h"
@@ -117,6 +130,12 @@ static int learn_position(ls_replica *r, const ls_spool_pos *sp)
         r->offset = 0;
     }
     r->have_pos = 1;
+    if (ls_spool_is_dropped(r->src->spool.dir, sp->gen, r->name)) {
+        /* Dropped before a restart: it still owes the fresh snapshot. */
+        pthread_mutex_lock(&r->mu);
+        memcpy(r->drop_gen, sp->gen, sizeof(r->drop_gen));
+        pthread_mutex_unlock(&r->mu);
+    }
     ls_log(r->ctx, r->failures ? LS_LOG_DEBUG : LS_LOG_INFO,
            "replica position db=%s replica=%s pos=%s/%08x:%llu snapshot=%d",
            r->src->path, r->name, r->gen, r->index, (unsigned long long)r->offset,
@@ -207,9 +226,11 @@ static int ship(ls_replica *r, const ls_spool_pos *sp)
             /*
              * The spool keeps an index until every replica has shipped all of
              * it (ls_source_gc), so an older index that is gone was shipped
-             * whole: the position learnt from the replica is its end.
+             * whole: the position learnt from the replica is its end. Unless
+             * the replica was dropped (max-spool-size): then it is missing,
+             * and the caller takes a fresh snapshot.
              */
-            if (rc != LS_ENOENT || r->index >= sp->index)
+            if (rc != LS_ENOENT || r->index >= sp->index || ls_replica_dropped(r, sp->gen))
                 return rc;
             ls_err_clear(r->ctx);
             r->index++;
@@ -520,10 +541,41 @@ static void maybe_validate(ls_replica *r, int64_t now)
 
 /* ---- the loop ---- */
 
+/*
+ * Snapshot when the generation has none here, or when a drop left the
+ * replica owing one (AFTER A SPOOL DROP); *sp is read again (the snapshot
+ * shipped past it). Returns 1 in *moved when the spool changed generation.
+ */
+static int snapshot_if_owed(ls_replica *r, ls_spool_pos *sp, int *moved)
+{
+    int rc, owed = ls_replica_dropped(r, sp->gen);
+    *moved = 0;
+    if (owed)
+        r->have_snapshot = 0;
+    if (r->have_snapshot)
+        return 0;
+    if ((rc = snapshot(r)) != 0)
+        return rc;
+    if (owed) {
+        pthread_mutex_lock(&r->mu);
+        if (strcmp(r->drop_gen, r->gen) == 0)
+            r->drop_gen[0] = '\0'; /* the spool keeps its WAL again, from shipped_index */
+        pthread_mutex_unlock(&r->mu);
+        r->unmark_pending = 1;
+        r->resnap_index = r->index;
+        ls_log(r->ctx, LS_LOG_INFO, "replica resumed after a spool drop db=%s replica=%s "
+               "pos=%s/%08x:%llu (fresh snapshot)", r->src->path, r->name, r->gen, r->index,
+               (unsigned long long)r->offset);
+    }
+    ls_source_pos(r->src, sp);
+    *moved = strcmp(sp->gen, r->gen) != 0;
+    return 0;
+}
+
 int ls_replica_step(ls_replica *r)
 {
     ls_spool_pos sp;
-    int rc;
+    int rc, moved;
     ls_source_pos(r->src, &sp);
     if (!sp.gen[0])
         return 0;
@@ -533,15 +585,23 @@ int ls_replica_step(ls_replica *r)
     }
     /* A generation without a snapshot here starts with one (it ships the WAL
      * up to the pinned frame first); otherwise ship, then snapshot when due. */
-    if (!r->have_snapshot) {
-        if ((rc = snapshot(r)) != 0)
-            return rc;
-        ls_source_pos(r->src, &sp); /* it shipped past the position read above */
-        if (strcmp(sp.gen, r->gen) != 0)
-            return 0;
-    }
-    if ((rc = ship(r, &sp)) != 0)
+    if ((rc = snapshot_if_owed(r, &sp, &moved)) != 0 || moved)
         return rc;
+    rc = ship(r, &sp);
+    if (rc && ls_replica_dropped(r, sp.gen)) {
+        /* Dropped while shipping: what it lacks is gone from the spool. */
+        ls_err_clear(r->ctx);
+        if ((rc = snapshot_if_owed(r, &sp, &moved)) != 0 || moved)
+            return rc;
+        rc = ship(r, &sp);
+    }
+    if (rc)
+        return rc;
+    if (r->unmark_pending && strcmp(sp.gen, r->gen) == 0 &&
+        (r->index > r->resnap_index || r->offset > 0)) {
+        ls_spool_clear_dropped(r->src->spool.dir, r->gen, r->name);
+        r->unmark_pending = 0;
+    }
     int64_t now = unix_ms();
     if (r->o.snapshot_interval_ms > 0 && now - r->last_snapshot_ms >= r->o.snapshot_interval_ms) {
         if ((rc = snapshot(r)) != 0)
@@ -684,10 +744,43 @@ uint32_t ls_replica_needs_from(ls_replica *r, const char *gen)
 {
     uint32_t v = 0;
     pthread_mutex_lock(&r->mu);
-    if (strcmp(r->shipped_gen, gen) == 0)
+    if (strcmp(r->drop_gen, gen) == 0)
+        v = UINT32_MAX;
+    else if (strcmp(r->shipped_gen, gen) == 0)
         v = r->shipped_index;
     pthread_mutex_unlock(&r->mu);
     return v;
+}
+
+int ls_replica_dropped(ls_replica *r, const char *gen)
+{
+    pthread_mutex_lock(&r->mu);
+    int v = gen[0] && strcmp(r->drop_gen, gen) == 0;
+    pthread_mutex_unlock(&r->mu);
+    return v;
+}
+
+int ls_replica_drop(ls_replica *r, ls_ctx *ctx, const char *gen)
+{
+    int was = ls_spool_is_dropped(r->src->spool.dir, gen, r->name);
+    pthread_mutex_lock(&r->mu);
+    int already = strcmp(r->drop_gen, gen) == 0;
+    memcpy(r->drop_gen, gen, sizeof(r->drop_gen));
+    if (!already && !was)
+        r->spool_drops++;
+    pthread_mutex_unlock(&r->mu);
+    if (already)
+        return 0;
+    if (was)
+        return 2;
+    /* The marker before the caller removes anything: a restart must see it. */
+    if (ls_spool_mark_dropped(ctx, r->src->spool.dir, gen, r->name) != 0) {
+        ls_log(ctx, LS_LOG_WARN, "cannot record a spool drop db=%s replica=%s error=\"%s\" "
+               "(a restart before it returns would resume it after a gap)",
+               r->src->path, r->name, ls_errmsg(ctx));
+        ls_err_clear(ctx);
+    }
+    return 1;
 }
 
 void ls_replica_free(ls_replica *r)

@@ -48,6 +48,14 @@ typedef struct ls_replica {
     int shipped_snapshot;           /* shipped_gen has a snapshot here (restorable) */
     int last_rc;                    /* the last step's failure (0: it succeeded) */
     char last_err[512];             /* its message */
+    char drop_gen[LS_GEN_LEN + 1];  /* its unshipped WAL of this generation was dropped from
+                                       the spool (max-spool-size): it owes a fresh snapshot,
+                                       and the spool keeps nothing for it ("": not dropped) */
+    uint64_t spool_drops;           /* times that happened since start */
+    /* The worker thread's own: the dropped marker goes once the fresh snapshot's index
+     * holds a segment (until then a restart must not resume from the old position). */
+    int unmark_pending;
+    uint32_t resnap_index;          /* the fresh snapshot's index */
     pthread_t th;
     int started;
     /* Periodic validation runs in a thread of its own: it waits for this
@@ -76,7 +84,19 @@ void ls_replica_shipped(ls_replica *r, char *out, size_t n);
 void ls_replica_free(ls_replica *r);
 /* One pass of the worker loop: ship, snapshot if due, retention if due. */
 int ls_replica_step(ls_replica *r);
-/* Lowest index this replica still needs from the spool, or UINT32_MAX if unknown gen. */
+/* Lowest index this replica still needs from the spool of generation `gen`: 0 while
+ * its position in gen is unknown, UINT32_MAX once it was dropped from it. */
 uint32_t ls_replica_needs_from(ls_replica *r, const char *gen);
+/*
+ * Drop the replica from the spool of generation `gen` (THE CAP, spool.h):
+ * the spool stops keeping its unshipped WAL, it takes a fresh snapshot when
+ * it can, and the drop is recorded in the spool (a marker) and counted.
+ * Returns 1 when newly dropped, 2 when the marker says it was before a
+ * restart (not counted again), 0 when it already was in this run. Called by
+ * the source thread with its ctx; thread-safe.
+ */
+int ls_replica_drop(ls_replica *r, ls_ctx *ctx, const char *gen);
+/* 1 while the replica owes a fresh snapshot in `gen` after a drop (thread-safe). */
+int ls_replica_dropped(ls_replica *r, const char *gen);
 
 #endif

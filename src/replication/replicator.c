@@ -125,6 +125,7 @@ int ls_replicator_open(ls_ctx *ctx, const char *db, const ls_replicator_options 
     d->min_checkpoint_page_count = o->min_checkpoint_page_count;
     d->max_checkpoint_page_count = o->max_checkpoint_page_count;
     d->busy_timeout_ms = o->busy_timeout_ms;
+    d->max_spool_size = o->max_spool_size > 0 ? o->max_spool_size : -1;
     r->own->shutdown_timeout_ms = o->shutdown_timeout_ms;
     r->cfg = r->own;
     *out = r;

@@ -851,6 +851,16 @@ void ls_source_gc(ls_source *s, uint32_t keep_from)
     pthread_mutex_unlock(&s->mu);
 }
 
+uint64_t ls_source_spool_bytes(ls_source *s, uint32_t from)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t n = !s->spool.gen[0] ? 0
+                 : from == 0      ? s->spool.older + s->spool.size
+                                  : ls_spool_bytes_from(&s->spool, from);
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
 void ls_source_stop(ls_source *s)
 {
     pthread_mutex_lock(&s->mu);

@@ -103,6 +103,9 @@ int ls_source_sync(ls_source *s, int *grew);
 int ls_source_checkpoint(ls_source *s, int *busy);
 /* Remove spool indexes below keep_from (every replica has them). */
 void ls_source_gc(ls_source *s, uint32_t keep_from);
+/* Bytes the spool holds of its current generation from index `from` on (0: all of it;
+ * thread-safe; only from > 0 looks at the files). */
+uint64_t ls_source_spool_bytes(ls_source *s, uint32_t from);
 /* Detach and free. NULL is a no-op. */
 void ls_source_close(ls_source *s);
 

@@ -8,6 +8,8 @@
  *     whose directory exists.
  *   - After a crash, ls_spool_open() trusts nothing past the last commit
  *     frame whose checksum chain verifies.
+ *   - `older` + `size` is what the spool holds of the current generation:
+ *     counted at open, grown by each finished index, shrunk by ls_spool_gc.
  */
 #define _GNU_SOURCE
 #include "spool.h"
@@ -154,6 +156,38 @@ static int64_t newest_index_of(const char *dir, const char *gen)
     return best;
 }
 
+/* Bytes of the spool files of generation `gen` with an index in [from, below). */
+static uint64_t bytes_between(const char *dir, const char *gen, uint32_t from, uint32_t below)
+{
+    char wal[PATH_MAX], path[PATH_MAX];
+    snprintf(wal, sizeof(wal), "%s/generations/%s/wal", dir, gen);
+    DIR *d = opendir(wal);
+    if (!d)
+        return 0;
+    uint64_t sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        unsigned idx;
+        char tail[8];
+        struct stat st;
+        if (strlen(e->d_name) != 12 || sscanf(e->d_name, "%8x.%3s", &idx, tail) != 2 ||
+            strcmp(tail, "wal") != 0 || idx < from || idx >= below)
+            continue;
+        ls_spool_file(dir, gen, idx, path, sizeof(path));
+        if (stat(path, &st) == 0)
+            sum += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return sum;
+}
+
+uint64_t ls_spool_bytes_from(const ls_spool *sp, uint32_t from)
+{
+    if (!sp->gen[0])
+        return 0;
+    return (from < sp->index ? bytes_between(sp->dir, sp->gen, from, sp->index) : 0) + sp->size;
+}
+
 /* The generation named in "<dir>/generation", or "" . */
 static void read_generation(const char *dir, char gen[LS_GEN_LEN + 1])
 {
@@ -231,6 +265,7 @@ int ls_spool_open(ls_ctx *ctx, const char *dir, ls_spool *sp)
         return 0;
     }
     sp->index = (uint32_t)idx;
+    sp->older = bytes_between(dir, sp->gen, 0, sp->index);
     return open_index(ctx, sp);
 }
 
@@ -252,6 +287,7 @@ int ls_spool_new_gen(ls_ctx *ctx, ls_spool *sp)
     reset_index_state(sp);
     ls_strlcpy(sp->gen, gen, sizeof(sp->gen));
     sp->index = 0;
+    sp->older = 0;
     /* 2. The new generation's directory and its empty first spool. */
     snprintf(path, sizeof(path), "%s/generations/%s/wal", sp->dir, gen);
     if ((rc = mkdir_p(ctx, path, 0700)) != 0)
@@ -286,6 +322,7 @@ int ls_spool_next_index(ls_ctx *ctx, ls_spool *sp)
     int rc = ls_spool_sync(ctx, sp);
     if (rc)
         return rc;
+    sp->older += sp->size;
     sp->index++;
     return open_index(ctx, sp);
 }
@@ -293,9 +330,17 @@ int ls_spool_next_index(ls_ctx *ctx, ls_spool *sp)
 int ls_spool_put_hdr(ls_ctx *ctx, ls_spool *sp, const uint8_t hdr[LS_WAL_HDRSIZE])
 {
     ls_wal_hdr h;
+    char wal[PATH_MAX];
+    int rc;
     if (ls_wal_hdr_decode(hdr, &h) != 0)
         return ls_err(ctx, LS_ECORRUPT, "spool: invalid WAL header");
-    int rc = ls_write_all(ctx, sp->fd, hdr, LS_WAL_HDRSIZE, 0, "spool");
+    if (sp->fd < 0) {
+        /* Its file could not be created before (a full disk, no descriptors): again. */
+        snprintf(wal, sizeof(wal), "%s/generations/%s/wal", sp->dir, sp->gen);
+        if ((rc = mkdir_p(ctx, wal, 0700)) != 0 || (rc = open_index(ctx, sp)) != 0)
+            return rc;
+    }
+    rc = ls_write_all(ctx, sp->fd, hdr, LS_WAL_HDRSIZE, 0, "spool");
     if (rc)
         return rc;
     sp->hdr = h;
@@ -335,9 +380,64 @@ int ls_spool_sync(ls_ctx *ctx, ls_spool *sp)
 void ls_spool_gc(ls_spool *sp, uint32_t keep_from)
 {
     char path[PATH_MAX];
+    struct stat st;
     for (uint32_t i = keep_from; i-- > 0;) {
         ls_spool_path(sp, i, path, sizeof(path));
+        uint64_t n = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
         if (unlink(path) != 0 && errno == ENOENT)
             break; /* older ones were removed before */
+        sp->older = sp->older > n ? sp->older - n : 0;
     }
+}
+
+/* ---- dropped-replica markers (THE CAP, spool.h) ---- */
+
+/* "<dir>/generations/<gen>/dropped[/<name encoded>]": bytes other than
+ * [A-Za-z0-9_-] (and a '.' first) become %XX, so any name is one file name. */
+static void dropped_path(const char *dir, const char *gen, const char *replica, char *out,
+                         size_t n)
+{
+    int len = snprintf(out, n, "%s/generations/%s/dropped", dir, gen);
+    if (!replica || len < 0 || (size_t)len + 2 >= n)
+        return;
+    size_t at = (size_t)len;
+    out[at++] = '/';
+    for (const unsigned char *p = (const unsigned char *)replica; *p && at + 4 < n; p++) {
+        int plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' ||
+                    (*p == '.' && p != (const unsigned char *)replica);
+        if (plain)
+            out[at++] = (char)*p;
+        else
+            at += (size_t)snprintf(out + at, n - at, "%%%02X", *p);
+    }
+    out[at] = '\0';
+}
+
+int ls_spool_mark_dropped(ls_ctx *ctx, const char *dir, const char *gen, const char *replica)
+{
+    char path[PATH_MAX];
+    dropped_path(dir, gen, NULL, path, sizeof(path));
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        return ls_err_errno(ctx, errno, "create directory %s", path);
+    dropped_path(dir, gen, replica, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ls_err_errno(ctx, errno, "create %s", path);
+    close(fd);
+    return ls_fsync_parent(ctx, path);
+}
+
+int ls_spool_is_dropped(const char *dir, const char *gen, const char *replica)
+{
+    char path[PATH_MAX];
+    dropped_path(dir, gen, replica, path, sizeof(path));
+    return access(path, F_OK) == 0;
+}
+
+void ls_spool_clear_dropped(const char *dir, const char *gen, const char *replica)
+{
+    char path[PATH_MAX];
+    dropped_path(dir, gen, replica, path, sizeof(path));
+    unlink(path);
 }

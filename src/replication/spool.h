@@ -10,6 +10,8 @@
  * Layout of the spool:
  *   generation                          current generation name + "\n"
  *   generations/<gen>/wal/<index>.wal   one file per WAL index (%08x)
+ *   generations/<gen>/dropped/<replica> the replica's unshipped WAL was dropped
+ *                                       (max-spool-size): it owes a fresh snapshot
  *
  * A spool file is a byte-exact prefix of one incarnation of the database's
  * -wal file: its 32-byte header, then committed frames only, so a byte offset
@@ -18,6 +20,14 @@
  * crash is cut back by ls_spool_open). The spool is what replicas ship from:
  * frames stay here until every replica has them, so a slow or absent replica
  * never holds the application's WAL.
+ *
+ * THE CAP (max-spool-size; the policy is in engine.c, spool_trim)
+ * A replica that stays away would make the spool grow without end. Past the
+ * cap, the away replica is dropped: the spool no longer keeps indexes for it,
+ * a `dropped/<replica>` marker records that it owes a fresh snapshot (so a
+ * restart does not take the missing indexes for shipped ones), and when it
+ * returns it snapshots the database at the spool's current index and ships
+ * from there. `bytes` counts what the spool holds of the current generation.
  */
 #ifndef LS_SPOOL_H
 #define LS_SPOOL_H
@@ -39,6 +49,7 @@ typedef struct ls_spool {
     uint32_t dbsize;           /* database size in pages after its last commit (0: none) */
     uint64_t frames;           /* frames in it */
     int dirty;                 /* appended since the last fsync */
+    uint64_t older;            /* bytes of this generation's older indexes still kept */
 } ls_spool;
 
 /*
@@ -87,5 +98,18 @@ void ls_spool_file(const char *dir, const char *gen, uint32_t index, char *out, 
 void ls_spool_default_dir(const char *db, char *out, size_t n);
 /* Remove spool files of the current generation with an index below `keep_from`. */
 void ls_spool_gc(ls_spool *sp, uint32_t keep_from);
+/* Bytes the spool holds of its current generation from index `from` on (stat of the
+ * older files; the current index's committed size). */
+uint64_t ls_spool_bytes_from(const ls_spool *sp, uint32_t from);
+
+/*
+ * Dropped-replica markers (see THE CAP), in generation `gen` of spool `dir`.
+ * `replica` is the replica's name (any bytes; encoded into a file name).
+ * mark: 0 or an LS_E* code on ctx (the caller keeps its in-memory state
+ * anyway); dropped: 1 when the marker exists; clear: best effort.
+ */
+int ls_spool_mark_dropped(ls_ctx *ctx, const char *dir, const char *gen, const char *replica);
+int ls_spool_is_dropped(const char *dir, const char *gen, const char *replica);
+void ls_spool_clear_dropped(const char *dir, const char *gen, const char *replica);
 
 #endif

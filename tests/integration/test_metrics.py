@@ -136,6 +136,7 @@ LITESAFE = {
     "litesafe_replica_requests_per_second": ("gauge", {"db", "name"}),
     "litesafe_replica_next_snapshot_timestamp_seconds": ("gauge", {"db", "name"}),
     "litesafe_replica_next_retention_timestamp_seconds": ("gauge", {"db", "name"}),
+    "litesafe_replica_spool_drops": ("counter", {"db", "name"}),
     "litesafe_build_info": ("gauge", {"version"}),
     "process_start_time_seconds": ("gauge", set()),
     "process_resident_memory_bytes": ("gauge", set()),

@@ -517,6 +517,36 @@ static void test_values(void **state)
     ls_config_free(cfg);
 }
 
+/* max-spool-size: plain bytes or a size with a unit; 0 after defaults means automatic. */
+static void test_max_spool_size(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *v;
+        int64_t want;
+    } ok[] = {{"1048576", 1048576},  {"1GiB", 1LL << 30},    {"512MB", 512000000},
+              {"512 mib", 512 << 20}, {"1.5GiB", 3LL << 29}, {"64k", 65536},
+              {"2gb", 2000000000},   {"7B", 7},              {"1TiB", 1LL << 40}};
+    char text[256];
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(text, sizeof(text), "dbs:\n  - path: /x.db\n    max-spool-size: %s\n"
+                 "    replicas:\n      - url: s3://b/x\n", ok[i].v);
+        ls_config *cfg = parse_defaults(text);
+        assert_int_equal(cfg->dbs[0].max_spool_size, ok[i].want);
+        ls_config_free(cfg);
+    }
+    static const char *const bad[] = {"1.5", "12XB", "GiB", "-1MB", "0x10", "1e9", "[1]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "dbs:\n  - path: /x.db\n    max-spool-size: %s\n", bad[i]);
+        parse_err(text, "max-spool-size");
+    }
+    parse_err("dbs:\n  - path: /x.db\n    max-spool-size: 0\n", "must be > 0");
+    parse_err("max-spool-size: 1GiB\n", "a db key");
+    ls_config *cfg = parse_defaults("dbs:\n  - path: /x.db\n    replicas:\n      - url: s3://b/x\n");
+    assert_int_equal(cfg->dbs[0].max_spool_size, 0);
+    ls_config_free(cfg);
+}
+
 static void test_empty_and_syntax(void **state)
 {
     (void)state;
@@ -1323,6 +1353,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_full_parse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_spool_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logging_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_expand, setup, teardown),

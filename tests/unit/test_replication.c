@@ -6,11 +6,14 @@
  * (segments and snapshots under the layout's keys, what ls_replica_has
  * reports, a restarted worker resuming from the store), retention, and the
  * failures of the store (transient and permanent put failures, lost replies,
- * a damaged newest segment). Restore planning and restore failures are in
- * test_restore_plan.c.
+ * a damaged newest segment), and the spool's cap (a replica that is away
+ * dropped from the spool, and its fresh snapshot when it is back). Restore
+ * planning and restore failures are in test_restore_plan.c.
  */
 #define _GNU_SOURCE
 #include "repl_fixture.h"
+
+#include "engine.h"
 
 /* ---- the source ---- */
 
@@ -810,6 +813,198 @@ static void test_replica_beyond_spool_refused(void **state)
     assert_non_null(strstr(ls_errmsg(f->r->ctx), "beyond the local spool"));
 }
 
+/* ---- the spool's cap (engine.c, THE CAP) ---- */
+
+/* A second replica that keeps up, over a store of its own (freed with the replica). */
+static ls_replica *keeper_new(fx *f)
+{
+    ls_storage *m = NULL;
+    ls_replica *r = NULL;
+    ls_replica_opts o = {.name = "keeper"};
+    assert_int_equal(ls_storage_mem_open(f->ctx, "keeper", &m), 0);
+    assert_int_equal(ls_replica_new(f->ctx, f->src, m, &o, &r), 0);
+    return r;
+}
+
+static void keeper_step(ls_replica *k)
+{
+    int rc = ls_replica_step(k);
+    if (rc)
+        fail_msg("keeper step: %d %s", rc, ls_errmsg(k->ctx));
+}
+
+/* The replica's store refuses everything (a server that is away), or works again. */
+static void set_away(fx *f, int away)
+{
+    ls_fault off = {0}, on = {.ops = LS_FAULT_ALL, .times = -1, .code = LS_ENET, .partial = -1};
+    ls_storage_fault_set(f->fault, away ? &on : &off);
+}
+
+/* Shipped by both, then `n` more WAL indexes of ~100 KB the away replica misses. */
+static void away_for_indexes(fx *f, ls_replica *keeper, int n)
+{
+    fx_commit_ship(f, 2);
+    keeper_step(keeper);
+    set_away(f, 1);
+    for (int i = 0; i < n; i++) {
+        fx_insert(f, 25, 4000);
+        fx_sync(f);
+        fx_next_index(f);
+        keeper_step(keeper);
+        assert_int_not_equal(ls_replica_step(f->r), 0);
+        ls_err_clear(f->r->ctx);
+    }
+}
+
+static size_t snapshot_count(fx *f)
+{
+    ls_obj_list l = fx_list(f, "");
+    size_t n = 0;
+    for (size_t i = 0; i < l.n; i++)
+        n += ls_layout_parse(l.v[i].key, NULL) == LS_KEY_SNAPSHOT;
+    ls_obj_list_free(&l);
+    return n;
+}
+
+/*
+ * Past the cap, the replica that is away is dropped from the spool (once,
+ * counted, marked) and the one that keeps up is not; the spool shrinks to
+ * the current index. Back, the dropped replica takes a fresh snapshot of
+ * the same generation and restores to the live database; the marker goes.
+ */
+static void test_spool_cap_drops_away_replica(void **state)
+{
+    fx *f = *state;
+    ls_replica *keeper = keeper_new(f);
+    ls_replica *reps[2] = {f->r, keeper};
+    ls_spool_pos sp;
+    char path[PATH_MAX];
+
+    away_for_indexes(f, keeper, 4);
+    ls_source_pos(f->src, &sp);
+    uint64_t before = ls_source_spool_bytes(f->src, 0);
+    assert_true(before > 300000);
+    /* Under the cap nothing happens; the automatic cap (1 GiB) is far away too. */
+    assert_int_equal(ls_engine_trim_spool(f->ctx, f->src, reps, 2, (int64_t)before), 0);
+    assert_int_equal(ls_engine_trim_spool(f->ctx, f->src, reps, 2, 0), 0);
+    assert_int_equal(ls_replica_dropped(f->r, sp.gen), 0);
+    ls_spool_file(f->src->spool.dir, sp.gen, 0, path, sizeof(path));
+    assert_true(fx_exists(path));
+
+    /* Past it: the away replica goes, the keeper stays; only the current index is kept. */
+    assert_int_equal(ls_engine_trim_spool(f->ctx, f->src, reps, 2, 100000), 1);
+    assert_int_equal(ls_replica_dropped(f->r, sp.gen), 1);
+    assert_int_equal(ls_replica_dropped(keeper, sp.gen), 0);
+    assert_int_equal(f->r->spool_drops, 1);
+    assert_int_equal(keeper->spool_drops, 0);
+    assert_true(ls_spool_is_dropped(f->src->spool.dir, sp.gen, "mem"));
+    assert_false(ls_spool_is_dropped(f->src->spool.dir, sp.gen, "keeper"));
+    for (uint32_t i = 0; i < sp.index; i++) {
+        ls_spool_file(f->src->spool.dir, sp.gen, i, path, sizeof(path));
+        assert_false(fx_exists(path));
+    }
+    assert_int_equal(ls_source_spool_bytes(f->src, 0), sp.size);
+    assert_int_equal(ls_replica_needs_from(f->r, sp.gen), UINT32_MAX);
+    /* Once per episode. */
+    assert_int_equal(ls_engine_trim_spool(f->ctx, f->src, reps, 2, 100000), 0);
+    assert_int_equal(f->r->spool_drops, 1);
+
+    /* Back: a fresh snapshot at the current index, and everything from there. */
+    size_t snaps = snapshot_count(f);
+    fx_insert(f, 3, 300);
+    fx_sync(f);
+    set_away(f, 0);
+    fx_step(f);
+    assert_int_equal(snapshot_count(f), snaps + 1);
+    assert_int_equal(ls_replica_dropped(f->r, sp.gen), 0);
+    assert_int_equal(fx_has(f), 1);
+    ls_source_pos(f->src, &sp);
+    assert_int_equal(ls_replica_needs_from(f->r, sp.gen), sp.index);
+    assert_false(ls_spool_is_dropped(f->src->spool.dir, sp.gen, "mem"));
+    ls_restore_result res = fx_assert_restores_live(f);
+    assert_int_equal(res.snapshot_index, sp.index);
+    /* And it keeps shipping normally. */
+    fx_commit_ship(f, 2);
+    assert_int_equal(fx_has(f), 1);
+    fx_assert_restores_live(f);
+    ls_replica_free(keeper);
+}
+
+/*
+ * A replicator restarted while a dropped replica is away: the marker, not
+ * the in-memory state, tells the new worker that the indexes missing from
+ * the spool were dropped, not shipped; it takes a fresh snapshot instead of
+ * resuming after a gap.
+ */
+static void test_spool_cap_drop_survives_restart(void **state)
+{
+    fx *f = *state;
+    ls_replica *keeper = keeper_new(f);
+    ls_replica *reps[2] = {f->r, keeper};
+    ls_spool_pos sp;
+
+    away_for_indexes(f, keeper, 3);
+    assert_int_equal(ls_engine_trim_spool(f->ctx, f->src, reps, 2, 50000), 1);
+    ls_source_pos(f->src, &sp);
+    size_t snaps = snapshot_count(f);
+
+    fx_replica_restart(f, NULL); /* a new worker: nothing in memory, the store works */
+    assert_int_equal(ls_replica_dropped(f->r, sp.gen), 0);
+    reps[0] = f->r;
+    fx_step(f);
+    assert_int_equal(snapshot_count(f), snaps + 1);
+    assert_int_equal(fx_has(f), 1);
+    ls_restore_result res = fx_assert_restores_live(f);
+    assert_int_equal(res.snapshot_index, sp.index);
+    /* A restart counted no new drop; the marker is gone now. */
+    assert_int_equal(f->r->spool_drops, 0);
+    assert_false(ls_spool_is_dropped(f->src->spool.dir, sp.gen, "mem"));
+    ls_replica_free(keeper);
+}
+
+/* A replica name that is no plain file name still gets its own marker. */
+static void test_spool_drop_marker_names(void **state)
+{
+    fx *f = *state;
+    const char *dir = f->src->spool.dir, *gen = f->src->spool.gen;
+    assert_int_equal(ls_spool_mark_dropped(f->ctx, dir, gen, "../a/b"), 0);
+    assert_true(ls_spool_is_dropped(dir, gen, "../a/b"));
+    assert_false(ls_spool_is_dropped(dir, gen, "..%2Fa%2Fb"));
+    assert_false(ls_spool_is_dropped(dir, gen, "b"));
+    ls_spool_clear_dropped(dir, gen, "../a/b");
+    assert_false(ls_spool_is_dropped(dir, gen, "../a/b"));
+}
+
+/*
+ * The next index's spool file cannot be created (its directory gone, as a
+ * stand-in for a full disk or no descriptors left): the sync fails, and the
+ * next one creates it and goes on; nothing is lost.
+ */
+static void test_spool_index_created_again(void **state)
+{
+    fx *f = *state;
+    char wal[PATH_MAX], moved[PATH_MAX + 8];
+    int busy = -1;
+
+    fx_commit_ship(f, 2);
+    snprintf(wal, sizeof(wal), "%s/generations/%s/wal", f->src->spool.dir, f->src->spool.gen);
+    snprintf(moved, sizeof(moved), "%s.away", wal);
+    assert_int_equal(ls_source_checkpoint(f->src, &busy), 0);
+    assert_int_equal(rename(wal, moved), 0);
+    fx_insert(f, 2, 300); /* the WAL restarts: index 1 */
+    int grew = 0;
+    assert_int_not_equal(ls_source_sync(f->src, &grew), 0);
+    ls_err_clear(f->ctx);
+    assert_int_equal(fx_sync(f), 1);
+    ls_spool_pos sp;
+    ls_source_pos(f->src, &sp);
+    assert_int_equal(sp.index, 1);
+    assert_true(sp.size > LS_WAL_HDRSIZE);
+    fx_step(f);
+    assert_int_equal(fx_has(f), 1);
+    fx_assert_restores_live(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -836,6 +1031,10 @@ int main(void)
         FX_TEST(test_snapshot_put_fails),
         FX_TEST(test_damaged_newest_segment_uploaded_again),
         FX_TEST(test_replica_beyond_spool_refused),
+        FX_TEST(test_spool_cap_drops_away_replica),
+        FX_TEST(test_spool_cap_drop_survives_restart),
+        FX_TEST(test_spool_drop_marker_names),
+        FX_TEST(test_spool_index_created_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
