@@ -70,15 +70,6 @@ static int err_vset(ls_ctx *ctx, int code, const char *suffix, const char *fmt, 
     return code;
 }
 
-int ls_err(ls_ctx *ctx, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    err_vset(ctx, code, NULL, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 int ls_ctx_set_error(ls_ctx *ctx, int code, const char *fmt, ...)
 {
     va_list ap;

@@ -37,8 +37,8 @@ struct ls_ctx {
  */
 #define LS_EWRITELOCK (-100) /* the write lock could not be taken in time */
 
-/* Record a failure and return `code`. */
-int ls_err(ls_ctx *ctx, int code, const char *fmt, ...) LS_PRINTF(3, 4);
+/* Record a failure and return `code`: the public ls_ctx_set_error(). */
+#define ls_err ls_ctx_set_error
 /* Record a failure from errno `e` about `what` ("open /x"): ": <strerror>". */
 int ls_err_errno(ls_ctx *ctx, int e, const char *fmt, ...) LS_PRINTF(3, 4);
 /* Map an errno to an LS_E* code. */
