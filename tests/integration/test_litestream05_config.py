@@ -181,7 +181,7 @@ REFUSED = [
     ("db", "max-sync-wal-bytes: 1048576", ["max-sync-wal-bytes", "remove"]),
     ("db", "restore-if-db-not-exists: true", ["restore-if-db-not-exists",
                                               "-if-db-not-exists"]),
-    ("db", "watch: true", ["watch", "restart"]),
+    ("db", "watch: true", ["watch", "SIGHUP"]),
     ("replica", "part-size: 10MB", ["part-size", "remove"]),
     ("replica", "concurrency: 4", ["concurrency", "remove"]),
     ("replica", "storage-class: GLACIER_IR", ["storage-class", "lifecycle"]),
