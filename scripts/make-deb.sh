@@ -52,9 +52,17 @@ rm -r "$stage/usr/share/doc/litesafe/examples" "$stage/usr/lib/systemd/system"
 left=$(cd "$stage" && find . ! -type d)
 [ -z "$left" ] || { echo "make-deb: installed but in no package: $left" >&2; exit 1; }
 gzip -9n "$work/litesafe/usr/share/man/"man*/*
+# stripped as dh_strip does (the build keeps its debug information)
+strip --remove-section=.comment --remove-section=.note "$work/litesafe/usr/bin/litesafe"
+strip --remove-section=.comment --remove-section=.note --strip-unneeded \
+  "$work/liblitesafe0/$lib/liblitesafe.so.$version"
+strip --remove-section=.comment --remove-section=.note --strip-debug \
+  --enable-deterministic-archives "$work/liblitesafe-dev/$lib/liblitesafe.a"
 
-# /usr/share/doc/PKG: copyright and changelog.Debian.gz in each
-date=$(date -R -d "@${SOURCE_DATE_EPOCH:-$(git -C "$src" log -1 --format=%ct 2>/dev/null || date +%s)}")
+# /usr/share/doc/PKG: copyright and changelog.gz (a native package) in each
+epoch=${SOURCE_DATE_EPOCH:-$(git -C "$src" log -1 --format=%ct 2>/dev/null || date +%s)}
+date=$(date -R -d "@$epoch")
+year=$(date -u +%Y -d "@$epoch")
 for pkg in litesafe liblitesafe0 liblitesafe-dev; do
   doc=$work/$pkg/usr/share/doc/$pkg
   mkdir -p "$doc"
@@ -63,12 +71,12 @@ Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: litesafe
 
 Files: *
-Copyright: the litesafe authors
+Copyright: $year the litesafe authors
 License: unknown
  The litesafe sources carry no license statement yet.
 EOF
   printf '%s (%s) unstable; urgency=medium\n\n  * Built from the litesafe source tree (make deb).\n\n -- %s  %s\n' \
-    "$pkg" "$version" "$maintainer" "$date" | gzip -9n >"$doc/changelog.Debian.gz"
+    "$pkg" "$version" "$maintainer" "$date" | gzip -9n >"$doc/changelog.gz"
 done
 
 # Runtime dependencies of the ELF files, as Debian computes them.
