@@ -11,7 +11,7 @@ manifest=${1:?usage: uninstall.sh MANIFEST [DESTDIR]}
 destdir=${2:-}
 [ -f "$manifest" ] || { echo "uninstall: $manifest: no installation recorded" >&2; exit 1; }
 dirs=""
-while IFS= read -r f; do
+while IFS= read -r f || [ -n "$f" ]; do
   [ -n "$f" ] || continue
   if [ -e "$destdir$f" ] || [ -L "$destdir$f" ]; then
     rm -f "$destdir$f"

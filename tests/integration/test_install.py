@@ -82,10 +82,12 @@ def tree(root):
     return out
 
 
-def cmake_install(root, prefix):
-    """cmake --install of the build tree into DESTDIR=root; the manifest's lines."""
+def cmake_install(root, prefix, saved):
+    """cmake --install of the build tree into DESTDIR=root, its manifest copied
+    to saved (as make install keeps it); the manifest's lines."""
     ok(["cmake", "--install", BUILD, "--prefix", prefix], env=dict(os.environ, DESTDIR=str(root)))
-    with open(os.path.join(BUILD, "install_manifest.txt")) as f:
+    shutil.copyfile(os.path.join(BUILD, "install_manifest.txt"), saved)
+    with open(saved) as f:
         return [l for l in f.read().splitlines() if l]
 
 
@@ -156,7 +158,8 @@ def test_config_keys_in_manpage():
 @pytest.mark.parametrize("prefix", ["/usr/local", "/usr"])
 def test_install_and_uninstall(tmp_path, prefix):
     root = tmp_path / "root"
-    manifest = cmake_install(root, prefix)
+    saved = tmp_path / "installed-files.txt"
+    manifest = cmake_install(root, prefix, saved)
     libdir = f"lib/{MULTIARCH}" if prefix == "/usr" and MULTIARCH else "lib"
     files = tree(root)
     assert files == expected_files(prefix, libdir)
@@ -228,8 +231,6 @@ def test_install_and_uninstall(tmp_path, prefix):
     assert set(complete("litesafe", "replicate", "--")) == set(help_options("replicate"))
 
     # make uninstall's script with this install's manifest: nothing of it is left
-    saved = tmp_path / "installed-files.txt"
-    saved.write_text("\n".join(manifest) + "\n")
     ok([os.path.join(ROOT, "scripts", "uninstall.sh"), str(saved), str(root)])
     assert tree(root) == set()
     left = [d for d, _, _ in os.walk(root) if "litesafe" in d[len(str(root)):]]
