@@ -10,9 +10,9 @@ binary and writes, into OUTDIR:
   litesafe.1             MANDIR/litesafe.1.in with @COMMANDS@ (the command
                          table) and @VERSION@, @DATE@ filled in
   litesafe-CMD.1         per command: NAME (the table's summary), SYNOPSIS (the
-                         usage lines), DESCRIPTION (the help's paragraph, then
-                         MANDIR/cmd/CMD.roff if it exists), OPTIONS (the option
-                         table), EXIT STATUS, SEE ALSO
+                         usage lines), DESCRIPTION (the help's paragraph),
+                         OPTIONS (the option table), then MANDIR/cmd/CMD.roff
+                         if it exists (EXAMPLES, ...), EXIT STATUS, SEE ALSO
   litesafe.bash          the bash completion: commands, aliases, each
                          command's options, file names where a path is wanted
 
@@ -117,10 +117,10 @@ def command_page(name, alias, summary, helptext, extra, version, date):
         lines.append(roff(para))
     lines.append(".PP\nLong options take one or two dashes (\\fB\\-config\\fR and "
                  "\\fB\\-\\-config\\fR); a value follows as the next word or after \\fB=\\fR.")
-    if extra:
-        lines.append(extra.rstrip("\n"))
     lines.append(".SH OPTIONS")
     lines += [option_roff(*o) for o in opts]
+    if extra:
+        lines.append(extra.rstrip("\n"))
     lines += [
         ".SH EXIT STATUS",
         "0 success, 1 runtime failure, 2 usage or configuration error.",
