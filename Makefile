@@ -4,11 +4,18 @@
 # (sh setup.sh demo|check does the same on a machine without make.)
 #   make fresh-check   both commands on a new minimal Debian 12 in a chroot
 #                      (scripts/fresh-machine-check.sh; minutes, not part of CI)
+#   make install       the command, the libraries, headers, litesafe.pc, man pages,
+#                      the systemd unit, bash completion (PREFIX, DESTDIR)
+#   make uninstall     removes what the last make install installed (same DESTDIR)
+#   make deb           Debian packages in DEBDIR (scripts/make-deb.sh)
 BUILD ?= build
+PREFIX ?= /usr/local
+DESTDIR ?=
+DEBDIR ?= $(BUILD)/deb
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-build build check unit asan demo bench fresh-check clean
+.PHONY: all deps deps-build build check unit asan demo bench fresh-check clean install uninstall deb
 
 all: build
 
@@ -44,6 +51,17 @@ bench: build
 
 fresh-check:
 	@scripts/fresh-machine-check.sh
+
+# The list of what was installed is kept (build/installed-files.txt) for uninstall.
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+	cp $(BUILD)/install_manifest.txt $(BUILD)/installed-files.txt
+
+uninstall:
+	@scripts/uninstall.sh $(BUILD)/installed-files.txt "$(DESTDIR)"
+
+deb: build
+	@scripts/make-deb.sh $(BUILD) $(DEBDIR)
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan
