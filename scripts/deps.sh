@@ -48,11 +48,12 @@ apt_install build-essential cmake pkg-config libsqlite3-dev sqlite3 libcurl4-ope
   libjansson-dev libcmocka-dev python3 ca-certificates
 [ "$what" = all ] || exit 0
 
-# tests: pytest, lz4/zstd, sshd for the SFTP tests, mount for the tmpfs tests,
-# the Prometheus text parser for the metrics tests, npm for the test peers
-# (Debian's npm brings Debian's node, 18 on Debian 12); man-db and lintian for
-# the installation tests (man -l on the pages, lintian on `make deb`'s packages)
-apt_install python3-pytest python3-prometheus-client lz4 zstd curl openssh-server \
+# tests: pytest, lz4/zstd, age (the encrypted-replica tests), sshd for the SFTP
+# tests, mount for the tmpfs tests, the Prometheus text parser for the metrics
+# tests, npm for the test peers (Debian's npm brings Debian's node, 18 on
+# Debian 12); man-db and lintian for the installation tests (man -l on the
+# pages, lintian on `make deb`'s packages)
+apt_install python3-pytest python3-prometheus-client lz4 zstd age curl openssh-server \
   openssh-client mount man-db lintian
 command -v npm >/dev/null 2>&1 || apt_install npm
 

@@ -23,6 +23,7 @@
  * failures by class, and the requests of the last minute in one-second
  * buckets, for status and metrics.
  */
+#include "age.h"
 #include "retry.h"
 #include "storage.h"
 
@@ -88,6 +89,7 @@ static int counted(retry_storage *r, int op, int rc)
 void ls_storage_counts_get(ls_storage *s, ls_storage_counts *out)
 {
     memset(out, 0, sizeof(*out));
+    s = ls_storage_age_inner(s); /* an encrypted replica: its backend's counts */
     if (!s || s->close != r_close)
         return;
     retry_storage *r = (retry_storage *)s;
@@ -210,6 +212,7 @@ static void r_close(ls_storage *s)
 
 void ls_storage_retry_limit(ls_storage *s, unsigned attempts)
 {
+    s = ls_storage_age_inner(s);
     if (s && s->close == r_close)
         ((retry_storage *)s)->attempts = attempts ? attempts : 1;
 }
