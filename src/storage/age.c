@@ -815,8 +815,13 @@ static int take_header(ls_age_writer *a, const uint8_t *buf, size_t n, size_t *u
     if (ls_buf_add(&a->hdr, buf, n) != 0)
         return ls_err(a->ctx, LS_ENOMEM, "out of memory");
     const char *h = (const char *)a->hdr.p;
-    if (memcmp(h, LS_AGE_MAGIC, a->hdr.n < ml ? a->hdr.n : ml) != 0)
+    if (memcmp(h, LS_AGE_MAGIC, a->hdr.n < ml ? a->hdr.n : ml) != 0) {
+        if (a->hdr.n < 4 && memcmp(h, "\x04\x22\x4d\x18", a->hdr.n) == 0) {
+            *used = n; /* maybe LZ4's magic: wait for all of it to say so */
+            return 0;
+        }
         return not_age(a);
+    }
     size_t i = a->scan;
     for (; i + 4 < a->hdr.n; i++) {
         if (memcmp(h + i, "\n--- ", 5) != 0)
