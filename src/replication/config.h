@@ -57,11 +57,16 @@ typedef struct ls_replica_cfg {
     int64_t snapshot_interval_ms;    /* 0: snapshots only at generation start / retention */
     int64_t sync_interval_ms;        /* litesafe default 0: ship as soon as committed */
     int64_t validation_interval_ms;  /* 0: off */
-    /* age encryption */
+    /* age encryption (age.h): texts of keys as Litestream 0.3 takes them, and
+       litesafe's files of keys (as age -i / age -R read them) */
     char **age_identities;
     size_t n_age_identities;
     char **age_recipients;
     size_t n_age_recipients;
+    char **age_identity_files;       /* litesafe: age.identity-files */
+    size_t n_age_identity_files;
+    char **age_recipient_files;      /* litesafe: age.recipient-files */
+    size_t n_age_recipient_files;
     int line, col;                   /* position in the config file (1-based; 0: none) */
     ls_storage *storage;             /* an embedder's own backend (ls_replica_options.storage):
                                         no URL or type checks; the engine takes it over and

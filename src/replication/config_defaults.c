@@ -9,6 +9,7 @@
  */
 #include "config_int.h"
 
+#include "engine.h"
 #include "storage.h"
 #include "url.h"
 
@@ -374,6 +375,11 @@ static int replica_defaults(ls_ctx *ctx, const ls_config *cfg, ls_db_cfg *db, si
     } else if (!r->bucket) {
         return RERR(ctx, cfg, r, "%s replica: bucket required", r->type);
     }
+    /* 6: age keys parse, and their files exist (the engine loads them again) */
+    ls_age_keys *keys = NULL;
+    if ((rc = ls_replica_age_keys(ctx, r, &keys)) != 0)
+        return rc == LS_EUSAGE ? prefix_pos(ctx, rc, cfg->source, r->line, r->col, NULL) : rc;
+    ls_age_keys_free(keys);
     if (!r->path && !(r->path = strdup("")))
         return LS_ENOMEM;
     if (db->rel_path) {

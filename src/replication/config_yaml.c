@@ -213,6 +213,8 @@ static void db_init(void *elem, int line, int col)
 static const key_def age_keys[] = {
     ROW_LIST(ls_replica_cfg, "identities", age_identities, n_age_identities),
     ROW_LIST(ls_replica_cfg, "recipients", age_recipients, n_age_recipients),
+    ROW_LIST(ls_replica_cfg, "identity-files", age_identity_files, n_age_identity_files),
+    ROW_LIST(ls_replica_cfg, "recipient-files", age_recipient_files, n_age_recipient_files),
 };
 static const key_table age_table = {.what = "age",
                                     .prefix = "age.",

@@ -167,7 +167,46 @@ int ls_replica_storage_open(ls_ctx *ctx, const ls_replica_cfg *rc, ls_storage **
     int r = ls_storage_open(ctx, &so, &st);
     if (r == 0)
         r = ls_storage_retry_open(ctx, st, STORAGE_ATTEMPTS, out);
+    if (r == 0 && (r = ls_replica_storage_age(ctx, rc, out)) != 0)
+        *out = NULL;
     return r;
+}
+
+int ls_replica_age_keys(ls_ctx *ctx, const ls_replica_cfg *rc, ls_age_keys **out)
+{
+    char what[128];
+    snprintf(what, sizeof(what), "replica %s", rc->name ? rc->name : rc->type ? rc->type : "");
+    ls_age_opts o = {.what = what,
+                     .identities = rc->age_identities,
+                     .n_identities = rc->n_age_identities,
+                     .identity_files = rc->age_identity_files,
+                     .n_identity_files = rc->n_age_identity_files,
+                     .recipients = rc->age_recipients,
+                     .n_recipients = rc->n_age_recipients,
+                     .recipient_files = rc->age_recipient_files,
+                     .n_recipient_files = rc->n_age_recipient_files};
+    return ls_age_keys_load(ctx, &o, out);
+}
+
+/*
+ * The age wrapper goes outside the retrying one: a get that the retry layer
+ * resumes continues the ciphertext where it stopped, and the decryption
+ * sees one stream.
+ */
+int ls_replica_storage_age(ls_ctx *ctx, const ls_replica_cfg *rc, ls_storage **st)
+{
+    ls_age_keys *keys = NULL;
+    int r = ls_replica_age_keys(ctx, rc, &keys);
+    if (r != 0) {
+        ls_storage_close(*st);
+        *st = NULL;
+        return r;
+    }
+    if (!keys)
+        return 0;
+    ls_storage *inner = *st;
+    *st = NULL;
+    return ls_storage_age_open(ctx, inner, keys, st);
 }
 
 #define SPOOL_CAP_FLOOR (1ull << 30) /* the automatic cap is at least 1 GiB */
@@ -603,17 +642,12 @@ int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out)
         for (size_t j = 0; j < dc->n_replicas; j++) {
             const ls_replica_cfg *rcfg = &dc->replicas[j];
             ls_storage *st = NULL;
-            if (rcfg->n_age_identities || rcfg->n_age_recipients) {
-                /* Refuse rather than write a replica the user believes encrypted. */
-                rc = ls_err(ctx, LS_EUSAGE, "replica %s: age encryption is not supported yet",
-                            rcfg->name);
-                goto fail;
-            }
             if (rcfg->storage) {
-                /* An embedder's backend: ours from here on, retried like ours. */
+                /* An embedder's backend: ours from here on, retried (and encrypted) like ours. */
                 ls_storage *own = rcfg->storage;
                 ((ls_replica_cfg *)rcfg)->storage = NULL;
-                if ((rc = ls_storage_retry_open(ctx, own, STORAGE_ATTEMPTS, &st)) != 0)
+                if ((rc = ls_storage_retry_open(ctx, own, STORAGE_ATTEMPTS, &st)) != 0 ||
+                    (rc = ls_replica_storage_age(ctx, rcfg, &st)) != 0)
                     goto fail;
             } else if ((rc = ls_replica_storage_open(ctx, rcfg, &st)) != 0) {
                 goto fail;

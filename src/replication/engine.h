@@ -6,6 +6,7 @@
 #ifndef LS_ENGINE_H
 #define LS_ENGINE_H
 
+#include "age.h"
 #include "config.h"
 #include "replica.h"
 #include "source.h"
@@ -61,7 +62,17 @@ int ls_engine_status(ls_engine *e, ls_replica_status **out, size_t *n);
 int ls_engine_trim_spool(ls_ctx *ctx, ls_source *s, ls_replica **reps, size_t nrep,
                          int64_t max_spool);
 
-/* Open the storage a replica config describes. */
+/*
+ * Open the storage a replica config describes: the backend, retried, and
+ * wrapped in age encryption when the replica has age keys (age.h).
+ */
 int ls_replica_storage_open(ls_ctx *ctx, const ls_replica_cfg *rc, ls_storage **out);
+/*
+ * The age keys of a replica config into *out (NULL when it has none);
+ * messages name the replica, never a key. See ls_age_keys_load.
+ */
+int ls_replica_age_keys(ls_ctx *ctx, const ls_replica_cfg *rc, ls_age_keys **out);
+/* Wrap *st (owned, also on failure) in age encryption when rc has age keys. */
+int ls_replica_storage_age(ls_ctx *ctx, const ls_replica_cfg *rc, ls_storage **st);
 
 #endif

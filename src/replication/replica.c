@@ -35,6 +35,7 @@
 #define _GNU_SOURCE
 #include "replica.h"
 
+#include "age.h"
 #include "catalog.h"
 #include "db.h"
 #include "fsutil.h"
@@ -101,7 +102,21 @@ static int learn_position(ls_replica *r, const ls_spool_pos *sp)
         }
     }
     ls_obj_list_free(&l);
-    if (have_wal) {
+    if (have_wal && !ls_storage_age_readable(r->st)) {
+        /*
+         * Encrypted to recipients without an identity here: the newest
+         * segment's length cannot be read. Ship its index again from that
+         * segment's start (as for a damaged one below): the put replaces it
+         * with a segment that starts at the same offset and holds at least
+         * its bytes, so no segment overlaps another.
+         */
+        ls_log(r->ctx, LS_LOG_INFO, "replica position without an age identity db=%s replica=%s "
+               "key=%s action=upload-again (the newest segment is encrypted and no identity is "
+               "configured to read its length: it is uploaded again from its start)",
+               r->src->path, r->name, best_key);
+        r->index = best.index;
+        r->offset = best.offset;
+    } else if (have_wal) {
         uint64_t len = 0;
         rc = ls_catalog_object_length(r->ctx, r->st, best_key, &len);
         if (rc == LS_ECORRUPT) {
@@ -491,7 +506,13 @@ static void *validate_main(void *arg)
     ls_replica *r = arg;
     ls_ctx *ctx = NULL;
     ls_validate_result res;
-    if (ls_ctx_new(&ctx) == 0) {
+    if (ls_ctx_new(&ctx) == 0 && !ls_storage_age_readable(r->st)) {
+        ls_ctx_set_log(ctx, r->ctx->log_fn, r->ctx->log_ud, r->ctx->log_level);
+        ls_log(ctx, LS_LOG_INFO, "validation skipped db=%s replica=%s reason=\"the replica is "
+               "age-encrypted and no identity is configured to read it back\"", r->src->path,
+               r->name);
+        ls_ctx_free(ctx);
+    } else if (ctx) {
         ls_ctx_set_log(ctx, r->ctx->log_fn, r->ctx->log_ud, r->ctx->log_level);
         int rc = ls_validate(ctx, r->src->path, r->src->spool.dir, r->st, 30000, &res);
         char pos[LS_LAYOUT_POS_MAX] = "";
