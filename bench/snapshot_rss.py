@@ -7,7 +7,11 @@ A database of --mb MiB of random (incompressible) rows is replicated from
 scratch; the replicator's VmHWM is read when its first snapshot object is
 stored (s3rver's metadata file appears after the body), then it is stopped.
 
-Usage: bench/snapshot_rss.py [--mb 1024] [--rounds 2] [--litesafe build/litesafe]
+With --age, litesafe alone is measured with and without age encryption
+(issue 10: a replica with `age: recipients:`, a key from age-keygen), the
+two interleaved round by round.
+
+Usage: bench/snapshot_rss.py [--mb 1024] [--rounds 2] [--litesafe build/litesafe] [--age]
 """
 import argparse
 import glob
@@ -35,8 +39,20 @@ def make_db(path, mb):
     db.close()
 
 
-def run(tool, binary, db, rep):
-    p = subprocess.Popen([binary, "replicate", "-config", rb.s3_config(db, rep)],
+def age_recipient(work):
+    """A new age recipient (age1...) from age-keygen (Debian's age package)."""
+    key = os.path.join(work, "age.key")
+    subprocess.run(["age-keygen", "-o", key], check=True, capture_output=True)
+    return subprocess.run(["age-keygen", "-y", key], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def run(tool, binary, db, rep, recipient=None):
+    cfg = rb.s3_config(db, rep)
+    if recipient:
+        with open(cfg, "a") as f:
+            f.write("        age:\n          recipients: [%s]\n" % recipient)
+    p = subprocess.Popen([binary, "replicate", "-config", cfg],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.monotonic()
     pattern = os.path.join(rb.s3_dir(rep), "generations", "*", "snapshots",
@@ -58,12 +74,17 @@ def main():
     ap.add_argument("--litesafe", default=os.path.join(rb.ROOT, "build/litesafe"))
     ap.add_argument("--mb", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--age", action="store_true",
+                    help="litesafe unencrypted against litesafe with age encryption")
     a = ap.parse_args()
     import s3_server
     rb.S3 = s3_server.start(tempfile.mkdtemp(prefix="litesafe-bench-s3-"))
     work = tempfile.mkdtemp(prefix="litesafe-bench-")
     tools = {"litesafe": os.path.abspath(a.litesafe), "litestream": rb.LITESTREAM}
+    if a.age:
+        tools = {"litesafe": tools["litesafe"], "litesafe-age": tools["litesafe"]}
     res = {t: [] for t in tools}
+    recipient = age_recipient(work) if a.age else None
     try:
         db = os.path.join(work, "big.db")
         make_db(db, a.mb)
@@ -71,7 +92,8 @@ def main():
             for tool, binary in tools.items():
                 d = os.path.join(work, "r%d-%s" % (rnd, tool))
                 shutil.copy(db, d + ".db")
-                res[tool].append(run(tool, binary, d + ".db", d))
+                res[tool].append(run(tool, binary, d + ".db", d,
+                                     recipient if tool.endswith("-age") else None))
                 shutil.rmtree(rb.s3_dir(d), ignore_errors=True)
                 os.unlink(d + ".db")
                 shutil.rmtree(os.path.join(work, ".r%d-%s.db-litesafe" % (rnd, tool)),
@@ -84,8 +106,9 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
         s3_server.stop(rb.S3)
         shutil.rmtree(rb.S3["workdir"], ignore_errors=True)
-    print("\n| first snapshot of a %d MiB database to S3 (median of %d) | litesafe | "
-          "Litestream 0.3.13 |" % (a.mb, a.rounds))
+    names = ("litesafe", "litesafe with age") if a.age else ("litesafe", "Litestream 0.3.13")
+    print("\n| first snapshot of a %d MiB database to S3 (median of %d) | %s | %s |"
+          % ((a.mb, a.rounds) + names))
     print("|---|---|---|")
     print("| replicator peak RSS | %.1f MiB | %.1f MiB |" % tuple(
         statistics.median(r[0] for r in res[t]) / 1024 for t in tools))
