@@ -209,8 +209,9 @@ static int lz4w_write(void *ud, const uint8_t *buf, size_t n)
     if (n == 0)
         return 0;
     if (z->in_bytes == 0 && n >= 4 && memcmp(buf, "age-", 4) == 0)
-        return z->err = ls_err(z->ctx, LS_ECORRUPT, "the object is age-encrypted: configure "
-                               "the replica's age identities to read it");
+        return z->err = ls_err(z->ctx, LS_ECORRUPT, "the object is age-encrypted: give the "
+                               "replica's age identities (age: identity-files or identities "
+                               "in the config file)");
     z->in_bytes += n;
     for (;;) {
         size_t outn = CHUNK, inn = n - pos;

@@ -57,13 +57,15 @@ def test_validation_interval_logs_ok_in_json(tmp_path):
                l["url"] == "http://127.0.0.1:%d/metrics" % port for l in lines), err
 
 
-def test_age_encryption_refused_not_ignored(tmp_path):
-    """A replica configured for age encryption must not be written in clear."""
+def test_age_bad_recipient_refused_not_ignored(tmp_path):
+    """A replica configured for age encryption is never written in clear: a
+    recipient that is not an age key is a config error (test_age.py covers
+    encrypted replicas)."""
     db, cfg = config(tmp_path, "        age:\n          recipients: [age1qqq]\n")
     r = subprocess.run([BIN, "replicate", "-config", str(cfg)], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2, r
-    assert "age encryption is not supported" in r.stderr
+    assert "age recipients [0], line 1: not an age X25519 recipient" in r.stderr
     assert not (tmp_path / "rep").exists()
 
 

@@ -161,10 +161,10 @@ static const char full_config[] =
     "        validation-interval: 1d\n"
     "        skip-verify: on\n"
     "        age:\n"
-    "          identities: [AGE-SECRET-KEY-1XYZ]\n"
+    "          identities: [AGE-SECRET-KEY-17N6HUH7NEW2FCPN008544S7CTX7HHCZNN235F8AKL778TGKVENEQEMYNMF]\n"
     "          recipients:\n"
-    "            - age1aaa\n"
-    "            - age1bbb\n"
+    "            - age1x2chckmd9syx7zk7ky09kt0twnvel7x4za0988mup8tmqwvewvvs8yug4d\n"
+    "            - age1hay3cl0aj3hmq7cqzxf2aw5nqj6uz35zq8qky9ndkat7w326x33qw487vl\n"
     "      - type: sftp\n"
     "        host: backup.example.com:2222\n"
     "        user: alice\n"
@@ -219,10 +219,10 @@ static void test_full_parse(void **state)
     assert_int_equal(r->skip_verify, 1);
     assert_int_equal(r->force_path_style, -1);
     assert_int_equal(r->n_age_identities, 1);
-    eq(r->age_identities[0], "AGE-SECRET-KEY-1XYZ");
+    eq(r->age_identities[0], "AGE-SECRET-KEY-17N6HUH7NEW2FCPN008544S7CTX7HHCZNN235F8AKL778TGKVENEQEMYNMF");
     assert_int_equal(r->n_age_recipients, 2);
-    eq(r->age_recipients[0], "age1aaa");
-    eq(r->age_recipients[1], "age1bbb");
+    eq(r->age_recipients[0], "age1x2chckmd9syx7zk7ky09kt0twnvel7x4za0988mup8tmqwvewvvs8yug4d");
+    eq(r->age_recipients[1], "age1hay3cl0aj3hmq7cqzxf2aw5nqj6uz35zq8qky9ndkat7w326x33qw487vl");
 
     r = &d->replicas[1];
     eq(r->type, "sftp");
@@ -909,7 +909,7 @@ static void test_05_settings_inherited(void **state)
                                     "access-key-id: TOPKEY\n"
                                     "secret-access-key: TOPSECRET\n"
                                     "host-key: SHA256:ejdfwXoY1W1s6NBG5r+cNuC5y6JFh/Zq4ULwz+PGElw\n"
-                                    "age:\n  recipients: [age1top]\n"
+                                    "age:\n  recipients: [age1wnd7v5exqna6uvstvxjw7urpesn3zf4zpnegrydl5spqlukevg4s6g54uz]\n"
                                     "snapshot:\n  interval: 12h\n  retention: 72h\n"
                                     "validation:\n  interval: 6h\n"
                                     "dbs:\n"
@@ -938,7 +938,7 @@ static void test_05_settings_inherited(void **state)
     eq(r->access_key_id, "TOPKEY");
     eq(r->secret_access_key, "TOPSECRET");
     assert_int_equal(r->n_age_recipients, 1);
-    eq(r->age_recipients[0], "age1top");
+    eq(r->age_recipients[0], "age1wnd7v5exqna6uvstvxjw7urpesn3zf4zpnegrydl5spqlukevg4s6g54uz");
     r = &cfg->dbs[0].replicas[1];
     assert_int_equal(r->sync_interval_ms, 1000); /* its own wins */
     eq(r->bucket, "ownbucket");
