@@ -18,6 +18,7 @@
 #include "io.h"
 #include "random.h"
 #include "stream.h"
+#include "unit_files.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,19 +64,6 @@ static int teardown(void **state)
 }
 
 /* ---- helpers ---- */
-
-static uint8_t *make_data(size_t n, uint32_t seed)
-{
-    uint8_t *p = malloc(n ? n : 1);
-    uint32_t x = seed | 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        p[i] = (uint8_t)x;
-    }
-    return p;
-}
 
 static const size_t odd_sizes[] = {1, 7, 4093, 65536, 3, 100000, 65535, 17};
 #define N_ODD (sizeof(odd_sizes) / sizeof(odd_sizes[0]))
@@ -130,27 +118,6 @@ static int decrypt(fixture *f, const ls_age_keys *k, const uint8_t *c, size_t n,
     return rc;
 }
 
-static void write_file(const char *path, const void *p, size_t n)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(p, 1, n, fp), n);
-    assert_int_equal(fclose(fp), 0);
-}
-
-static uint8_t *read_file(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    fseek(fp, 0, SEEK_END);
-    *n = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *p = malloc(*n ? *n : 1);
-    assert_int_equal(fread(p, 1, *n, fp), *n);
-    fclose(fp);
-    return p;
-}
-
 /* ---- round trips ---- */
 
 static void test_roundtrip_sizes(void **state)
@@ -159,7 +126,7 @@ static void test_roundtrip_sizes(void **state)
     static const size_t sizes[] = {0, 1, 65535, 65536, 65537, 2 * 65536, 300001};
     ls_age_keys *k = keys_of(f, f->id[0], NULL, NULL); /* encrypts to itself */
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-        uint8_t *p = make_data(sizes[i], (uint32_t)i + 1);
+        uint8_t *p = noise_bytes(sizes[i], (uint32_t)i + 1);
         ls_buf c = {0}, d = {0};
         encrypt(f, k, p, sizes[i], &c);
         /* header, nonce, then ceil(n / 64 KiB) chunks (one when empty), 16-byte tags */
@@ -185,7 +152,7 @@ static void test_two_recipients(void **state)
     fixture *f = *state;
     ls_age_keys *enc = keys_of(f, NULL, f->rc[0], f->rc[1]);
     assert_int_equal(ls_age_keys_identities(enc), 0);
-    uint8_t *p = make_data(70000, 9);
+    uint8_t *p = noise_bytes(70000, 9);
     ls_buf c = {0};
     encrypt(f, enc, p, 70000, &c);
     for (int i = 0; i < 2; i++) {
@@ -214,7 +181,7 @@ static void test_wrong_identity(void **state)
 {
     fixture *f = *state;
     ls_age_keys *k0 = keys_of(f, f->id[0], NULL, NULL), *k1 = keys_of(f, f->id[1], NULL, NULL);
-    uint8_t *p = make_data(1000, 3);
+    uint8_t *p = noise_bytes(1000, 3);
     ls_buf c = {0}, d = {0};
     encrypt(f, k0, p, 1000, &c);
     assert_int_equal(decrypt(f, k1, c.p, c.n, &d), LS_EPERM);
@@ -233,7 +200,7 @@ static void test_tamper_and_truncate(void **state)
     fixture *f = *state;
     ls_age_keys *k = keys_of(f, f->id[0], NULL, NULL);
     size_t n = 65537 + 65536;
-    uint8_t *p = make_data(n, 5);
+    uint8_t *p = noise_bytes(n, 5);
     ls_buf c = {0};
     encrypt(f, k, p, n, &c);
     size_t hdr = (size_t)(strstr((const char *)c.p, "\n--- ") - (const char *)c.p) + 5 + 43 + 1;
@@ -390,7 +357,7 @@ static void test_age_cli_both_ways(void **state)
     rcpt[strcspn(rcpt, "\n")] = '\0';
     static const size_t sizes[] = {0, 65536, 65537, 200000};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-        uint8_t *p = make_data(sizes[i], 77 + (uint32_t)i);
+        uint8_t *p = noise_bytes(sizes[i], 77 + (uint32_t)i);
         /* ours -> age -d */
         ls_buf c = {0};
         encrypt(f, k, p, sizes[i], &c);
@@ -434,7 +401,7 @@ static void test_storage_wrapper(void **state)
     assert_int_equal(ls_storage_age_open(f->ctx, inner, keys_of(f, f->id[0], NULL, NULL), &s), 0);
     assert_true(ls_storage_age_readable(s));
     assert_ptr_equal(ls_storage_age_inner(s), inner);
-    uint8_t *p = make_data(150000, 11);
+    uint8_t *p = noise_bytes(150000, 11);
     assert_int_equal(ls_storage_put_buf(s, f->ctx, "a/b", p, 150000), 0);
     /* stored as age, read back plain, whole and by range */
     uint8_t *raw = NULL, *got = NULL;

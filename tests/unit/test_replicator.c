@@ -307,7 +307,8 @@ static void write_file(const char *path, const char *text)
 /*
  * ls_replicator_open_config_db: one database of a configuration, on a copy
  * of its settings (the configuration is freed before the start), the other
- * database left alone; a bad replica is refused at open; the index is checked.
+ * database left alone; a bad age key is refused when the configuration opens, an
+ * encrypted replica opens; the index is checked.
  */
 static void test_open_config_db(void **state)
 {
@@ -318,26 +319,24 @@ static void test_open_config_db(void **state)
     make_db(f);
     snprintf(yml, sizeof(yml), "%s/ls.yml", f->dir);
     snprintf(other_rep, sizeof(other_rep), "%s/other-replica", f->dir);
-    snprintf(text, sizeof(text),
-             "shutdown-timeout: 5s\n"
-             "dbs:\n  - path: %s/other.db\n    replicas:\n      - path: %s\n"
-             "  - path: %s\n    replicas:\n      - name: disk\n        url: %s\n"
-             "  - path: %s/enc.db\n    replicas:\n      - path: %s/enc\n"
-             "        age:\n          recipients: [%s]\n",
-             f->dir, other_rep, f->db, f->replica, f->dir, f->dir, "age1xyz");
-    write_file(yml, text);
-    /* a recipient that is not an age key: the configuration is refused */
-    assert_int_equal(ls_config_open(f->ctx, yml, 0, &cfg), LS_EUSAGE);
-    assert_non_null(strstr(ls_errmsg(f->ctx), "age recipients [0]"));
-    snprintf(text, sizeof(text),
-             "shutdown-timeout: 5s\n"
-             "dbs:\n  - path: %s/other.db\n    replicas:\n      - path: %s\n"
-             "  - path: %s\n    replicas:\n      - name: disk\n        url: %s\n"
-             "  - path: %s/enc.db\n    replicas:\n      - path: %s/enc\n"
-             "        age:\n          recipients: [%s]\n",
-             f->dir, other_rep, f->db, f->replica, f->dir, f->dir,
-             "age1wnd7v5exqna6uvstvxjw7urpesn3zf4zpnegrydl5spqlukevg4s6g54uz");
-    write_file(yml, text);
+    /* The third database's replica is encrypted to `rcpt`. */
+    for (int pass = 0; pass < 2; pass++) {
+        const char *rcpt = pass == 0 ? "age1xyz"
+                                     : "age1wnd7v5exqna6uvstvxjw7urpesn3zf4zpnegrydl5spqlukevg4s6g54uz";
+        snprintf(text, sizeof(text),
+                 "shutdown-timeout: 5s\n"
+                 "dbs:\n  - path: %s/other.db\n    replicas:\n      - path: %s\n"
+                 "  - path: %s\n    replicas:\n      - name: disk\n        url: %s\n"
+                 "  - path: %s/enc.db\n    replicas:\n      - path: %s/enc\n"
+                 "        age:\n          recipients: [%s]\n",
+                 f->dir, other_rep, f->db, f->replica, f->dir, f->dir, rcpt);
+        write_file(yml, text);
+        if (pass == 0) {
+            /* a recipient that is not an age key: the configuration is refused */
+            assert_int_equal(ls_config_open(f->ctx, yml, 0, &cfg), LS_EUSAGE);
+            assert_non_null(strstr(ls_errmsg(f->ctx), "age recipients [0]"));
+        }
+    }
     assert_int_equal(ls_config_open(f->ctx, yml, 0, &cfg), 0);
     assert_int_equal(ls_config_db_count(cfg), 3);
 

@@ -23,6 +23,7 @@
 #include "storage.h"
 #include "storage_test.h"
 #include "io.h"
+#include "unit_files.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -209,19 +210,6 @@ static int teardown(void **state)
 
 /* ---- helpers ---- */
 
-static uint8_t *make_data(size_t n, uint32_t seed)
-{
-    uint8_t *p = malloc(n ? n : 1);
-    uint32_t x = seed | 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        p[i] = (uint8_t)x;
-    }
-    return p;
-}
-
 /* A reader over memory returning odd-sized pieces, optionally failing at `fail_at`. */
 typedef struct odd_src {
     const uint8_t *p;
@@ -370,7 +358,7 @@ static int setup_retry(void **state)
 static void t_retry_resumes_get(void **state)
 {
     fixture *f = *state;
-    uint8_t *data = make_data(300000, 23);
+    uint8_t *data = noise_bytes(300000, 23);
     put(f, "g/obj", data, 300000);
     /* Two cuts mid-transfer: the third try delivers the rest, nothing twice. */
     ls_fault cut = {LS_FAULT_GET, 0, 2, LS_ENET, 70000};
@@ -482,7 +470,7 @@ static void c_roundtrip_large_streamed(void **state)
 {
     fixture *f = *state;
     size_t n = (1 << 20) + 1;
-    uint8_t *data = make_data(n, 42);
+    uint8_t *data = noise_bytes(n, 42);
     for (int known = 0; known < 2; known++) {
         const char *key = known ? "generations/0123456789abcdef/snapshots/00000000.snapshot.lz4"
                                 : "big/unknown-size";
@@ -506,7 +494,7 @@ static void c_put_replaces(void **state)
     fixture *f = *state;
     char keys[256];
     ls_obj o;
-    uint8_t *big = make_data(100000, 1);
+    uint8_t *big = noise_bytes(100000, 1);
     put(f, "dir/obj", big, 100000);
     put_str(f, "dir/obj", "short");
     expect_content(f, "dir/obj", "short", 5);
@@ -538,7 +526,7 @@ static void c_get_range(void **state)
         {UINT64_MAX, INT64_MAX, 0, 0},
         {1, INT64_MAX, 1, 999},
     };
-    uint8_t *data = make_data(1000, 3);
+    uint8_t *data = noise_bytes(1000, 3);
     put(f, "r", data, 1000);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         sink k = {0};
@@ -574,7 +562,7 @@ static void c_stat(void **state)
 {
     fixture *f = *state;
     ls_obj o;
-    uint8_t *data = make_data(12345, 5);
+    uint8_t *data = noise_bytes(12345, 5);
     int64_t now = (int64_t)time(NULL) * 1000;
     put(f, "s/a", data, 12345);
     OK(f, f->s->stat(f->s, f->ctx, "s/a", &o));
@@ -626,7 +614,7 @@ static void c_list_prefix(void **state)
     };
     char got[1024];
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        uint8_t *data = make_data(i + 1, (uint32_t)i);
+        uint8_t *data = noise_bytes(i + 1, (uint32_t)i);
         put(f, keys[i], data, i + 1);
         free(data);
     }
@@ -741,7 +729,7 @@ static void c_source_fails_midway(void **state)
 {
     fixture *f = *state;
     size_t n = 300000;
-    uint8_t *data = make_data(n, 11);
+    uint8_t *data = noise_bytes(n, 11);
     const char *key = "generations/0123456789abcdef/wal/00000000_00000000.wal.lz4";
     odd_src src = {data, n, 0, 0, 150000};
     ls_reader r = {odd_read, &src, (int64_t)n};
@@ -806,7 +794,7 @@ static void t_fault_partial_put(void **state)
 {
     fixture *f = *state;
     size_t n = 200000;
-    uint8_t *data = make_data(n, 13);
+    uint8_t *data = noise_bytes(n, 13);
 
     /* The source dies after 1000 bytes: nothing lands, no temp file stays. */
     ls_fault cut = {LS_FAULT_PUT, 0, 1, LS_EIO, 1000};
@@ -828,7 +816,7 @@ static void t_fault_partial_put(void **state)
 static void t_fault_partial_get(void **state)
 {
     fixture *f = *state;
-    uint8_t *data = make_data(200000, 17);
+    uint8_t *data = noise_bytes(200000, 17);
     put(f, "g/obj", data, 200000);
     ls_fault cut = {LS_FAULT_GET, 0, 1, 0, 70000};
     ls_storage_fault_set(f->s, &cut);
@@ -1012,7 +1000,7 @@ static void *c_concurrent_main(void *arg)
     for (int round = 0; round < 4 && !w->failures; round++) {
         char key[64], prefix[32];
         size_t n = 1000 + (size_t)(w->id * 4099 + round * 131);
-        uint8_t *data = make_data(n, (uint32_t)(w->id * 100 + round));
+        uint8_t *data = noise_bytes(n, (uint32_t)(w->id * 100 + round));
         uint8_t *got = NULL;
         size_t gn = 0;
         ls_obj o;

@@ -15,6 +15,7 @@
 
 #include "io.h"
 #include "stream.h"
+#include "unit_files.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -157,28 +158,6 @@ static int decompress_stream(ls_ctx *ctx, const uint8_t *in, size_t n, sink *k)
         rc = ls_lz4_writer_finish(z);
     ls_lz4_writer_free(z);
     return rc;
-}
-
-static void write_file(const char *path, const void *p, size_t n)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(p, 1, n, fp), n);
-    assert_int_equal(fclose(fp), 0);
-}
-
-static uint8_t *read_file(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *p = malloc(len ? (size_t)len : 1);
-    assert_int_equal(fread(p, 1, (size_t)len, fp), (size_t)len);
-    fclose(fp);
-    *n = (size_t)len;
-    return p;
 }
 
 static void run(const char *cmd)
