@@ -6,7 +6,8 @@
  * each part, a plain LZ4 frame; key parsing (comments, files, bad lines,
  * no key in messages); interop with Debian's age and age-keygen in both
  * directions; the storage wrapper over the file backend (ranges, stored
- * objects are age).
+ * objects are age) and over the retrying wrapper (a get cut short resumes
+ * the ciphertext; the counts are the backend's).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "age.h"
 #include "io.h"
 #include "random.h"
+#include "storage_test.h"
 #include "stream.h"
 #include "unit_files.h"
 
@@ -436,6 +438,33 @@ static void test_storage_wrapper(void **state)
     ls_storage_close(s);
 }
 
+/* age(retry(fault(mem))), the engine's order: a get cut twice mid-object resumes. */
+static void test_wrapper_over_retry(void **state)
+{
+    fixture *f = *state;
+    ls_storage *mem = NULL, *fault = NULL, *retry = NULL, *s = NULL;
+    assert_int_equal(ls_storage_mem_open(f->ctx, "enc", &mem), 0);
+    assert_int_equal(ls_storage_fault_open(f->ctx, mem, &fault), 0);
+    assert_int_equal(ls_storage_retry_open(f->ctx, fault, 8, &retry), 0);
+    assert_int_equal(ls_storage_age_open(f->ctx, retry, keys_of(f, f->id[0], NULL, NULL), &s), 0);
+    uint8_t *p = noise_bytes(300000, 21), *got = NULL;
+    size_t gn = 0;
+    assert_int_equal(ls_storage_put_buf(s, f->ctx, "g/x", p, 300000), 0);
+    ls_fault rule = {.ops = LS_FAULT_GET, .times = 2, .code = LS_ENET, .partial = 70001};
+    ls_storage_fault_set(fault, &rule);
+    assert_int_equal(ls_storage_get_buf(s, f->ctx, "g/x", &got, &gn), 0);
+    assert_int_equal(ls_storage_fault_injected(fault), 2);
+    assert_int_equal(gn, 300000);
+    assert_memory_equal(got, p, gn);
+    ls_storage_counts c;
+    ls_storage_counts_get(s, &c); /* through the age wrapper: the retrying one's */
+    assert_int_equal(c.gets, 3);
+    assert_int_equal(c.errors_net, 2);
+    free(got);
+    free(p);
+    ls_storage_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +476,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_age_cli_both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_storage_wrapper, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrapper_over_retry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
