@@ -5,7 +5,9 @@
  *   1. Learn the position if unknown or if the spool moved to another
  *      generation: list generations/<gen>/ on the replica; the position is the
  *      end of the newest segment (its decompressed length is read back once),
- *      or the start of the spool's first index.
+ *      or the start of the spool's first index. A segment that cannot be
+ *      read back (damaged; or age-encrypted with no identity here that opens
+ *      it) is shipped again from its start: the spool still holds its bytes.
  *   2. Ship: for each spool index from the position on, upload one segment
  *      holding every committed byte not yet on the replica (header included
  *      at offset 0), compressed; a finished index moves the position to the
@@ -129,6 +131,14 @@ static int learn_position(ls_replica *r, const ls_spool_pos *sp)
              * of the same key replaces it.
              */
             ls_log(r->ctx, LS_LOG_WARN, "replica object damaged db=%s replica=%s key=%s "
+                   "error=\"%s\" action=upload-again", r->src->path, r->name, best_key,
+                   ls_errmsg(r->ctx));
+            len = 0;
+            rc = 0;
+        } else if (rc == LS_EPERM) {
+            /* Encrypted, and none of the identities opens it (they are not
+             * among the recipients): as without an identity, above. */
+            ls_log(r->ctx, LS_LOG_WARN, "replica object unreadable db=%s replica=%s key=%s "
                    "error=\"%s\" action=upload-again", r->src->path, r->name, best_key,
                    ls_errmsg(r->ctx));
             len = 0;

@@ -9,15 +9,16 @@ and Debian's age tools:
   * wrong identity, no identity, a tampered chunk, a truncated object, a
     plain object where age is expected and an age object where none is:
     exit 1, a message naming the object, no output file;
-  * a replica with recipients but no identity replicates across a restart
-    (the newest segment is uploaded again, logged) and restores with the
-    identity;
+  * a replica with recipients but no identity (or an identity that is not
+    a recipient) replicates across a restart (the newest segment is uploaded
+    again, logged; validation is skipped) and restores with the identity;
   * no identity appears in logs, errors, `databases` or `ps`; bad keys are
     config errors (exit 2).
 """
 import glob
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -43,10 +44,12 @@ def keygen(tmp, name):
     return path, ident, rcpt
 
 
-def age_config(path, db, replica_dir, **age):
-    """A config for db with one file replica; age: its keys (lists by config key)."""
+def age_config(path, db, replica_dir, extra=(), **age):
+    """A config for db with one file replica (extra: more of its key lines);
+    age: its keys (lists by config key)."""
     lines = ["dbs:", "  - path: %s" % db, "    replicas:",
              "      - url: %s" % file_url(replica_dir)]
+    lines += ["        %s" % e for e in extra]
     if age:
         lines.append("        age:")
         for k, vs in age.items():
@@ -88,6 +91,8 @@ def test_encrypted_replica_age_cli_and_restore(tmp_path):
     mine = wait_restorable("litesafe", tmp_path, cfg, db, digest(db), interval=0.5)
     dbs = run("databases", "-config", cfg)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    val = run("validate", "-config", cfg, db)
+    assert val.rc == 0, val
     stop_ok(rep)
     assert check_log(mine, ref=src).rows == src.rows
     no_secret(rep.text() + dbs.out + dbs.err + ps, ident, other_ident)
@@ -185,10 +190,17 @@ def test_age_cli_encrypted_objects_restore(tmp_path):
     assert digest(got) == want
 
 
-def test_recipients_only_replica_resumes_after_restart(tmp_path):
+@pytest.mark.parametrize("own", ["none", "foreign"])
+def test_unreadable_replica_resumes_after_restart(tmp_path, own):
+    """Recipients without an identity (own=none), or with an identity that
+    is not among them (foreign): the replicator cannot read its objects
+    back, and still replicates correctly across a restart."""
     keyf, ident, rcpt = keygen(tmp_path, "k")
+    _, foreign, _ = keygen(tmp_path, "foreign")
     db, rep_dir = str(tmp_path / "app.db"), tmp_path / "replica"
-    cfg = age_config(tmp_path / "cfg.yml", db, rep_dir, recipients=[rcpt])
+    mine = dict(identities=[foreign]) if own == "foreign" else {}
+    cfg = age_config(tmp_path / "cfg.yml", db, rep_dir, extra=["validation-interval: 1s"],
+                     recipients=[rcpt], **mine)
     rd = age_config(tmp_path / "read.yml", db, rep_dir, identity_files=[keyf])
     progress = str(tmp_path / "progress")
     write(db, progress, txns=40, seed=1)
@@ -201,9 +213,18 @@ def test_recipients_only_replica_resumes_after_restart(tmp_path):
     write(db, progress, txns=40, seed=3)
     want = digest(db)
     got = wait_restorable("litesafe", tmp_path, rd, db, want, interval=0.5)
+    time.sleep(2.5)  # a validation-interval or two
     stop_ok(rep)
-    assert "replica position without an age identity" in rep.text(), rep.tail()
+    assert "validation ok" not in rep.text(), rep.tail()
+    if own == "none":
+        assert "validation skipped" in rep.text(), rep.tail()
+        assert "replica position without an age identity" in rep.text(), rep.tail()
+    else:
+        assert "validation could not run" in rep.text(), rep.tail()
+        assert "replica object unreadable" in rep.text(), rep.tail()
+        assert "wrong age identity" in rep.text(), rep.tail()
     assert "action=upload-again" in rep.text()
+    no_secret(rep.text(), ident, foreign)
     assert check_log(got).rows == check_log(db).rows
     # nothing overlaps: Litestream-style listing shows one segment per offset
     segs = sorted(os.path.basename(o) for o in objects(rep_dir) if "/wal/" in o)
