@@ -591,6 +591,11 @@ int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out)
                              .max_ckpt_pages = dc->max_checkpoint_page_count,
                              .ckpt_interval_ms = dc->checkpoint_interval_ms,
                              .busy_ms = (int)dc->busy_timeout_ms};
+        /* A checkpoint cycle starts a WAL index, and each index costs every replica
+         * at least one upload: no more indexes than a paced replica uploads. */
+        for (size_t j = 0; j < dc->n_replicas; j++)
+            if (dc->replicas[j].sync_interval_ms > so.ckpt_gap_ms)
+                so.ckpt_gap_ms = dc->replicas[j].sync_interval_ms;
         if ((rc = ls_source_new(d->ctx, dc->path, &so, &d->src)) != 0) {
             rc = ls_err(ctx, rc, "%s", ls_errmsg(d->ctx));
             goto fail;
