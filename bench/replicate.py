@@ -17,7 +17,13 @@ tools, figures are medians over the rounds):
               restored by both tools.
   requests    (--target s3) requests the replicator sent and bytes it stored
               per 1000 commits of the throughput run (each commit is one 4 KiB
-              WAL frame), from s3rver's request log and its data directory.
+              WAL frame), from s3rver's request log and its data directory;
+              the same as requests per hour of continuous writing.
+  isolated    (--target s3) a commit every --isolated-gap seconds (longer
+              than Litestream's 1 s sync interval, so each one comes after a
+              quiet spell): commit-to-S3 latency, p50 and p90.
+  idle        (--target s3) requests per hour while the database is idle
+              (--idle seconds with no commit, after the runs above).
 
 --target file replicates to a local directory; --target s3 to a private
 s3rver on 127.0.0.1 (tests/servers/s3_server.py), both tools reading one
@@ -195,7 +201,7 @@ def stored_bytes(rep):
     return sum(os.path.getsize(f) for f in files)
 
 
-def lags(db, rep, samples, timeout=5.0):
+def lags(db, rep, samples, timeout=5.0, gap=0.02):
     c = sqlite3.connect(db, isolation_level=None)
     c.execute("PRAGMA busy_timeout=5000")
     out = []
@@ -212,7 +218,7 @@ def lags(db, rep, samples, timeout=5.0):
             if time.monotonic() - t0 > timeout:
                 break
             time.sleep(0.0002)
-        time.sleep(0.02)
+        time.sleep(gap)
     c.close()
     return out
 
@@ -275,6 +281,9 @@ def main():
     ap.add_argument("--restore-mb", type=int, default=200)
     ap.add_argument("--target", choices=("file", "s3"), default="file")
     ap.add_argument("--addr", help="litesafe's metrics listener (scraped every second)")
+    ap.add_argument("--isolated-samples", type=int, default=8)
+    ap.add_argument("--isolated-gap", type=float, default=1.5)
+    ap.add_argument("--idle", type=float, default=10.0)
     a = ap.parse_args()
     global S3, ADDR
     ADDR = a.addr
@@ -289,6 +298,8 @@ def main():
     rss = {t: [] for t in tools if t != "none"}
     lag = {t: [] for t in tools if t != "none"}
     sent = {t: [] for t in tools if t != "none"}  # (requests by method, bytes, commits)
+    hourly = {t: [] for t in tools if t != "none"}  # requests/hour: (writing, idle)
+    isolated = {t: [] for t in tools if t != "none"}
     try:
         for rnd in range(a.rounds):
             for tool, binary in tools.items():
@@ -305,9 +316,20 @@ def main():
                     commits = rate[tool][-1] * a.seconds
                     sent[tool].append(({m: req.get(m, 0) - req0.get(m, 0) for m in req},
                                        stored_bytes(rep), commits))
+                    writing = sum(req.values()) - sum(req0.values())
                 if p:
                     lag[tool] += lags(db, rep, a.lag_samples if tool == "litesafe" else
                                       max(10, a.lag_samples // 10))
+                if p and S3:
+                    time.sleep(a.isolated_gap)
+                    isolated[tool] += lags(db, rep, a.isolated_samples, gap=a.isolated_gap)
+                    time.sleep(2.0)
+                    before = sum(s3_requests().values())
+                    time.sleep(a.idle)
+                    idle = sum(s3_requests().values()) - before
+                    hourly[tool].append((writing * 3600.0 / (a.seconds + 2.0),
+                                         idle * 3600.0 / a.idle))
+                if p:
                     rss[tool].append(peak_rss_kib(p))
                 stop(p)
                 shutil.rmtree(d)
@@ -357,6 +379,16 @@ def main():
                     v.append(1000.0 * x / commits)
                 row.append(statistics.median(v) if v else float("nan"))
             print("| %s | %.3f | %.3f |" % (what, row[0], row[1]))
+        print("\n| S3, median of %d rounds | litesafe | Litestream 0.3.13 |" % a.rounds)
+        print("|---|---|---|")
+        for i, what in enumerate(("requests per hour, continuous writer",
+                                  "requests per hour, idle database")):
+            print("| %s | %.0f | %.0f |" % (what, statistics.median(h[i] for h in hourly["litesafe"]),
+                                           statistics.median(h[i] for h in hourly["litestream"])))
+        print("| isolated commit -> S3 lag p50 | %.0f ms | %.0f ms |" % (
+            pct(isolated["litesafe"], 0.5), pct(isolated["litestream"], 0.5)))
+        print("| isolated commit -> S3 lag p90 | %.0f ms | %.0f ms |" % (
+            pct(isolated["litesafe"], 0.9), pct(isolated["litestream"], 0.9)))
     print("\n| replica written by | segments | litesafe restore | Litestream restore | "
           "Litestream / litesafe |")
     print("|---|---|---|---|---|")

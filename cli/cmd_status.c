@@ -63,12 +63,14 @@ static void position(char *buf, size_t n, json_t *o)
 
 static void print_replica(cli_table *t, json_t *r)
 {
-    char pos[96], lag[32], lagb[32], rps[32], err[600];
+    char pos[96], lag[32], lagb[32], rps[32], cost[32], err[600];
     json_t *e = json_object_get(r, "last_error");
     position(pos, sizeof(pos), r);
     snprintf(lag, sizeof(lag), "%.1fs", json_number_value(json_object_get(r, "lag_seconds")));
     human(lagb, sizeof(lagb), num(r, "lag_bytes"));
     snprintf(rps, sizeof(rps), "%.2f", json_number_value(json_object_get(r, "requests_per_second")));
+    snprintf(cost, sizeof(cost), "%.2f",
+             json_number_value(json_object_get(r, "monthly_request_cost")));
     if (json_is_object(e))
         snprintf(err, sizeof(err), "%s: %s", str_or_dash(json_object_get(e, "time")),
                  str_or_dash(json_object_get(e, "message")));
@@ -77,7 +79,7 @@ static void print_replica(cli_table *t, json_t *r)
     const char *row[] = {json_string_value(json_object_get(r, "name")), pos, lag, lagb,
                          str_or_dash(json_object_get(r, "last_upload")),
                          str_or_dash(json_object_get(r, "next_snapshot")),
-                         str_or_dash(json_object_get(r, "next_retention")), rps, err};
+                         str_or_dash(json_object_get(r, "next_retention")), rps, cost, err};
     cli_table_add(t, row);
 }
 
@@ -94,8 +96,9 @@ static void print_text(json_t *result)
                human(c, sizeof(c), num(db, "spool_size")));
         cli_table t;
         const char *hdr[] = {"replica", "position", "lag", "lag_bytes", "last_upload",
-                             "next_snapshot", "next_retention", "req/s", "last_error"};
-        cli_table_init(&t, 9, hdr);
+                             "next_snapshot", "next_retention", "req/s", "cost/month",
+                             "last_error"};
+        cli_table_init(&t, 10, hdr);
         json_array_foreach(json_object_get(db, "replicas"), j, r)
             print_replica(&t, r);
         cli_table_print(&t);

@@ -197,7 +197,7 @@ static json_t *replica_json(const ls_replica_status *s)
                         s->last_error_message, "time", time_or_null(s->last_error_ms));
     return json_pack(
         "{s:s, s:s, s:s, s:i, s:I, s:b, s:b, s:f, s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I,"
-        " s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:f, s:I}",
+        " s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:f, s:f, s:I}",
         "name", s->name, "type", s->type, "generation", s->generation, "index", (int)s->index,
         "offset", (json_int_t)s->offset, "restorable", s->restorable, "attached", s->attached,
         "lag_seconds", (double)s->lag_ms / 1000.0, "lag_bytes", (json_int_t)s->lag_bytes,
@@ -208,7 +208,8 @@ static json_t *replica_json(const ls_replica_status *s)
         (json_int_t)s->gets, "list", (json_int_t)s->lists, "stat", (json_int_t)s->stats,
         "delete", (json_int_t)s->deletes, "errors", "net", (json_int_t)s->errors_net, "auth",
         (json_int_t)s->errors_auth, "other", (json_int_t)s->errors_other,
-        "requests_per_second", s->requests_per_sec, "spool_drops", (json_int_t)s->spool_drops);
+        "requests_per_second", s->requests_per_sec, "monthly_request_cost",
+        s->monthly_request_cost, "spool_drops", (json_int_t)s->spool_drops);
 }
 
 static json_t *database_json(const ls_replica_status *s)

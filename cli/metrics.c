@@ -337,6 +337,9 @@ static const metric families[] = {
      "class=\"other\"", NULL},
     {"litesafe_replica_requests_per_second", "gauge", 0, V_DBL, F(requests_per_sec), NULL,
      "Requests to the replica's storage per second, mean over the last minute."},
+    {"litesafe_replica_request_cost_monthly", "gauge", 0, V_DBL, F(monthly_request_cost), NULL,
+     "The request rate of the last minute over a 30-day month, at the replica's request-price "
+     "(per 1,000 requests)."},
     {"litesafe_replica_next_snapshot_timestamp_seconds", "gauge", 0, V_MS, F(next_snapshot_ms),
      NULL, "Unix time the next scheduled snapshot is due (0: none)."},
     {"litesafe_replica_next_retention_timestamp_seconds", "gauge", 0, V_MS, F(next_retention_ms),

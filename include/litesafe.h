@@ -393,7 +393,8 @@ typedef struct ls_replica_options {
     /* abs */
     const char *account_name, *account_key;
     /* timing, milliseconds; -1: the configuration file's defaults */
-    int64_t sync_interval_ms;       /* least time between two uploads (default 0) */
+    int64_t sync_interval_ms;       /* least time between two uploads (default: 0 for file
+                                     * and .storage, 1 s for s3/gcs/abs/sftp) */
     int64_t snapshot_interval_ms;   /* a new snapshot this often (default 0: when needed) */
     int64_t retention_ms;           /* keep snapshots younger than this (default 24h) */
     int64_t retention_check_interval_ms; /* default 1h */
@@ -628,6 +629,9 @@ typedef struct ls_replica_status {
     double requests_per_sec;    /* mean over the last minute */
     /* Times its unshipped WAL was dropped from the spool (max-spool-size) since start. */
     uint64_t spool_drops;
+    /* requests_per_sec over a 30-day month at the replica's request-price (the price of
+     * 1,000 requests; default 0.005 for s3, gcs and abs, 0 for file and sftp). */
+    double monthly_request_cost;
 } ls_replica_status;
 
 /*

@@ -55,8 +55,10 @@ typedef struct ls_replica_cfg {
     int64_t retention_ms;            /* 24h */
     int64_t retention_check_interval_ms; /* 1h, capped at retention */
     int64_t snapshot_interval_ms;    /* 0: snapshots only at generation start / retention */
-    int64_t sync_interval_ms;        /* litesafe default 0: ship as soon as committed */
+    int64_t sync_interval_ms;        /* default 0 for file, 1 s for remote replicas */
     int64_t validation_interval_ms;  /* 0: off */
+    char *request_price;             /* litesafe: price of 1,000 requests, as written */
+    double price_per_1k;             /* request_price parsed: 0.005 for s3/gcs/abs, else 0 */
     /* age encryption (age.h): texts of keys as Litestream 0.3 takes them, and
        litesafe's files of keys (as age -i / age -R read them) */
     char **age_identities;

@@ -140,8 +140,10 @@ ls_replica_cfg *ls_db_cfg_find_replica(const ls_db_cfg *db, const char *name)
 #define DEF_RETENTION_MS (24 * 3600 * 1000LL)
 #define DEF_RETENTION_CHECK_MS (3600 * 1000LL)
 #define DEF_SNAPSHOT_MS 0
-#define DEF_SYNC_MS 0
+#define DEF_SYNC_MS 0           /* file replicas and an embedder's own storage */
+#define DEF_REMOTE_SYNC_MS 1000 /* s3, gcs, abs, sftp: Litestream's request rate */
 #define DEF_VALIDATION_MS 0
+#define DEF_REQUEST_PRICE 0.005 /* per 1,000 requests: S3 Standard PUT/LIST, GCS class A */
 #define DEF_SHUTDOWN_MS 30000 /* Litestream 0.5's shutdown-sync-timeout default */
 #define DEF_HEALTH_MAX_LAG_MS 60000 /* litesafe: /healthz's replica lag limit */
 #define DEF_MAX_BUSY_MS                                                                            \
@@ -328,6 +330,26 @@ static char *path_join(const char *a, const char *b)
  * relative path; 6. the name and its uniqueness in the db; 7. credentials
  * from the environment; 8. timings and flags.
  */
+/* request-price: a decimal >= 0 (the price of 1,000 requests), for the cost estimate. */
+static int request_price(ls_ctx *ctx, const ls_config *cfg, ls_replica_cfg *r)
+{
+    if (!r->request_price) {
+        int object_store = !r->storage && r->type &&
+                           (!strcmp(r->type, "s3") || !strcmp(r->type, "gcs") ||
+                            !strcmp(r->type, "abs"));
+        r->price_per_1k = object_store ? DEF_REQUEST_PRICE : 0;
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(r->request_price, &end);
+    if (end == r->request_price || *end || errno || !(v >= 0) || v > 1e6)
+        return RERR(ctx, cfg, r, "bad request-price \"%s\": the price of 1,000 requests, a "
+                    "number such as 0.005", r->request_price);
+    r->price_per_1k = v;
+    return 0;
+}
+
 static int replica_defaults(ls_ctx *ctx, const ls_config *cfg, ls_db_cfg *db, size_t idx)
 {
     ls_replica_cfg *r = &db->replicas[idx];
@@ -424,11 +446,13 @@ static int replica_defaults(ls_ctx *ctx, const ls_config *cfg, ls_db_cfg *db, si
         r->retention_check_interval_ms = r->retention_ms;
     if (r->snapshot_interval_ms < 0)
         r->snapshot_interval_ms = DEF_SNAPSHOT_MS;
-    if (r->sync_interval_ms < 0)
-        r->sync_interval_ms = DEF_SYNC_MS;
+    if (r->sync_interval_ms < 0) /* remote: the first commit at once, then one a second */
+        r->sync_interval_ms =
+            (r->storage || !r->type || strcmp(r->type, "file") == 0) ? DEF_SYNC_MS
+                                                                     : DEF_REMOTE_SYNC_MS;
     if (r->validation_interval_ms < 0)
         r->validation_interval_ms = DEF_VALIDATION_MS;
-    return 0;
+    return request_price(ctx, cfg, r);
 }
 
 /* meta-path (the spool) default: "<dir>/.<base>-litesafe" next to the database. */

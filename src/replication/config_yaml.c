@@ -228,6 +228,7 @@ static const key_table age_table = {.what = "age",
  */
 static const key_def settings_keys[] = {
     ROW_DUR(ls_replica_cfg, "sync-interval", sync_interval_ms),
+    ROW_STR(ls_replica_cfg, "request-price", request_price),
     ROW_DUR_SAME(ls_replica_cfg, "validation-interval", validation_interval_ms,
                  "validation.interval"),
     ROW_MAP("age", age_table),

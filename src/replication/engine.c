@@ -630,6 +630,11 @@ int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out)
                              .max_ckpt_pages = dc->max_checkpoint_page_count,
                              .ckpt_interval_ms = dc->checkpoint_interval_ms,
                              .busy_ms = (int)dc->busy_timeout_ms};
+        /* A checkpoint cycle starts a WAL index, and each index costs every replica
+         * at least one upload: no more indexes than a paced replica uploads. */
+        for (size_t j = 0; j < dc->n_replicas; j++)
+            if (dc->replicas[j].sync_interval_ms > so.ckpt_gap_ms)
+                so.ckpt_gap_ms = dc->replicas[j].sync_interval_ms;
         if ((rc = ls_source_new(d->ctx, dc->path, &so, &d->src)) != 0) {
             rc = ls_err(ctx, rc, "%s", ls_errmsg(d->ctx));
             goto fail;
@@ -657,7 +662,8 @@ int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out)
                                   .snapshot_interval_ms = rcfg->snapshot_interval_ms,
                                   .retention_ms = rcfg->retention_ms,
                                   .retention_check_ms = rcfg->retention_check_interval_ms,
-                                  .validation_interval_ms = rcfg->validation_interval_ms};
+                                  .validation_interval_ms = rcfg->validation_interval_ms,
+                                  .request_price = rcfg->price_per_1k};
             if ((rc = ls_replica_new(ctx, d->src, st, &ro, &d->reps[d->nrep])) != 0)
                 goto fail;
             d->nrep++;
@@ -1026,6 +1032,7 @@ static void status_replica(engine_db *d, ls_replica *r, const ls_spool_pos *sp, 
     st->errors_auth = c.errors_auth;
     st->errors_other = c.errors_other;
     st->requests_per_sec = (double)c.last_minute / 60.0;
+    st->monthly_request_cost = st->requests_per_sec * 30 * 86400 / 1000 * r->o.request_price;
     dev_t dev;
     ino_t ino;
     st->attached = ls_source_identity(d->src, &dev, &ino) == 0;

@@ -19,6 +19,7 @@ typedef struct ls_replica_opts {
     int64_t retention_ms;           /* keep snapshots younger than this (<= 0: keep all) */
     int64_t retention_check_ms;     /* how often retention runs */
     int64_t validation_interval_ms; /* validate against the live database this often (0: off) */
+    double request_price;           /* price of 1,000 requests (the status's cost estimate) */
 } ls_replica_opts;
 
 typedef struct ls_replica {

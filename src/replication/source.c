@@ -444,6 +444,10 @@ int ls_source_new(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_so
         s->o.max_ckpt_pages = 10000;
     if (s->o.ckpt_interval_ms < 0)
         s->o.ckpt_interval_ms = 60000;
+    if (s->o.ckpt_gap_ms < CKPT_MIN_GAP_MS)
+        s->o.ckpt_gap_ms = CKPT_MIN_GAP_MS;
+    if (s->o.ckpt_interval_ms > 0 && s->o.ckpt_gap_ms > s->o.ckpt_interval_ms)
+        s->o.ckpt_gap_ms = s->o.ckpt_interval_ms;
     if (s->o.busy_ms <= 0)
         s->o.busy_ms = DEFAULT_BUSY_MS;
     *out = s;
@@ -685,13 +689,16 @@ int ls_source_sync(ls_source *s, int *grew)
         return rc;
     /*
      * A checkpoint cycle when the WAL index is big enough (at most every
-     * CKPT_MIN_GAP_MS unless it passed max-checkpoint-page-count: under a
-     * flood of tiny commits that bounds the cycles, and the writer's waits, to
-     * a few per second) or old enough.
+     * ckpt_gap_ms unless it passed max-checkpoint-page-count, or four times
+     * that with paced replicas: under a flood of tiny commits that bounds the
+     * cycles, and the writer's waits, to a few per second, and the new WAL
+     * indexes, each one an upload more, to about one per paced upload, as
+     * Litestream checks its WAL once per sync) or old enough.
      */
     uint64_t frames = s->spool.frames, since = ls_now_ms() - s->last_ckpt_ms;
+    int64_t hard = s->o.max_ckpt_pages * (s->o.ckpt_gap_ms > CKPT_MIN_GAP_MS ? 4 : 1);
     int due = ((int64_t)frames >= s->o.min_ckpt_pages &&
-               (since >= CKPT_MIN_GAP_MS || (int64_t)frames >= s->o.max_ckpt_pages)) ||
+               (since >= (uint64_t)s->o.ckpt_gap_ms || (int64_t)frames >= hard)) ||
               (frames > 0 && s->o.ckpt_interval_ms > 0 && since >= (uint64_t)s->o.ckpt_interval_ms);
     if (due && !s->replaced) {
         int busy = 0;

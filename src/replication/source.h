@@ -20,6 +20,8 @@ typedef struct ls_source_opts {
     int64_t max_ckpt_pages;        /* past this, retry the cycle at every sync */
     int64_t ckpt_interval_ms;      /* or when this long passed and there are frames */
     int busy_ms;                   /* how long a cycle may wait for the write lock */
+    int64_t ckpt_gap_ms;           /* least time between two cycles below max_ckpt_pages
+                                      (0: 200 ms); the replicas' longest sync-interval */
 } ls_source_opts;
 
 typedef struct ls_source {

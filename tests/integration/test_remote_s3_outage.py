@@ -118,7 +118,9 @@ def test_restore_survives_server_restart(tmp_path):
     try:
         db = str(tmp_path / "app.db")
         progress = str(tmp_path / "progress")
-        cfg = write_s3_config(tmp_path / "ls.yml", db, srv["env"], "restart/app")
+        # one segment per commit (sync-interval 0), for hundreds of objects
+        cfg = write_s3_config(tmp_path / "ls.yml", db, srv["env"], "restart/app",
+                              extra={"sync-interval": "0s"})
         write(db, progress, txns=200, payload="20000:60000", seed=21)  # a ~8 MiB snapshot
         rep = replicator(tmp_path, "-config", cfg, level="info")
         rep.wait_log("snapshot written", timeout=60)

@@ -272,7 +272,7 @@ static void test_full_defaults(void **state)
     assert_int_equal(r->retention_ms, 24 * 3600000LL);
     assert_int_equal(r->retention_check_interval_ms, 3600000);
     assert_int_equal(r->snapshot_interval_ms, 0);
-    assert_int_equal(r->sync_interval_ms, 0);
+    assert_int_equal(r->sync_interval_ms, 1000); /* remote: Litestream's request rate */
     assert_int_equal(r->validation_interval_ms, 0);
     assert_int_equal(r->force_path_style, 0);
     assert_int_equal(r->skip_verify, 0);
@@ -854,7 +854,9 @@ static void test_from_urls(void **state)
     eq(cfg->dbs[0].replicas[0].name, "s3");
     eq(cfg->dbs[0].replicas[1].name, "file");
     eq(cfg->dbs[0].replicas[2].name, "sftp");
-    assert_int_equal(cfg->dbs[0].replicas[0].sync_interval_ms, 0);
+    assert_int_equal(cfg->dbs[0].replicas[0].sync_interval_ms, 1000); /* s3 */
+    assert_int_equal(cfg->dbs[0].replicas[1].sync_interval_ms, 0);    /* file */
+    assert_int_equal(cfg->dbs[0].replicas[2].sync_interval_ms, 1000); /* sftp */
     ls_config_free(cfg);
 
     const char *bad[] = {"s3://b/p", "gopher://x/y"};
@@ -1107,6 +1109,34 @@ static void test_health_max_lag(void **state)
     ls_config_free(cfg);
     parse_err("health-max-lag: 60\n", "health-max-lag: expected a duration with a unit");
     parse_err("health-max-lag: soon\n", "test.yml:1:1: health-max-lag: expected a duration");
+}
+
+/* sync-interval and request-price defaults follow the replica's type; the price inherits. */
+static void test_remote_defaults(void **state)
+{
+    (void)state;
+    ls_config *cfg = parse_defaults("dbs:\n  - path: /tmp/a.db\n    replicas:\n"
+                                    "      - url: s3://b/p\n      - url: file:///tmp/r\n"
+                                    "      - url: sftp://u@h/x\n      - url: abs://acct@c/p\n");
+    ls_replica_cfg *r = cfg->dbs[0].replicas;
+    assert_int_equal(r[0].sync_interval_ms, 1000);
+    assert_int_equal(r[1].sync_interval_ms, 0);
+    assert_int_equal(r[2].sync_interval_ms, 1000);
+    assert_int_equal(r[3].sync_interval_ms, 1000);
+    assert_true(r[0].price_per_1k == 0.005 && r[3].price_per_1k == 0.005);
+    assert_true(r[1].price_per_1k == 0 && r[2].price_per_1k == 0);
+    ls_config_free(cfg);
+    cfg = parse_defaults("request-price: 0.0045\nsync-interval: 0s\ndbs:\n  - path: /tmp/a.db\n"
+                         "    replicas:\n      - url: s3://b/p\n"
+                         "      - url: s3://b/q\n        name: q\n        request-price: 0\n");
+    r = cfg->dbs[0].replicas;
+    assert_int_equal(r[0].sync_interval_ms, 0); /* set: kept */
+    assert_true(r[0].price_per_1k == 0.0045 && r[1].price_per_1k == 0);
+    ls_config_free(cfg);
+    defaults_err("request-price: cheap\ndbs:\n  - path: /x.db\n    replicas:\n"
+                 "      - url: s3://b/p\n", "bad request-price \"cheap\"");
+    defaults_err("dbs:\n  - path: /x.db\n    replicas:\n      - url: s3://b/p\n"
+                 "        request-price: -1\n", "bad request-price \"-1\"");
 }
 
 /* A file under F->dir: a SQLite header (sqlite) or some text. */
@@ -1373,6 +1403,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_05_db_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_max_lag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remote_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pid_expand, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_key_lines, setup, teardown),
