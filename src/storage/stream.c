@@ -12,10 +12,14 @@
  *             3 content size, 2 content checksum, 1 reserved, 0 dict id.
  *   BD bits 6-4: largest block (4: 64 KiB, 5: 256 KiB, 6: 1 MiB, 7: 4 MiB).
  *
- * Frames written here: FLG 0x64 (version 01, independent blocks, content
+ * Frames written here: FLG 0x44 (version 01, linked blocks, content
  * checksum) and BD 0x40 (64 KiB blocks). Litestream 0.3 writes BD 0x70
- * (4 MiB) but reads any block size; 64 KiB keeps a compressing stream near
- * 200 KiB of memory instead of about 8 MiB. The block checksum bit stays
+ * (4 MiB) but reads any block size, and linked blocks; 64 KiB keeps a
+ * compressing stream near 200 KiB of memory instead of about 8 MiB, and
+ * linking them lets each block refer to the 64 KiB before it, as inside
+ * Litestream's large blocks: a WAL whose frames repeat one page compresses
+ * to about half of what independent blocks give (71 against 131 KiB per
+ * 1000 single-row commits; Litestream 55). The block checksum bit stays
  * clear: Litestream 0.3's reader rejects frames that set it. No content
  * size either (the source's length is not always known up front).
  *
@@ -125,7 +129,7 @@ int ls_lz4_reader_new(ls_ctx *ctx, ls_reader *src, ls_lz4_reader **out, ls_reade
     z->src = src;
     z->stage = STAGE_HEADER;
     z->prefs.frameInfo.blockSizeID = LZ4F_max64KB;
-    z->prefs.frameInfo.blockMode = LZ4F_blockIndependent;
+    z->prefs.frameInfo.blockMode = LZ4F_blockLinked;
     z->prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
     z->prefs.frameInfo.blockChecksumFlag = LZ4F_noBlockChecksum;
     z->prefs.frameInfo.frameType = LZ4F_frame;

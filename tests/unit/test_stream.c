@@ -183,13 +183,13 @@ static void test_frame_header_bits(void **state)
     assert_int_equal(z.p[3], 0x18);
     uint8_t flg = z.p[4], bd = z.p[5];
     assert_int_equal(flg >> 6, 1);       /* version 01 */
-    assert_int_equal((flg >> 5) & 1, 1); /* block independence */
+    assert_int_equal((flg >> 5) & 1, 0); /* linked blocks: a 64 KiB window across blocks */
     assert_int_equal((flg >> 4) & 1, 0); /* no block checksum (Litestream refuses it) */
     assert_int_equal((flg >> 3) & 1, 0); /* no content size */
     assert_int_equal((flg >> 2) & 1, 1); /* content checksum */
     assert_int_equal((flg >> 1) & 1, 0); /* reserved */
     assert_int_equal(flg & 1, 0);        /* no dictionary id */
-    assert_int_equal(flg, 0x64);
+    assert_int_equal(flg, 0x44);
     assert_int_equal((bd >> 4) & 7, 4); /* 64 KiB blocks */
     assert_int_equal(bd & 0x8f, 0);     /* reserved bits */
     assert_int_equal(bd, 0x40);
@@ -588,7 +588,7 @@ static void test_oneshot(void **state)
     uint8_t *data = make_data(n, 1, 10), *z = NULL, *back = NULL;
     assert_int_equal(ls_lz4_compress_buf(f->ctx, data, n, &z, &zn), 0);
     assert_true(zn < n);
-    assert_int_equal(z[4], 0x64);
+    assert_int_equal(z[4], 0x44);
     assert_int_equal(z[5], 0x40);
     assert_int_equal(ls_lz4_decompress_buf(f->ctx, z, zn, &back, &bn), 0);
     assert_int_equal(bn, n);
