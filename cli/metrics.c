@@ -313,7 +313,7 @@ static const metric families[] = {
     {"litesafe_replica_last_error_timestamp_seconds", "gauge", 0, V_MS, F(last_error_ms), NULL,
      "Unix time of the replica's last failure (0: none since start)."},
     {"litesafe_replica_failing", "gauge", 0, V_BOOL, F(last_error), NULL,
-     "1 while the replica's last step failed."},
+     "1 while the replica's newest request failed, or its last step did (a step retries)."},
     {"litesafe_replica_restorable", "gauge", 0, V_BOOL, F(restorable), NULL,
      "1 when the replica holds a snapshot of its generation."},
     {"litesafe_replica_upload_bytes_total", "counter", 0, V_U64, F(bytes), NULL,

@@ -1031,6 +1031,12 @@ static void status_replica(engine_db *d, ls_replica *r, const ls_spool_pos *sp, 
     st->errors_net = c.errors_net;
     st->errors_auth = c.errors_auth;
     st->errors_other = c.errors_other;
+    if (st->last_error == 0 && c.try_rc != 0) {
+        /* The step is still retrying a request that failed: failing already. */
+        st->last_error = c.try_rc;
+        st->last_error_ms = c.try_error_ms;
+        ls_strlcpy(msg, c.try_error, msgsz);
+    }
     st->requests_per_sec = (double)c.last_minute / 60.0;
     st->monthly_request_cost = st->requests_per_sec * 30 * 86400 / 1000 * r->o.request_price;
     dev_t dev;

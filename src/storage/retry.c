@@ -59,23 +59,31 @@ static int64_t unix_sec(void)
     return (int64_t)ts.tv_sec;
 }
 
-/* Count one try of `op` that returned rc; returns rc. */
-static int counted(retry_storage *r, int op, int rc)
+/* Count one try of `op` that returned rc (its message in ctx); returns rc. */
+static int counted(retry_storage *r, ls_ctx *ctx, int op, int rc)
 {
-    int64_t now = unix_sec();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec;
     pthread_mutex_lock(&r->mu);
     ls_storage_counts *c = &r->counts;
     uint64_t *per_op[] = {&c->puts, &c->gets, &c->lists, &c->stats, &c->deletes};
     (*per_op[op])++;
     /* A missing object is an answer to a read, not a failure. */
-    if (rc == LS_ENOENT && op != OP_PUT)
+    int failed = rc != 0 && !(rc == LS_ENOENT && op != OP_PUT);
+    if (!failed)
         ;
     else if (rc == LS_ENET)
         c->errors_net++;
     else if (rc == LS_EPERM)
         c->errors_auth++;
-    else if (rc != 0)
+    else
         c->errors_other++;
+    c->try_rc = failed ? rc : 0;
+    if (failed) {
+        c->try_error_ms = now * 1000 + ts.tv_nsec / 1000000;
+        ls_strlcpy(c->try_error, ctx ? ls_errmsg(ctx) : "request failed", sizeof(c->try_error));
+    }
     size_t b = (size_t)(now % 60);
     if (r->minute[b].sec != now) {
         r->minute[b].sec = now;
@@ -131,7 +139,7 @@ static int again(retry_storage *r, ls_ctx *ctx, int rc, unsigned attempt, const 
 static int r_put(ls_storage *s, ls_ctx *ctx, const char *key, ls_reader *rd)
 {
     retry_storage *r = (retry_storage *)s;
-    return counted(r, OP_PUT, r->inner->put(r->inner, ctx, key, rd));
+    return counted(r, ctx, OP_PUT, r->inner->put(r->inner, ctx, key, rd));
 }
 
 /* Counts what reached the caller's writer, and whether the writer failed. */
@@ -160,7 +168,7 @@ static int r_get(ls_storage *s, ls_ctx *ctx, const char *key, uint64_t off, int6
         int64_t left = len < 0 ? -1 : len - (int64_t)k.done;
         if (left == 0)
             return 0;
-        int rc = counted(r, OP_GET,
+        int rc = counted(r, ctx, OP_GET,
                          r->inner->get(r->inner, ctx, key, off + k.done, left, &sink));
         if (rc == 0 || k.wrc != 0 || !again(r, ctx, rc, attempt, "get", key))
             return rc;
@@ -172,7 +180,7 @@ static int r_list(ls_storage *s, ls_ctx *ctx, const char *prefix, ls_obj_list *o
     retry_storage *r = (retry_storage *)s;
     size_t n0 = out->n;
     for (unsigned attempt = 0;; attempt++) {
-        int rc = counted(r, OP_LIST, r->inner->list(r->inner, ctx, prefix, out));
+        int rc = counted(r, ctx, OP_LIST, r->inner->list(r->inner, ctx, prefix, out));
         if (rc == 0)
             return 0;
         while (out->n > n0)
@@ -186,7 +194,7 @@ static int r_stat(ls_storage *s, ls_ctx *ctx, const char *key, ls_obj *out)
 {
     retry_storage *r = (retry_storage *)s;
     for (unsigned attempt = 0;; attempt++) {
-        int rc = counted(r, OP_STAT, r->inner->stat(r->inner, ctx, key, out));
+        int rc = counted(r, ctx, OP_STAT, r->inner->stat(r->inner, ctx, key, out));
         if (rc == 0 || !again(r, ctx, rc, attempt, "stat", key))
             return rc;
     }
@@ -196,7 +204,7 @@ static int r_del(ls_storage *s, ls_ctx *ctx, const char *const *keys, size_t n)
 {
     retry_storage *r = (retry_storage *)s;
     for (unsigned attempt = 0;; attempt++) {
-        int rc = counted(r, OP_DEL, r->inner->del(r->inner, ctx, keys, n));
+        int rc = counted(r, ctx, OP_DEL, r->inner->del(r->inner, ctx, keys, n));
         if (rc == 0 || !again(r, ctx, rc, attempt, "delete", n ? keys[0] : NULL))
             return rc;
     }

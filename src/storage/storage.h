@@ -105,6 +105,10 @@ typedef struct ls_storage_counts {
     uint64_t errors_auth;       /* failed with LS_EPERM (credentials, signature) */
     uint64_t errors_other;      /* failed otherwise (a missing object is not a failure) */
     uint64_t last_minute;       /* requests in the last 60 seconds */
+    int try_rc;                 /* the newest try's failure, 0 once a try succeeds: a
+                                   call still retrying is failing already */
+    int64_t try_error_ms;       /* unix ms of that failure */
+    char try_error[256];        /* its message */
 } ls_storage_counts;
 /* The counts of a retrying wrapper (zeros for another backend). Thread-safe. */
 void ls_storage_counts_get(ls_storage *s, ls_storage_counts *out);

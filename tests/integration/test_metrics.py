@@ -14,6 +14,7 @@
   * a database that is not attached fails /healthz once the daemon has run
     for health-max-lag, and passes again once it exists.
 """
+import json
 import os
 import signal
 import socket
@@ -308,6 +309,18 @@ def test_lag_and_health_through_an_outage(tmp_path):
         for pid in srv["pids"]:
             os.killpg(pid, signal.SIGKILL)
         s3_server.stop(srv)
+
+        # Failing from the first failed request, not only once the retries
+        # inside one step run out (that takes up to 11 s).
+        def net_errors():
+            fams = scrape(port)
+            errs = [s.value for s in fams["litesafe_replica_request_errors"].samples
+                    if s.labels["class"] == "net"]
+            return fams if errs and errs[0] > 0 else None
+        fams = wait_for(net_errors, "a failed request")
+        assert value(fams, "litesafe_replica_failing", db=db, name="s3") == 1
+        assert value(fams, "litesafe_replica_last_error_timestamp_seconds", db=db,
+                     name="s3") > time.time() - 30
         wait_for(lambda: lag()[0] > 3, "lag above 3s with the server down")
         s1, b1, _ = lag()
         time.sleep(1.5)
@@ -333,6 +346,41 @@ def test_lag_and_health_through_an_outage(tmp_path):
         assert rep.stop() == 0, rep.tail()
     finally:
         s3_server.stop(srv)
+
+
+def test_failing_from_the_first_failed_request(tmp_path):
+    """A replica whose server is away shows failing (and its error) from the
+    first failed request: a step goes on retrying for up to 11 s before it
+    gives up, and an operator must not see a healthy-looking replica then."""
+    db = str(tmp_path / "app.db")
+    make_wal_db(db).close()
+    port = free_port()
+    away = {"LS_TEST_S3_BUCKET": "bucket", "LS_TEST_S3_ENDPOINT": "http://127.0.0.1:%d" % free_port(),
+            "LS_TEST_S3_REGION": "us-east-1", "LS_TEST_S3_ACCESS_KEY": "key",
+            "LS_TEST_S3_SECRET_KEY": "secret"}
+    cfg = write_s3_config(tmp_path / "ls.yml", db, away, "away/app", name="s3")
+    add_top(cfg, "addr: 127.0.0.1:%d\nshutdown-timeout: 2s\nsocket:\n  path: %s\n"
+            % (port, tmp_path / "ctl.sock"))
+    rep = replicator(tmp_path, "-config", cfg)
+    wait_http(port, rep, path="/metrics")
+    deadline = time.monotonic() + 30
+    while True:
+        fams = scrape(port)
+        errs = [s.value for s in fams["litesafe_replica_request_errors"].samples
+                if s.labels["class"] == "net"]
+        if errs and errs[0] > 0:
+            break
+        assert time.monotonic() < deadline, rep.tail()
+        time.sleep(0.1)
+    assert value(fams, "litesafe_replica_failing", db=db, name="s3") == 1
+    assert value(fams, "litesafe_replica_last_error_timestamp_seconds", db=db,
+                 name="s3") > time.time() - 30
+    st = run("status", "-config", cfg, "--json")
+    assert st.rc == 0, st.err
+    rs = json.loads(st.out)["databases"][0]["replicas"][0]
+    assert rs["last_error"] and "127.0.0.1" in rs["last_error"]["message"], rs
+    assert rep.stop() == 1, rep.tail()  # nothing could be flushed
+    assert "not flushed at shutdown" in rep.tail()
 
 
 def test_health_not_attached(tmp_path):
