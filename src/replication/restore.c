@@ -56,6 +56,8 @@ typedef struct rs_index {
     int fd;                 /* temp WAL file */
     char path[PATH_MAX];
     size_t first, count;    /* its segments: plan[first .. first+count) */
+    size_t pending;         /* segments not downloaded yet (under rs_state.mu) */
+    int scanned;            /* scan is done (by the thread that fetched its last segment) */
     ls_wal_scan scan;       /* after step 4 */
 } rs_index;
 
@@ -118,6 +120,24 @@ static int fetch_segment(ls_ctx *ctx, rs_state *s, rs_seg *sg)
     return rc;
 }
 
+/*
+ * Step 4's scan of one index (checksums, commits, its page map), done by the
+ * download thread that brought its last segment: the scans of the indexes
+ * run in parallel with each other and with the other downloads, while the
+ * file is still in the page cache. The read buffer is freed at once (the
+ * map is kept for build_map).
+ */
+static int scan_index(ls_ctx *ctx, rs_index *ix)
+{
+    ls_wal_scan_init(&ix->scan, 1);
+    int rc = ls_wal_scan_fd(ctx, &ix->scan, ix->fd, ix->path);
+    free(ix->scan.buf);
+    ix->scan.buf = NULL;
+    ix->scan.buf_cap = 0;
+    ix->scanned = rc == 0;
+    return rc;
+}
+
 static void *fetch_main(void *arg)
 {
     rs_state *s = arg;
@@ -134,6 +154,11 @@ static void *fetch_main(void *arg)
         rs_seg *sg = &s->segs[s->next++];
         pthread_mutex_unlock(&s->mu);
         int rc = fetch_segment(ctx, s, sg);
+        pthread_mutex_lock(&s->mu);
+        int last = !rc && --sg->ix->pending == 0 && !s->failed;
+        pthread_mutex_unlock(&s->mu);
+        if (last)
+            rc = scan_index(ctx, sg->ix);
         pthread_mutex_lock(&s->mu);
         s->bytes += sg->obj->size;
         if (rc && !s->failed) {
@@ -546,6 +571,7 @@ static int download(rs_job *j)
         ix->fd = open(ix->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (ix->fd < 0)
             return ls_err_errno(j->ctx, errno, "create %s", ix->path);
+        ix->pending = ix->count;
     }
     j->s.ctx = j->ctx;
     j->s.st = j->st;
@@ -572,8 +598,7 @@ static int build_map(rs_job *j)
                               ix->index, (unsigned long long)end);
             end += j->s.segs[k].len;
         }
-        ls_wal_scan_init(&ix->scan, 1);
-        if ((rc = ls_wal_scan_fd(j->ctx, &ix->scan, ix->fd, ix->path)) != 0)
+        if (!ix->scanned && (rc = scan_index(j->ctx, ix)) != 0)
             return rc;
         uint64_t committed = ix->scan.commit_frame
                                  ? ls_wal_frame_offset(ix->scan.hdr.page_size,
