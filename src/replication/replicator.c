@@ -228,8 +228,9 @@ int ls_replicator_add_replica(ls_replicator *r, const ls_replica_options *o)
         return ls_err(r->ctx, LS_EUSAGE, "replicas are added before ls_replicator_start");
     if (o->storage && (o->url || o->type))
         return ls_err(r->ctx, LS_EUSAGE, "a replica is a url, a type or a storage, not two");
-    if (o->storage && (!o->storage->type || o->storage->version != LS_STORAGE_VERSION))
-        return ls_err(r->ctx, LS_EUSAGE, "replica storage: not an ls_storage of version %d",
+    if (o->storage && (!o->storage->type || o->storage->version < 1 ||
+                          o->storage->version > LS_STORAGE_VERSION))
+        return ls_err(r->ctx, LS_EUSAGE, "replica storage: not an ls_storage of version 1 to %d",
                       LS_STORAGE_VERSION);
     ls_db_cfg *d = &r->own->dbs[0];
     ls_replica_cfg *v = realloc(d->replicas, (d->n_replicas + 1) * sizeof(*v));

@@ -56,6 +56,8 @@ typedef struct rs_index {
     int fd;                 /* temp WAL file */
     char path[PATH_MAX];
     size_t first, count;    /* its segments: plan[first .. first+count) */
+    size_t pending;         /* segments not downloaded yet (under rs_state.mu) */
+    int scanned;            /* scan is done (by the thread that fetched its last segment) */
     ls_wal_scan scan;       /* after step 4 */
 } rs_index;
 
@@ -118,6 +120,24 @@ static int fetch_segment(ls_ctx *ctx, rs_state *s, rs_seg *sg)
     return rc;
 }
 
+/*
+ * Step 4's scan of one index (checksums, commits, its page map), done by the
+ * download thread that brought its last segment: the scans of the indexes
+ * run in parallel with each other and with the other downloads, while the
+ * file is still in the page cache. The read buffer is freed at once (the
+ * map is kept for build_map).
+ */
+static int scan_index(ls_ctx *ctx, rs_index *ix)
+{
+    ls_wal_scan_init(&ix->scan, 1);
+    int rc = ls_wal_scan_fd(ctx, &ix->scan, ix->fd, ix->path);
+    free(ix->scan.buf);
+    ix->scan.buf = NULL;
+    ix->scan.buf_cap = 0;
+    ix->scanned = rc == 0;
+    return rc;
+}
+
 static void *fetch_main(void *arg)
 {
     rs_state *s = arg;
@@ -134,6 +154,11 @@ static void *fetch_main(void *arg)
         rs_seg *sg = &s->segs[s->next++];
         pthread_mutex_unlock(&s->mu);
         int rc = fetch_segment(ctx, s, sg);
+        pthread_mutex_lock(&s->mu);
+        int last = !rc && --sg->ix->pending == 0 && !s->failed;
+        pthread_mutex_unlock(&s->mu);
+        if (last)
+            rc = scan_index(ctx, sg->ix);
         pthread_mutex_lock(&s->mu);
         s->bytes += sg->obj->size;
         if (rc && !s->failed) {
@@ -546,6 +571,7 @@ static int download(rs_job *j)
         ix->fd = open(ix->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (ix->fd < 0)
             return ls_err_errno(j->ctx, errno, "create %s", ix->path);
+        ix->pending = ix->count;
     }
     j->s.ctx = j->ctx;
     j->s.st = j->st;
@@ -572,8 +598,7 @@ static int build_map(rs_job *j)
                               ix->index, (unsigned long long)end);
             end += j->s.segs[k].len;
         }
-        ls_wal_scan_init(&ix->scan, 1);
-        if ((rc = ls_wal_scan_fd(j->ctx, &ix->scan, ix->fd, ix->path)) != 0)
+        if (!ix->scanned && (rc = scan_index(j->ctx, ix)) != 0)
             return rc;
         uint64_t committed = ix->scan.commit_frame
                                  ? ls_wal_frame_offset(ix->scan.hdr.page_size,
@@ -597,6 +622,26 @@ static int build_map(rs_job *j)
     return 0;
 }
 
+/*
+ * The snapshot in parts of SNAP_PART bytes, up to SNAP_PARTS_MAX (or the
+ * parallelism, if lower) ranged gets at once, decoded in order while the
+ * next parts download (pget.c): at most 64 MiB held. A file replica is read
+ * in one stream (local reads are already at disk speed; parts would only add
+ * copies), and so is a storage that serves whole objects only.
+ */
+#define SNAP_PART (8u << 20)
+#define SNAP_PARTS_MAX 8
+
+static int get_snapshot(rs_job *j, const char *key, ls_writer *in)
+{
+    int n = j->plan.parallelism < 1 ? DEFAULT_PARALLELISM : j->plan.parallelism;
+    if (n > SNAP_PARTS_MAX)
+        n = SNAP_PARTS_MAX;
+    if (strcmp(j->st->type, "file") == 0)
+        n = 1;
+    return ls_storage_get_parallel(j->st, j->ctx, key, j->snap->size, SNAP_PART, n, in);
+}
+
 /* Step 5, the snapshot's part: stream it through `ow`, each page written once. */
 static int write_snapshot(rs_job *j, out_writer *ow)
 {
@@ -606,8 +651,10 @@ static int write_snapshot(rs_job *j, out_writer *ow)
     ls_layout_snapshot_key(key, sizeof(key), j->gen->name, j->snap->index);
     int rc = ls_lz4_writer_new(j->ctx, &sink, &z, &in);
     if (!rc)
-        rc = j->st->get(j->st, j->ctx, key, 0, -1, &in);
+        rc = get_snapshot(j, key, &in);
     if (!rc && (rc = ls_lz4_writer_finish(z)) != 0) /* cut short: name the object */
+        rc = ls_storage_err(j->st, j->ctx, rc, "get", key, NULL);
+    else if (rc == LS_ECORRUPT && !strstr(ls_errmsg(j->ctx), key)) /* bad bytes: name it too */
         rc = ls_storage_err(j->st, j->ctx, rc, "get", key, NULL);
     ls_lz4_writer_free(z);
     if (!rc && (ow->fill != 0 || !ow->page_size))

@@ -1053,6 +1053,9 @@ int ls_storage_age_open(ls_ctx *ctx, ls_storage *inner, ls_age_keys *keys, ls_st
     as->base.stat = a_stat;
     as->base.del = a_del;
     as->base.close = a_close;
+    /* A range is served by decrypting from the start: parallel ranges would
+     * each decrypt what precedes them, so restore reads such an object whole. */
+    as->base.caps = LS_STORAGE_CAP_WHOLE_GETS;
     *out = &as->base;
     return 0;
 }

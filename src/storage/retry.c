@@ -240,6 +240,7 @@ int ls_storage_retry_open(ls_ctx *ctx, ls_storage *inner, unsigned attempts, ls_
     r->base.stat = r_stat;
     r->base.del = r_del;
     r->base.close = r_close;
+    r->base.caps = inner->version >= 2 ? inner->caps : 0; /* what the inner one cannot do */
     r->inner = inner;
     r->attempts = attempts ? attempts : 1;
     r->min_ms = 100;

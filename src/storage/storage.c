@@ -59,6 +59,7 @@ void ls_storage_close(ls_storage *s)
 void ls_storage_init(ls_storage *s, const char *type, const char *name, const char *desc)
 {
     s->version = LS_STORAGE_VERSION;
+    s->caps = 0;
     s->type = type;
     ls_strlcpy(s->name, name && *name ? name : type, sizeof(s->name));
     ls_strlcpy(s->desc, desc ? desc : "", sizeof(s->desc));

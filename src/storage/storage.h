@@ -113,6 +113,19 @@ typedef struct ls_storage_counts {
 /* The counts of a retrying wrapper (zeros for another backend). Thread-safe. */
 void ls_storage_counts_get(ls_storage *s, ls_storage_counts *out);
 
+/* 1 if s serves ranged gets (LS_STORAGE_CAP_WHOLE_GETS unset, or a version 1 backend). */
+int ls_storage_ranged(const ls_storage *s);
+
+/*
+ * Get object `key` of `size` bytes (as listed) into w, in order, with up to n
+ * ranged gets of `part` bytes at once (pget.c); at most n parts are held in
+ * memory. One plain get when s does not serve ranges, n <= 1 or size <= part.
+ * A part shorter than asked for is LS_ECORRUPT (the object is shorter than
+ * listed).
+ */
+int ls_storage_get_parallel(ls_storage *s, ls_ctx *ctx, const char *key, uint64_t size,
+                            size_t part, int n, ls_writer *w);
+
 /*
  * Convenience: put a memory buffer, get a whole object into a malloc'd
  * buffer (*out is NULL when the object is empty).

@@ -76,7 +76,7 @@ extern "C" {
 #endif
 
 /* The version of struct ls_storage this header describes. */
-#define LS_STORAGE_VERSION 1
+#define LS_STORAGE_VERSION 2
 
 /* One stored object, as list and stat report it. */
 typedef struct ls_obj {
@@ -151,10 +151,20 @@ struct ls_storage {
     int (*del)(ls_storage *s, ls_ctx *ctx, const char *const *keys, size_t n);
     /* Release the backend and everything it holds (including s itself). */
     void (*close)(ls_storage *s);
+
+    /* Since version 2: what the backend cannot do (LS_STORAGE_CAP_*; 0 by ls_storage_init). */
+    unsigned caps;
 };
 
 /*
- * Fill the common fields of a backend: version (LS_STORAGE_VERSION), type
+ * caps bit: get serves whole objects only (off 0, len -1), e.g. a wrapper
+ * that decrypts a stream. Readers then fetch an object in one sequential
+ * get instead of parallel ranges. A version 1 backend (no caps) serves ranges.
+ */
+#define LS_STORAGE_CAP_WHOLE_GETS 1u
+
+/*
+ * Fill the common fields of a backend: version (LS_STORAGE_VERSION), caps (0), type
  * (a static string, kept as the pointer), name (copied; NULL or "" means
  * the type) and desc (copied; NULL means ""). Long names and descriptions
  * are cut to fit. Does not touch the function pointers.
