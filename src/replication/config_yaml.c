@@ -177,6 +177,8 @@ static void replica_init(void *elem, int line, int col)
     r->snapshot_interval_ms = -1;
     r->sync_interval_ms = -1;
     r->validation_interval_ms = -1;
+    r->compact_after_ms = -1;
+    r->compact_interval_ms = -1;
     r->line = line;
     r->col = col;
 }
@@ -227,6 +229,9 @@ static const key_table age_table = {.what = "age",
 static const key_def settings_keys[] = {
     ROW_DUR(ls_replica_cfg, "sync-interval", sync_interval_ms),
     ROW_STR(ls_replica_cfg, "request-price", request_price),
+    ROW_DUR(ls_replica_cfg, "compact-after", compact_after_ms),
+    ROW_DUR(ls_replica_cfg, "compact-interval", compact_interval_ms),
+    ROW_STR(ls_replica_cfg, "snapshot-wal-ratio", snapshot_wal_ratio),
     ROW_DUR_SAME(ls_replica_cfg, "validation-interval", validation_interval_ms,
                  "validation.interval"),
     ROW_MAP("age", age_table),
