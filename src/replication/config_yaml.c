@@ -436,9 +436,10 @@ static const key_def top_keys[] = {
     ROW_MAP("socket", socket_table),
     ROW_COMPAT("levels", K_ANY, NULL,
                "Litestream 0.5's compaction levels have no equivalent: litesafe writes "
-               "Litestream 0.3's layout (snapshots and WAL segments, nothing to compact); "
-               "remove levels (snapshot.interval and snapshot.retention say how often "
-               "snapshots are taken and how long the replica keeps them)"),
+               "Litestream 0.3's layout (snapshots and WAL segments) and compacts it itself "
+               "(compact-after, snapshot-wal-ratio); remove levels (snapshot.interval and "
+               "snapshot.retention say how often snapshots are taken and how long the "
+               "replica keeps them)"),
     ROW_COMPAT("l0-retention", K_ANY, NULL,
                "litesafe has no L0 files to keep (it writes Litestream 0.3's layout): remove "
                "it; snapshot.retention (or a replica's retention) says how long the replica "

@@ -140,6 +140,7 @@ def test_restores_during_compaction(tmp_path):
         check_log(out, ref=src)
     log = rep.text()
     assert log.count("compaction merged") >= 3 and "compaction deleted" in log, rep.tail()
+    print("restores during compaction: ok=%s failed=%d %s" % (ok, len(failed), failed[:3]))
     assert ok["litesafe"] >= 5 and ok["litestream"] >= 5, (ok, failed[:5])
     # Then the latest state, in both tools.
     wait_compacted(cfg, db)
