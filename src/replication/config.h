@@ -59,6 +59,11 @@ typedef struct ls_replica_cfg {
     int64_t validation_interval_ms;  /* 0: off */
     char *request_price;             /* litesafe: price of 1,000 requests, as written */
     double price_per_1k;             /* request_price parsed: 0.005 for s3/gcs/abs, else 0 */
+    int64_t compact_after_ms;        /* litesafe: merge finished WAL indexes this old (10m; 0 off) */
+    int64_t compact_interval_ms;     /* litesafe: compaction passes this often (5m) */
+    char *snapshot_wal_ratio;        /* litesafe: snapshot after this times the db in WAL, as
+                                        written */
+    double wal_ratio;                /* snapshot_wal_ratio parsed (default 4; 0 off) */
     /* age encryption (age.h): texts of keys as Litestream 0.3 takes them, and
        litesafe's files of keys (as age -i / age -R read them) */
     char **age_identities;

@@ -144,6 +144,9 @@ ls_replica_cfg *ls_db_cfg_find_replica(const ls_db_cfg *db, const char *name)
 #define DEF_REMOTE_SYNC_MS 1000 /* s3, gcs, abs, sftp: Litestream's request rate */
 #define DEF_VALIDATION_MS 0
 #define DEF_REQUEST_PRICE 0.005 /* per 1,000 requests: S3 Standard PUT/LIST, GCS class A */
+#define DEF_COMPACT_AFTER_MS (10 * 60 * 1000LL)  /* litesafe: see compact.c */
+#define DEF_COMPACT_INTERVAL_MS (5 * 60 * 1000LL)
+#define DEF_SNAPSHOT_WAL_RATIO 4.0 /* snapshot uploads <= 1/4 of the WAL's; restore reads <= 4x */
 #define DEF_SHUTDOWN_MS 30000 /* Litestream 0.5's shutdown-sync-timeout default */
 #define DEF_HEALTH_MAX_LAG_MS 60000 /* litesafe: /healthz's replica lag limit */
 #define DEF_MAX_BUSY_MS                                                                            \
@@ -350,6 +353,27 @@ static int request_price(ls_ctx *ctx, const ls_config *cfg, ls_replica_cfg *r)
     return 0;
 }
 
+/* compact-after, compact-interval, snapshot-wal-ratio (a decimal >= 0). */
+static int compaction(ls_ctx *ctx, const ls_config *cfg, ls_replica_cfg *r)
+{
+    if (r->compact_after_ms < 0)
+        r->compact_after_ms = DEF_COMPACT_AFTER_MS;
+    if (r->compact_interval_ms < 0)
+        r->compact_interval_ms = DEF_COMPACT_INTERVAL_MS;
+    r->wal_ratio = DEF_SNAPSHOT_WAL_RATIO;
+    if (!r->snapshot_wal_ratio)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(r->snapshot_wal_ratio, &end);
+    if (end == r->snapshot_wal_ratio || *end || errno || !(v >= 0) || v > 1e6)
+        return RERR(ctx, cfg, r, "bad snapshot-wal-ratio \"%s\": a number such as 4 (a "
+                    "snapshot when the WAL shipped since the last is 4 times the database), "
+                    "or 0", r->snapshot_wal_ratio);
+    r->wal_ratio = v;
+    return 0;
+}
+
 static int replica_defaults(ls_ctx *ctx, const ls_config *cfg, ls_db_cfg *db, size_t idx)
 {
     ls_replica_cfg *r = &db->replicas[idx];
@@ -452,6 +476,8 @@ static int replica_defaults(ls_ctx *ctx, const ls_config *cfg, ls_db_cfg *db, si
                                                                      : DEF_REMOTE_SYNC_MS;
     if (r->validation_interval_ms < 0)
         r->validation_interval_ms = DEF_VALIDATION_MS;
+    if ((rc = compaction(ctx, cfg, r)) != 0)
+        return rc;
     return request_price(ctx, cfg, r);
 }
 

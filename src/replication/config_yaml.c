@@ -177,6 +177,8 @@ static void replica_init(void *elem, int line, int col)
     r->snapshot_interval_ms = -1;
     r->sync_interval_ms = -1;
     r->validation_interval_ms = -1;
+    r->compact_after_ms = -1;
+    r->compact_interval_ms = -1;
     r->line = line;
     r->col = col;
 }
@@ -229,6 +231,9 @@ static const key_table age_table = {.what = "age",
 static const key_def settings_keys[] = {
     ROW_DUR(ls_replica_cfg, "sync-interval", sync_interval_ms),
     ROW_STR(ls_replica_cfg, "request-price", request_price),
+    ROW_DUR(ls_replica_cfg, "compact-after", compact_after_ms),
+    ROW_DUR(ls_replica_cfg, "compact-interval", compact_interval_ms),
+    ROW_STR(ls_replica_cfg, "snapshot-wal-ratio", snapshot_wal_ratio),
     ROW_DUR_SAME(ls_replica_cfg, "validation-interval", validation_interval_ms,
                  "validation.interval"),
     ROW_MAP("age", age_table),
@@ -433,9 +438,10 @@ static const key_def top_keys[] = {
     ROW_MAP("socket", socket_table),
     ROW_COMPAT("levels", K_ANY, NULL,
                "Litestream 0.5's compaction levels have no equivalent: litesafe writes "
-               "Litestream 0.3's layout (snapshots and WAL segments, nothing to compact); "
-               "remove levels (snapshot.interval and snapshot.retention say how often "
-               "snapshots are taken and how long the replica keeps them)"),
+               "Litestream 0.3's layout (snapshots and WAL segments) and compacts it itself "
+               "(compact-after, snapshot-wal-ratio); remove levels (snapshot.interval and "
+               "snapshot.retention say how often snapshots are taken and how long the "
+               "replica keeps them)"),
     ROW_COMPAT("l0-retention", K_ANY, NULL,
                "litesafe has no L0 files to keep (it writes Litestream 0.3's layout): remove "
                "it; snapshot.retention (or a replica's retention) says how long the replica "

@@ -663,7 +663,10 @@ int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out)
                                   .retention_ms = rcfg->retention_ms,
                                   .retention_check_ms = rcfg->retention_check_interval_ms,
                                   .validation_interval_ms = rcfg->validation_interval_ms,
-                                  .request_price = rcfg->price_per_1k};
+                                  .request_price = rcfg->price_per_1k,
+                                  .compact_after_ms = rcfg->compact_after_ms,
+                                  .compact_interval_ms = rcfg->compact_interval_ms,
+                                  .snapshot_wal_ratio = rcfg->wal_ratio};
             if ((rc = ls_replica_new(ctx, d->src, st, &ro, &d->reps[d->nrep])) != 0)
                 goto fail;
             d->nrep++;

@@ -18,6 +18,9 @@
  *      a snapshot never holds changes that are missing from the segments
  *      listed before it, and a point-in-time restore never mixes states.
  *   4. Retention when due (see retain()).
+ *   5. Compaction when due (compact.c): finished WAL indexes become one
+ *      object each. Step 3 also snapshots when the WAL shipped since the last
+ *      snapshot exceeds snapshot-wal-ratio times the database size.
  * A failure leaves the position unknown (step 1 recomputes it from the
  * replica) and backs off exponentially, capped, with jitter.
  *
@@ -39,6 +42,7 @@
 
 #include "age.h"
 #include "catalog.h"
+#include "compact.h"
 #include "db.h"
 #include "fsutil.h"
 #include "layout.h"
@@ -272,6 +276,7 @@ static int ship(ls_replica *r, const ls_spool_pos *sp)
             if ((rc = put_segment(r, sp->gen, r->index, r->offset, end)) != 0)
                 return rc;
             count_upload(r, 0, end - r->offset);
+            r->wal_since_snapshot += end - r->offset;
             r->offset = end;
             r->last_put_ms = ls_now_ms();
         }
@@ -415,6 +420,7 @@ static int snapshot(ls_replica *r)
         goto cleanup;
     r->have_snapshot = 1;
     r->last_snapshot_ms = unix_ms();
+    r->wal_since_snapshot = 0;
     count_upload(r, 1, 0);
     publish(r);
     ls_log(r->ctx, LS_LOG_INFO, "snapshot written db=%s replica=%s pos=%s/%08x:%llu pages=%llu ms=%llu",
@@ -603,6 +609,23 @@ static int snapshot_if_owed(ls_replica *r, ls_spool_pos *sp, int *moved)
     return 0;
 }
 
+/*
+ * snapshot-wal-ratio: 1 when the WAL shipped since the last snapshot is more
+ * than the ratio times the database file's size (and at least
+ * SNAPSHOT_WAL_FLOOR, so a tiny database is not snapshotted every few
+ * commits), i.e. a restore of the latest state would read more WAL than that.
+ */
+#define SNAPSHOT_WAL_FLOOR (16ull << 20)
+
+static int wal_outgrew_snapshot(ls_replica *r)
+{
+    struct stat st;
+    if (r->o.snapshot_wal_ratio <= 0 || r->wal_since_snapshot < SNAPSHOT_WAL_FLOOR ||
+        stat(r->src->path, &st) != 0)
+        return 0;
+    return (double)r->wal_since_snapshot > r->o.snapshot_wal_ratio * (double)st.st_size;
+}
+
 int ls_replica_step(ls_replica *r)
 {
     ls_spool_pos sp;
@@ -634,7 +657,8 @@ int ls_replica_step(ls_replica *r)
         r->unmark_pending = 0;
     }
     int64_t now = unix_ms();
-    if (r->o.snapshot_interval_ms > 0 && now - r->last_snapshot_ms >= r->o.snapshot_interval_ms) {
+    if ((r->o.snapshot_interval_ms > 0 && now - r->last_snapshot_ms >= r->o.snapshot_interval_ms) ||
+        wal_outgrew_snapshot(r)) {
         if ((rc = snapshot(r)) != 0)
             return rc;
     }
@@ -645,7 +669,7 @@ int ls_replica_step(ls_replica *r)
         else if ((rc = retain(r)) != 0)
             return rc;
     }
-    return 0;
+    return ls_compact_step(r, now);
 }
 
 /*
@@ -823,6 +847,7 @@ void ls_replica_free(ls_replica *r)
     if (r->vstarted)
         pthread_join(r->vth, NULL);
     ls_storage_close(r->st);
+    ls_compact_free(r);
     pthread_mutex_destroy(&r->mu);
     ls_ctx_free(r->ctx);
     free(r);

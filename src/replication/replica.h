@@ -20,6 +20,12 @@ typedef struct ls_replica_opts {
     int64_t retention_check_ms;     /* how often retention runs */
     int64_t validation_interval_ms; /* validate against the live database this often (0: off) */
     double request_price;           /* price of 1,000 requests (the status's cost estimate) */
+    int64_t compact_after_ms;       /* merge a finished WAL index's segments once its newest
+                                       is this old (compact.h; 0: never) */
+    int64_t compact_interval_ms;    /* compaction passes at most this often (and the grace
+                                       period before merged segments are deleted) */
+    double snapshot_wal_ratio;      /* snapshot when the WAL shipped since the last one
+                                       exceeds this times the database size (0: never) */
 } ls_replica_opts;
 
 typedef struct ls_replica {
@@ -66,6 +72,13 @@ typedef struct ls_replica {
     volatile int vdone;             /* vth finished */
     int64_t last_validation_ms;     /* unix ms of the last validation start */
     uint64_t validations, validation_failures;
+    /* Compaction (compact.c) and snapshot-wal-ratio: the worker thread's own. */
+    int64_t last_compact_ms;        /* unix ms of the last pass (0: none yet) */
+    uint64_t compact_seen;          /* `segments` at that pass */
+    int compact_pending;            /* the last pass left work for a later one */
+    struct ls_merged *merged;       /* merged indexes whose old segments are not deleted yet */
+    size_t nmerged;
+    uint64_t wal_since_snapshot;    /* WAL bytes shipped since the last snapshot */
 } ls_replica;
 
 /* Create a replica worker over an opened backend (ownership of st moves in). */

@@ -15,7 +15,10 @@
  *   3. Download the segments in parallel (the storage handle retries and
  *      resumes each object, retry.c), decompress each into a per-index temp
  *      WAL file at its own offset, so they can arrive in any order; then
- *      check each index's offsets are contiguous.
+ *      check each index's offsets leave no gap (they may overlap: the
+ *      merged object and the old segments a compaction has not deleted yet
+ *      hold the same bytes; the checksum scan of step 4 would stop at any
+ *      frame that differed, and the index fails as damaged).
  *   4. Scan each temp WAL (checksums, salts, commit frames) and build one map:
  *      page -> newest committed frame up to the target. The last commit gives
  *      the database size.
@@ -592,11 +595,26 @@ static int build_map(rs_job *j)
         rs_index *ix = &j->ixs[i];
         uint64_t end = 0;
         for (size_t k = ix->first; k < ix->first + ix->count; k++) {
-            if (j->s.segs[k].obj->offset != end)
+            /* Overlap is fine: a compaction (compact.c) merged the index before deleting
+             * the old segments; each object was written at its own offset. */
+            const rs_seg *sg = &j->s.segs[k];
+            if (sg->obj->offset > end)
                 return ls_err(j->ctx, LS_ECORRUPT,
                               "generation %s: WAL index %08x has a gap at offset %llu", gname,
                               ix->index, (unsigned long long)end);
-            end += j->s.segs[k].len;
+            if (sg->obj->offset + sg->len > end)
+                end = sg->obj->offset + sg->len;
+        }
+        if (j->plan.index == (int64_t)ix->index && j->plan.offset >= 0 &&
+            end > (uint64_t)j->plan.offset) {
+            /* A merged object runs past an exact target offset: cut it there. */
+            end = (uint64_t)j->plan.offset;
+            if (ftruncate(ix->fd, (off_t)end) != 0)
+                return ls_err_errno(j->ctx, errno, "truncate %s", ix->path);
+            if (ix->scanned) { /* its download thread scanned past the cut */
+                ls_wal_scan_free(&ix->scan);
+                ix->scanned = 0;
+            }
         }
         if (!ix->scanned && (rc = scan_index(j->ctx, ix)) != 0)
             return rc;

@@ -6,6 +6,9 @@
  * at that point; and how restore fails: an empty replica, no snapshot, a
  * download failing (with and without the retrying wrapper), damaged objects
  * and holes in the WAL segments. A failed restore leaves nothing behind.
+ * Compaction (compact.c): the merged objects and the old segments side by
+ * side, then without the old segments, restore every state; a restart in
+ * between finds the merge done and only deletes.
  * Last, validate (restore at the live position, compare byte for byte).
  */
 #define _GNU_SOURCE
@@ -518,6 +521,66 @@ static void test_restore_wal_holes(void **state)
 
 /* ---- validate: restore at the live position and compare ---- */
 
+/* Steps of a replica compacting at once (compact-after and -interval 1 ms). */
+static void compact_steps(fx *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        usleep(3000);
+        fx_step(f);
+    }
+}
+
+/* Every restorable state of the history, from the replica as it is now. */
+static void restores_all(fx *f, const hist *h)
+{
+    ls_restore_plan o = fx_ropts();
+    fx_restore_check(f, NULL, h->img[5], h->n[5]);
+    o.index = 0; /* the end of a merged index */
+    fx_restore_check(f, &o, h->img[2], h->n[2]);
+    o.index = 1; /* an exact offset inside a merged index: cut there */
+    o.offset = (int64_t)h->pos[3].size;
+    ls_restore_result res = fx_restore_check(f, &o, h->img[3], h->n[3]);
+    assert_int_equal(res.offset, h->pos[3].size);
+}
+
+static void test_restore_compacted(void **state)
+{
+    fx *f = *state;
+    hist h;
+    char key[LS_LAYOUT_KEY_MAX];
+    ls_replica_opts ro = {.name = "mem", .compact_after_ms = 1, .compact_interval_ms = 1};
+    build(f, &h);
+    fx_set_mtimes(f, "", FX_T0); /* every index old enough */
+    size_t before = fx_count(f, "generations/");
+    assert_int_equal(before, 7); /* snapshot, 0_0 0_a 0_b, 1_0 1_x, 2_0 */
+
+    /* Merge: 0_0 and 1_0 now hold their whole index; the old segments stay a grace period. */
+    fx_replica_restart(f, &ro);
+    fx_step(f);        /* learns the position; the first pass is an interval later */
+    compact_steps(f, 1);
+    assert_int_equal(fx_count(f, "generations/"), 7);
+    size_t n0 = 0;
+    fx_wal_key(f, key, 0, 0);
+    free(fx_object(f, key, &n0));
+    assert_int_equal(n0, h.pos[2].size);
+    restores_all(f, &h); /* overlap: merged object and old segments */
+
+    /* A restart before the deletes: the merge is found done, nothing is put again. */
+    fx_replica_restart(f, &ro);
+    fx_step(f);
+    assert_int_equal(fx_has(f), 1);
+    compact_steps(f, 3);
+    assert_int_equal(fx_count(f, "generations/"), 4); /* snapshot, 0_0, 1_0, 2_0 */
+    restores_all(f, &h);
+    assert_int_equal(fx_has(f), 1);
+
+    /* The position is still learnt right; shipping goes on in index 2. */
+    fx_replica_restart(f, &ro);
+    fx_commit_ship(f, 2);
+    fx_assert_restores_live(f);
+    hist_free(&h);
+}
+
 static void test_validate(void **state)
 {
     fx *f = *state;
@@ -580,6 +643,7 @@ int main(void)
         FX_TEST(test_restore_corrupt_objects),
         FX_TEST(test_restore_truncated_object_is_named),
         FX_TEST(test_restore_wal_holes),
+        FX_TEST(test_restore_compacted),
         FX_TEST(test_validate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
