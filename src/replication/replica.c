@@ -91,6 +91,8 @@ static int learn_position(ls_replica *r, const ls_spool_pos *sp)
     for (size_t i = 0; i < l.n; i++) {
         switch (ls_layout_parse(l.v[i].key, &k)) {
         case LS_KEY_SNAPSHOT:
+            if (!r->have_snapshot || k.index > r->snap_index)
+                r->snap_index = k.index;
             r->have_snapshot = 1;
             if (l.v[i].mtime_ms > r->last_snapshot_ms)
                 r->last_snapshot_ms = l.v[i].mtime_ms;
@@ -419,6 +421,7 @@ static int snapshot(ls_replica *r)
     if ((rc = r->st->put(r->st, r->ctx, key, &z)) != 0)
         goto cleanup;
     r->have_snapshot = 1;
+    r->snap_index = sp.index;
     r->last_snapshot_ms = unix_ms();
     r->wal_since_snapshot = 0;
     count_upload(r, 1, 0);
@@ -656,9 +659,17 @@ int ls_replica_step(ls_replica *r)
         ls_spool_clear_dropped(r->src->spool.dir, r->gen, r->name);
         r->unmark_pending = 0;
     }
+    /*
+     * Snapshots are named by WAL index (Litestream's layout), so one taken in
+     * the index of the newest would replace it, and every point in time
+     * before it with it: a due snapshot waits for the next index (the
+     * checkpoint cycles restart the WAL; only a reader the application holds
+     * open can keep it from restarting).
+     */
     int64_t now = unix_ms();
-    if ((r->o.snapshot_interval_ms > 0 && now - r->last_snapshot_ms >= r->o.snapshot_interval_ms) ||
-        wal_outgrew_snapshot(r)) {
+    if ((sp.index != r->snap_index || strcmp(sp.gen, r->gen) != 0) &&
+        ((r->o.snapshot_interval_ms > 0 && now - r->last_snapshot_ms >= r->o.snapshot_interval_ms) ||
+         wal_outgrew_snapshot(r))) {
         if ((rc = snapshot(r)) != 0)
             return rc;
     }

@@ -210,3 +210,44 @@ def test_snapshot_wal_ratio(tmp_path, ratio):
     theirs, _ = restore_cfg("litestream", tmp_path, cfg, db)
     assert digest(theirs) == want
     stop_ok(rep)
+
+
+def test_snapshot_wal_ratio_never_replaces_an_earlier_snapshot(tmp_path):
+    """A WAL index that outgrows the database while a reader keeps it from
+    restarting: the snapshot it calls for would have the key of the index's
+    first snapshot (Litestream's layout names snapshots by WAL index), and
+    replacing that one loses every point in time before it. It waits for the
+    next index instead; a restore to a moment before it still works."""
+    db = str(tmp_path / "app.db")
+    cfg = config(tmp_path, db, "file", snapshot_wal_ratio="1", compact_after="0s")
+    rewrite(db, 1)
+    rep = replicator(tmp_path, "-config", cfg)
+    rep.wait_log(r"snapshot written", timeout=60)
+    early = digest(db)
+    assert digest(wait_restorable("litesafe", tmp_path, cfg, db, early)) == early
+    time.sleep(1.1)
+    t_early = time.time()
+    time.sleep(1.1)
+
+    reader = sqlite3.connect(db, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM t").fetchone()  # the WAL cannot restart
+    rewrite(db, 30)  # ~30 MiB of WAL in one index, for a ~1 MiB database
+    want = digest(db)
+    assert digest(wait_restorable("litesafe", tmp_path, cfg, db, want)) == want
+    assert [s["index"] for s in listing("snapshots", "-config", cfg, db)] == [0]
+    out, _ = restore_cfg("litesafe", tmp_path, cfg, db, "-timestamp",
+                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_early)))
+    assert digest(out) == early
+
+    # Released: the WAL restarts, and the snapshot comes at the new index.
+    reader.execute("COMMIT")
+    reader.close()
+    rewrite(db, 2)
+    deadline = time.monotonic() + 30
+    while len(listing("snapshots", "-config", cfg, db)) < 2:
+        assert time.monotonic() < deadline, listing("snapshots", "-config", cfg, db)
+        time.sleep(0.3)
+    want = digest(db)
+    assert digest(wait_restorable("litesafe", tmp_path, cfg, db, want)) == want
+    stop_ok(rep)
