@@ -41,6 +41,8 @@ def start(tmp_path, srv, extra=None):
     c.execute("PRAGMA busy_timeout=5000")
     c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
     cfg = write_s3_config(tmp_path / "c.yml", db, srv["env"], "steady/app", extra=extra)
+    with open(cfg, "a") as f:  # not the machine's default socket: other tests run at once
+        f.write("socket:\n  path: %s\n" % (tmp_path / "ctl.sock"))
     rep = replicator(tmp_path, "-config", cfg, level="info")
     rep.wait_log("snapshot written", timeout=60)
     return db, c, cfg, rep

@@ -14,6 +14,7 @@ ignore them.
 """
 import os
 import random
+import sqlite3
 import time
 
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
@@ -111,16 +112,28 @@ def test_kill9_replicator_during_snapshot_uploads(tmp_path):
     db, rep, prog = tmp_path / "src.db", tmp_path / "rep", tmp_path / "progress"
     url = file_url(rep)
     write(db, prog, txns=40, big_every=1, big_bytes=1 << 20, big_row=256 << 10, seed=3)
-    cfg = write_config(tmp_path / "ls.yml", db, rep, replica_keys={"snapshot-interval": "1s"})
+    cfg = write_config(tmp_path / "ls.yml", db, rep, replica_keys={"snapshot-interval": "1s"},
+                       db_keys={"min-checkpoint-page-count": 1})
     rng = seeded()
     for _ in range(8):
         r = replicator(tmp_path, "-config", cfg, level="info")
         time.sleep(rng.uniform(0.05, 1.2))
         r.kill9()
         write(db, prog, txns=2, seed=rng.randint(0, 1 << 30), exit_open=True)
+        # The WAL restarted while litesafe is away: the restart begins a new
+        # generation, whose first snapshot is the upload the next kill hits.
+        c = sqlite3.connect(str(db))
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        c.close()
     r = replicator(tmp_path, "-config", cfg)
-    r.wait_log(r"snapshot written", timeout=120)
-    write(db, prog, txns=5, seed=4)
+    # Writes after a cycle begin a new index, where the due snapshot is taken.
+    deadline = time.monotonic() + 120
+    for i in range(1000):
+        write(db, prog, txns=1, seed=4 + i)
+        if "snapshot written" in r.text():
+            break
+        assert time.monotonic() < deadline, "no snapshot written; log:\n" + r.tail()
+        time.sleep(0.5)
     src_digest = digest(db)
     wait_replicated(tmp_path, url, src_digest, timeout=180)
     assert r.stop() == 0, r.tail()

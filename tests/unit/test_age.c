@@ -215,7 +215,9 @@ static void test_tamper_and_truncate(void **state)
         {hdr + 16 + 10, 0, LS_ECORRUPT, "chunk 0 does not authenticate"},
         {hdr + 16 + 65552 + 5, 0, LS_ECORRUPT, "chunk 1 does not authenticate"},
         {c.n - 1, 0, LS_ECORRUPT, "last chunk (2) does not authenticate"},
-        {hdr - 3, 0, LS_ECORRUPT, "header MAC mismatch"},
+        /* the MAC is base64: a flipped bit may leave no base64 character there
+         * ("malformed header") or another MAC ("header MAC mismatch") */
+        {hdr - 3, 0, LS_ECORRUPT, "header"},
         {3, 0, LS_ECORRUPT, "not an age-encrypted object"},
         {hdr + 5, 0, LS_ECORRUPT, "does not authenticate"}, /* the payload nonce */
         {10, 1, LS_ECORRUPT, "truncated object (it ends inside the header)"},
