@@ -455,6 +455,7 @@ typedef struct rs_job {
     ls_storage *st;
     ls_restore_plan plan;
     ls_restore_result *res;
+    int gap;                    /* build_map found a gap between listed segments */
     char dest[PATH_MAX];        /* absolute path of the output */
     ls_catalog cat;             /* the replica's listing (step 1) */
     const ls_cat_gen *gen;      /* the generation chosen, in cat */
@@ -599,7 +600,7 @@ static int build_map(rs_job *j)
              * the old segments; each object was written at its own offset. */
             const rs_seg *sg = &j->s.segs[k];
             if (sg->obj->offset > end)
-                return ls_err(j->ctx, LS_ECORRUPT,
+                return j->gap = 1, ls_err(j->ctx, LS_ECORRUPT,
                               "generation %s: WAL index %08x has a gap at offset %llu", gname,
                               ix->index, (unsigned long long)end);
             if (sg->obj->offset + sg->len > end)
@@ -750,18 +751,31 @@ int ls_restore_replica(ls_ctx *ctx, ls_storage *st, const char *out, const ls_re
     uint64_t t0 = ls_now_ms();
     int rc;
 
-    memset(&j, 0, sizeof(j));
-    j.ctx = ctx;
-    j.st = st;
-    j.plan = plan ? *plan : latest;
-    j.res = res;
-    j.out = (ls_tmpfile)LS_TMPFILE_INIT;
-    pthread_mutex_init(&j.s.mu, NULL);
-    memset(res, 0, sizeof(*res));
-    if ((rc = check_output(&j, out)) == 0 && (rc = choose(&j)) == 0 &&
-        (rc = plan_segments(&j)) == 0 && (rc = download(&j)) == 0 && (rc = build_map(&j)) == 0 &&
-        (rc = write_output(&j)) == 0 && (rc = finish(&j)) == 0)
-        res->elapsed_ms = ls_now_ms() - t0;
-    job_free(&j);
-    return rc;
+    /*
+     * A listing of a live replica may miss an object that was stored while
+     * it ran, yet show a later one (a directory read in hash order misses
+     * an entry created behind it): the listed segments then have a gap that
+     * the replica does not. Such an object exists before the next listing
+     * begins, so a gap is listed again, twice, before it is reported.
+     */
+    for (int attempt = 0;; attempt++) {
+        memset(&j, 0, sizeof(j));
+        j.ctx = ctx;
+        j.st = st;
+        j.plan = plan ? *plan : latest;
+        j.res = res;
+        j.out = (ls_tmpfile)LS_TMPFILE_INIT;
+        pthread_mutex_init(&j.s.mu, NULL);
+        memset(res, 0, sizeof(*res));
+        if ((rc = check_output(&j, out)) == 0 && (rc = choose(&j)) == 0 &&
+            (rc = plan_segments(&j)) == 0 && (rc = download(&j)) == 0 &&
+            (rc = build_map(&j)) == 0 && (rc = write_output(&j)) == 0 && (rc = finish(&j)) == 0)
+            res->elapsed_ms = ls_now_ms() - t0;
+        job_free(&j);
+        if (!rc || !j.gap || attempt >= 2)
+            return rc;
+        ls_log(ctx, LS_LOG_INFO, "restore listing again error=\"%s\" (an object stored while "
+               "the replica was listed may have been missed)", ls_errmsg(ctx));
+        ls_err_clear(ctx);
+    }
 }
