@@ -87,6 +87,7 @@ typedef struct ls_db_cfg {
                                         with path; NULL after ls_config_apply_defaults) */
     char *pattern;                   /* dir: base-name glob of the databases (required) */
     int recursive;                   /* dir: scan subdirectories too; -1 unset */
+    int checkpoint_guard;            /* hold the checkpoint guard (source.c); -1 unset: on */
     char *rel_path;                  /* found by a dir scan: path relative to the dir (its
                                         replicas store below it), else NULL */
     char *meta_path;                 /* default <dir>/.<name>-litesafe */

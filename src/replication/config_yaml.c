@@ -187,6 +187,7 @@ static void db_init(void *elem, int line, int col)
 {
     ls_db_cfg *d = elem;
     d->recursive = -1;
+    d->checkpoint_guard = -1;
     d->monitor_interval_ms = -1;
     d->checkpoint_interval_ms = -1;
     d->min_checkpoint_page_count = -1;
@@ -354,6 +355,7 @@ static const key_def db_keys[] = {
     ROW_DUR(ls_db_cfg, "checkpoint-interval", checkpoint_interval_ms),
     ROW_DUR(ls_db_cfg, "busy-timeout", busy_timeout_ms),
     ROW_INT(ls_db_cfg, "min-checkpoint-page-count", min_checkpoint_page_count, 1),
+    ROW_BOOL(ls_db_cfg, "checkpoint-guard", checkpoint_guard),
     ROW_SIZE(ls_db_cfg, "max-spool-size", max_spool_size, 1),
     {.key = "max-checkpoint-page-count",
      .kind = K_INT,

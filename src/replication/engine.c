@@ -629,7 +629,8 @@ int ls_engine_new(ls_ctx *ctx, const ls_config *cfg, ls_engine **out)
                              .min_ckpt_pages = dc->min_checkpoint_page_count,
                              .max_ckpt_pages = dc->max_checkpoint_page_count,
                              .ckpt_interval_ms = dc->checkpoint_interval_ms,
-                             .busy_ms = (int)dc->busy_timeout_ms};
+                             .busy_ms = (int)dc->busy_timeout_ms,
+                             .no_guard = dc->checkpoint_guard == 0};
         /* A checkpoint cycle starts a WAL index, and each index costs every replica
          * at least one upload: no more indexes than a paced replica uploads. */
         for (size_t j = 0; j < dc->n_replicas; j++)

@@ -38,10 +38,35 @@
  *   6. ROLLBACK: the application's writers go on.
  * Writers wait only for steps 2-5 (a few new frames and two fsyncs); no
  * RESTART or TRUNCATE checkpoint ever waits on the application's readers.
- * The application's own PASSIVE checkpoints keep working (they stop at our
- * read mark, which is at most one sync behind); its RESTART/TRUNCATE
- * checkpoints cannot finish the restart while our read mark is on slots 1..4
- * and return SQLITE_BUSY after its busy timeout, their copying done.
+ * Between cycles the application's own checkpoints return SQLITE_BUSY at
+ * once (the guard, below; with checkpoint-guard off they copy up to our read
+ * mark, and RESTART/TRUNCATE return SQLITE_BUSY after their busy timeout).
+ *
+ * THE CHECKPOINT GUARD (guard_set)
+ * While our read mark holds the WAL, the application's automatic checkpoint
+ * runs after each of its commits once the WAL is past its wal_autocheckpoint
+ * size (1000 pages by default), and each attempt takes the checkpointer
+ * lock, walks the read marks and stops at ours: several lock calls added to
+ * every commit, about a quarter of a busy writer's time (docs/benchmarks.md).
+ * So between cycles litesafe holds a shared lock on the checkpointer's lock
+ * byte of the WAL index (byte 121 of the -shm file, SQLite's documented
+ * locking protocol, walformat.html): the application's checkpoints return
+ * SQLITE_BUSY at their first lock call and its commits go on. The lock is an
+ * open file description lock: SQLite closing its own descriptors of the file
+ * in this process does not drop it, and it conflicts with this process's
+ * connections too, which is why it is let go around our own checkpoints.
+ * It is taken when a sync copies new frames and let go
+ *   - for our checkpoints, and after a cycle that checkpointed everything
+ *     (the next commit restarts the WAL; until then an application's
+ *     TRUNCATE checkpoint succeeds, as it did before the guard);
+ *   - whenever the WAL-index header's two copies differ or it is not
+ *     initialised: rebuilding the WAL index needs that byte exclusively, and
+ *     an application that found the header torn (a writer killed while
+ *     writing it) waits for it. Checked at every sync, at least once per
+ *     monitor-interval, well within the seconds SQLite keeps retrying;
+ *   - when a sync fails, and at detach.
+ * It only ever stops checkpoints, and the WAL restarts only after a complete
+ * one: no frame is exposed by it.
  *
  * CONTINUITY AT START-UP (ls_source_attach)
  * Under the write lock: the spool continues if the live WAL has the same
@@ -50,6 +75,7 @@
  * usable spool, a new generation starts (the replicas then take a snapshot):
  * the WAL was restarted, truncated or rewritten while litesafe was away.
  */
+#define _GNU_SOURCE /* F_OFD_SETLK */
 #include "source.h"
 
 #include "db.h"
@@ -66,6 +92,8 @@
 #define COPY_BUF (1u << 20)
 #define DEFAULT_BUSY_MS 50
 #define CKPT_MIN_GAP_MS 200
+#define SHM_CKPT_LOCK_BYTE 121 /* WALINDEX_LOCK_OFFSET (120) + WAL_CKPT_LOCK (1) */
+#define SHM_HDR_COPY 48        /* the WAL-index header, kept twice at the file's start */
 
 /* ---- read transactions ---- */
 
@@ -405,6 +433,56 @@ static void notify(ls_source *s)
 }
 
 /* Take the write lock, waiting up to ms. 0, or LS_EBUSY when the application holds it. */
+/* ---- the checkpoint guard ---- */
+
+static void guard_open(ls_source *s)
+{
+    char shm[PATH_MAX + 8];
+    if (s->o.no_guard || s->guard_fd >= 0)
+        return;
+    snprintf(shm, sizeof(shm), "%s-shm", s->path);
+    s->guard_fd = open(shm, O_RDONLY | O_CLOEXEC); /* none (exclusive locking mode): no guard */
+}
+
+static void guard_close(ls_source *s)
+{
+    if (s->guard_fd >= 0)
+        close(s->guard_fd); /* releases the lock */
+    s->guard_fd = -1;
+    s->guarded = 0;
+}
+
+/* The WAL-index header is whole: initialised, and its two copies agree. */
+static int shm_header_whole(ls_source *s)
+{
+    uint8_t h[2 * SHM_HDR_COPY];
+    if (pread(s->guard_fd, h, sizeof(h), 0) != (ssize_t)sizeof(h))
+        return 0;
+    return h[12] != 0 && memcmp(h, h + SHM_HDR_COPY, SHM_HDR_COPY) == 0; /* 12: isInit */
+}
+
+/* Hold (on) or let go of the guard; taken only over a whole header. */
+static void guard_set(ls_source *s, int on)
+{
+#ifdef F_OFD_SETLK
+    if (s->guard_fd < 0)
+        return;
+    if (on && !shm_header_whole(s))
+        on = 0;
+    if (on == s->guarded)
+        return;
+    struct flock fl = {.l_type = on ? F_RDLCK : F_UNLCK,
+                       .l_whence = SEEK_SET,
+                       .l_start = SHM_CKPT_LOCK_BYTE,
+                       .l_len = 1};
+    /* Taking it fails while a checkpoint runs: the next sync tries again. */
+    if (fcntl(s->guard_fd, F_OFD_SETLK, &fl) == 0)
+        s->guarded = on;
+#else
+    (void)on;
+#endif
+}
+
 static int write_lock(ls_source *s, int ms)
 {
     ls_db_fast_busy(s->w, &s->w_busy, ms);
@@ -430,6 +508,7 @@ int ls_source_new(ls_ctx *ctx, const char *db, const ls_source_opts *opts, ls_so
     s->cur = -1;
     s->wal_fd = -1;
     s->lock_fd = -1;
+    s->guard_fd = -1;
     s->spool.fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -626,6 +705,7 @@ int ls_source_attach(ls_source *s)
         goto fail;
     s->last_ckpt_ms = ls_now_ms();
     s->after_replace = 0;
+    guard_open(s);
     ls_log(ctx, LS_LOG_INFO, "source open db=%s generation=%s index=%08x offset=%llu", s->path,
            s->spool.gen, s->spool.index, (unsigned long long)s->spool.size);
     return 0;
@@ -685,6 +765,8 @@ int ls_source_sync(ls_source *s, int *grew)
     pthread_mutex_unlock(&s->mu);
     if (grew)
         *grew = g;
+    /* Held from the first new frame after a cycle; its header checked each time. */
+    guard_set(s, !rc && (s->guarded || g));
     if (rc)
         return rc;
     /*
@@ -713,6 +795,7 @@ int ls_source_checkpoint(ls_source *s, int *busy)
     uint64_t t0 = ls_now_ms();
 
     *busy = 0;
+    guard_set(s, 0);
     /* 0. The bulk, without any lock: move our read mark to the end of what is
      * copied, copy back to the database up to it, flush the spool. */
     pthread_mutex_lock(&s->mu);
@@ -728,6 +811,7 @@ int ls_source_checkpoint(ls_source *s, int *busy)
     if (write_lock(s, wait) != 0) {
         ls_err_clear(s->ctx);
         *busy = 1;
+        guard_set(s, 1);
         return 0;
     }
     pthread_mutex_lock(&s->mu);
@@ -764,6 +848,8 @@ int ls_source_checkpoint(ls_source *s, int *busy)
            s->path, nLog, nCkpt, (unsigned long long)(ls_now_ms() - t0));
     if (nLog >= 0 && nCkpt < nLog)
         *busy = 1;
+    /* Everything checkpointed: the WAL restarts at the next commit. */
+    guard_set(s, !rc && *busy);
     return rc;
 }
 
@@ -882,6 +968,7 @@ void ls_source_detach(ls_source *s)
         return;
     if (s->spool.fd >= 0)
         ls_spool_sync(s->ctx, &s->spool);
+    guard_close(s);
     release_lock(s);
     if (s->opened && !s->replaced)
         db_state_save(s);

@@ -22,6 +22,7 @@ typedef struct ls_source_opts {
     int busy_ms;                   /* how long a cycle may wait for the write lock */
     int64_t ckpt_gap_ms;           /* least time between two cycles below max_ckpt_pages
                                       (0: 200 ms); the replicas' longest sync-interval */
+    int no_guard;                  /* never hold the checkpoint guard (source.c) */
 } ls_source_opts;
 
 typedef struct ls_source {
@@ -39,6 +40,8 @@ typedef struct ls_source {
     sqlite3 *ck;                   /* runs the checkpoints */
     int wal_fd;                    /* the -wal file (-1 while it does not exist) */
     int lock_fd;                   /* flock on the spool's lock file */
+    int guard_fd;                  /* the -shm file, for the checkpoint guard (-1: none) */
+    int guarded;                   /* the guard is held */
     int pending;                   /* the last sync saw a commit SQLite had not published yet */
     int after_cycle;               /* our read mark is where the last checkpoint cycle put it */
     uint32_t cycle_index;          /* spool index at that cycle */

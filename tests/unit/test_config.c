@@ -238,6 +238,7 @@ static void test_full_parse(void **state)
     d = &cfg->dbs[1];
     assert_int_equal(d->monitor_interval_ms, -1);
     assert_int_equal(d->min_checkpoint_page_count, -1);
+    assert_int_equal(d->checkpoint_guard, -1); /* unset: on */
     assert_int_equal(d->n_replicas, 1);
     ls_config_free(cfg);
 }
@@ -518,6 +519,26 @@ static void test_values(void **state)
 }
 
 /* max-spool-size: plain bytes or a size with a unit; 0 after defaults means automatic. */
+/* checkpoint-guard: a boolean per database, on unless set false. */
+static void test_checkpoint_guard(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *v;
+        int want;
+    } ok[] = {{"false", 0}, {"no", 0}, {"true", 1}, {"yes", 1}};
+    char text[256];
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(text, sizeof(text), "dbs:\n  - path: /x.db\n    checkpoint-guard: %s\n"
+                 "    replicas:\n      - url: s3://b/x\n", ok[i].v);
+        ls_config *cfg = parse_defaults(text);
+        assert_int_equal(cfg->dbs[0].checkpoint_guard, ok[i].want);
+        ls_config_free(cfg);
+    }
+    parse_err("dbs:\n  - path: /x.db\n    checkpoint-guard: maybe\n", "checkpoint-guard");
+    parse_err("checkpoint-guard: false\n", "a db key");
+}
+
 static void test_max_spool_size(void **state)
 {
     (void)state;
@@ -1383,6 +1404,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_full_parse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_guard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_spool_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logging_defaults, setup, teardown),
