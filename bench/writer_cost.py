@@ -4,7 +4,8 @@
 A C writer (bench/paced_writer.c, built here with cc) commits single-row
 transactions into a fresh WAL database, alone, next to `litesafe replicate`
 and next to Litestream 0.3.13 (both replicating to a file replica), the three
-interleaved in each round, for --rounds rounds:
+interleaved in each round, for --rounds rounds (--tools may add
+litesafe-noguard: litesafe with `checkpoint-guard: false`):
 
   --rate 0     as fast as it can: commits per second, and the share of the
                writer-alone rate kept next to each replicator;
@@ -54,12 +55,16 @@ def new_db(path):
 def start(tool, litesafe, db, rep, keys=""):
     if tool == "alone":
         return None
+    ours = tool.startswith("litesafe")
     cfg = rep + ".yml"
     with open(cfg, "w") as f:
-        f.write("dbs:\n  - path: %s\n    replicas:\n      - url: file://%s\n" % (db, rep))
-        for kv in (keys.split(",") if keys and tool == "litesafe" else []):
+        f.write("dbs:\n  - path: %s\n" % db)
+        if tool == "litesafe-noguard":
+            f.write("    checkpoint-guard: false\n")
+        f.write("    replicas:\n      - url: file://%s\n" % rep)
+        for kv in (keys.split(",") if keys and ours else []):
             f.write("        %s\n" % kv.replace("=", ": "))
-    binary = litesafe if tool == "litesafe" else LITESTREAM
+    binary = litesafe if ours else LITESTREAM
     p = subprocess.Popen([binary, "replicate", "-config", cfg], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     # Running once its first snapshot is on the replica.
