@@ -8,6 +8,10 @@
 #                      the systemd unit, bash completion (PREFIX, DESTDIR)
 #   make uninstall     removes what the last make install installed (same DESTDIR)
 #   make deb           Debian packages in DEBDIR (scripts/make-deb.sh)
+#   make fuzz          every libFuzzer target of tests/fuzz for FUZZ_SECONDS each
+#                      (clang build in build-fuzz; corpora and findings in
+#                      build-fuzz/fuzz; docs/reliability.md)
+#   make fuzz-smoke    the same targets for a few seconds each, as tests (CI)
 BUILD ?= build
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -15,7 +19,10 @@ DEBDIR ?= $(BUILD)/deb
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-build build check unit asan demo bench fresh-check clean install uninstall deb
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps deps-build build check unit asan demo bench fresh-check clean install uninstall deb \
+	fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -43,6 +50,17 @@ asan: deps
 	@cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --no-tests=error -j $(JOBS)
 
+# libFuzzer: a clang build of the library with the fuzz targets (no other tests).
+fuzz-build: deps
+	@cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DLS_WERROR=ON -DLS_FUZZ=ON >/dev/null
+	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_targets
+
+fuzz: fuzz-build
+	@scripts/fuzz.sh all $(BUILD)-fuzz $(FUZZ_SECONDS)
+
+fuzz-smoke: fuzz-build
+	cd $(BUILD)-fuzz && ctest --output-on-failure --no-tests=error -L fuzz -j $(JOBS)
+
 demo: build
 	@scripts/demo.sh $(BUILD)/litesafe
 
@@ -64,4 +82,4 @@ deb: build
 	@scripts/make-deb.sh $(BUILD) $(DEBDIR)
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz
