@@ -12,6 +12,8 @@
 #                      (clang build in build-fuzz; corpora and findings in
 #                      build-fuzz/fuzz; docs/reliability.md)
 #   make fuzz-smoke    the same targets for a few seconds each, as tests (CI)
+#   make valgrind      the unit tests and integration tests of the command under
+#                      valgrind memcheck (scripts/valgrind.sh; not part of CI)
 BUILD ?= build
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -22,7 +24,7 @@ CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps deps-build build check unit asan demo bench fresh-check clean install uninstall deb \
-	fuzz fuzz-build fuzz-smoke
+	fuzz fuzz-build fuzz-smoke valgrind
 
 all: build
 
@@ -60,6 +62,9 @@ fuzz: fuzz-build
 
 fuzz-smoke: fuzz-build
 	cd $(BUILD)-fuzz && ctest --output-on-failure --no-tests=error -L fuzz -j $(JOBS)
+
+valgrind: deps build
+	@scripts/valgrind.sh $(BUILD)
 
 demo: build
 	@scripts/demo.sh $(BUILD)/litesafe

@@ -53,9 +53,9 @@ apt_install build-essential cmake pkg-config libsqlite3-dev sqlite3 libcurl4-ope
 # tests, npm for the test peers (Debian's npm brings Debian's node, 18 on
 # Debian 12); man-db and lintian for the installation tests (man -l on the
 # pages, lintian on `make deb`'s packages); clang and its libFuzzer runtime for
-# the fuzz targets (make fuzz, make fuzz-smoke)
+# the fuzz targets (make fuzz, make fuzz-smoke); valgrind (make valgrind)
 apt_install python3-pytest python3-prometheus-client lz4 zstd age curl openssh-server \
-  openssh-client mount man-db lintian clang libclang-rt-14-dev
+  openssh-client mount man-db lintian clang libclang-rt-14-dev valgrind
 command -v npm >/dev/null 2>&1 || apt_install npm
 
 # The test servers declare node >= 20 (s3rver 4.0.4, Azurite's dependencies).
