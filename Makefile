@@ -12,6 +12,10 @@
 #                      (clang build in build-fuzz; corpora and findings in
 #                      build-fuzz/fuzz; docs/reliability.md)
 #   make fuzz-smoke    the same targets for a few seconds each, as tests (CI)
+#   make tsan          ThreadSanitizer build: the unit tests and the replication
+#                      integration tests (the engine is multi-threaded; not in CI)
+#   make crash         the crash-consistency test with CRASH_KILLS kill -9 points
+#                      per backend (file, S3; CI runs 12 of them)
 #   make valgrind      the unit tests and integration tests of the command under
 #                      valgrind memcheck (scripts/valgrind.sh; not part of CI)
 BUILD ?= build
@@ -24,7 +28,7 @@ CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps deps-build build check unit asan demo bench fresh-check clean install uninstall deb \
-	fuzz fuzz-build fuzz-smoke valgrind
+	fuzz fuzz-build fuzz-smoke valgrind tsan crash
 
 all: build
 
@@ -63,6 +67,22 @@ fuzz: fuzz-build
 fuzz-smoke: fuzz-build
 	cd $(BUILD)-fuzz && ctest --output-on-failure --no-tests=error -L fuzz -j $(JOBS)
 
+# A data race or a lock-order inversion stops the process (exit 66): the test fails.
+TSAN_TESTS ?= unit|test_replicate$$|test_replicate_stop|test_reload|test_control|test_compaction
+tsan: deps
+	@cmake -S . -B $(BUILD)-tsan -DLS_WERROR=ON -DLS_TSAN=ON >/dev/null
+	@cmake --build $(BUILD)-tsan -j $(JOBS)
+	cd $(BUILD)-tsan && TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
+		ctest --output-on-failure --no-tests=error -j $(JOBS) -R '$(TSAN_TESTS)'
+
+CRASH_KILLS ?= 120
+crash: deps build
+	@d=$$(mktemp -d) && /usr/bin/python3 tests/servers/testservers.py start $$d >/dev/null && \
+	LS_TEST_SERVERS=$$d/servers.env LITESAFE_CRASH_KILLS=$(CRASH_KILLS) \
+	LITESAFE_BIN=$(CURDIR)/$(BUILD)/litesafe PYTHONDONTWRITEBYTECODE=1 \
+	/usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/integration/test_crash_consistency.py; \
+	rc=$$?; /usr/bin/python3 tests/servers/testservers.py stop $$d >/dev/null; rm -rf $$d; exit $$rc
+
 valgrind: deps build
 	@scripts/valgrind.sh $(BUILD)
 
@@ -87,4 +107,4 @@ deb: build
 	@scripts/make-deb.sh $(BUILD) $(DEBDIR)
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz $(BUILD)-tsan
