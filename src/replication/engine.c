@@ -109,7 +109,7 @@ typedef struct engine_db {
     pthread_t th;
     int started;
     int wake_fd;                /* eventfd: wakes the source thread's poll() */
-    volatile int tried;         /* the source thread made its first attach attempt */
+    int tried;                  /* the source thread made its first attach attempt */
     volatile int want_target;   /* the engine is stopping: report the final position */
     volatile int have_target;   /* `target` is set (release/acquire) */
     ls_spool_pos target;        /* what must be on every replica before the exit */
@@ -133,12 +133,16 @@ struct ls_engine {
     size_t ndb;
     int64_t shutdown_ms;        /* shutdown-timeout */
     volatile sig_atomic_t *stop; /* stop requests: 1 flush and stop, 2+ stop at once */
-    volatile int quit;          /* source threads end */
-    volatile int running;       /* between the start of the threads and the stop */
+    int quit;                   /* source threads end */
+    int running;                /* between the start of the threads and the stop */
+    /* stop, *stop, quit, running and the dbs' tried are read by other threads
+     * (LOAD/STORE below): set once by one thread, polled by the others. */
 };
 
 /* Tries per storage call before a failure reaches the caller (retry.c). */
 #define STORAGE_ATTEMPTS 8
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
 
 int ls_replica_storage_open(ls_ctx *ctx, const ls_replica_cfg *rc, ls_storage **out)
 {
@@ -374,7 +378,7 @@ static void wake(engine_db *d)
 static int try_attach(engine_db *d)
 {
     int rc = ls_source_attach(d->src);
-    d->tried = 1;
+    STORE(d->tried, 1);
     if (rc == 0) {
         if (d->last_err[0])
             ls_log(d->ctx, LS_LOG_INFO, "database ready db=%s", d->src->path);
@@ -448,8 +452,8 @@ static void on_replaced(engine_db *d)
     ls_source_pos(d->src, &sp);
     ls_log(d->ctx, LS_LOG_INFO, "database replaced db=%s generation=%s action=\"ship its last "
            "commits, then start a new generation\"", d->src->path, sp.gen);
-    uint64_t deadline = ls_now_ms() + (uint64_t)d->e->shutdown_ms;
-    while (!all_have(d, &sp, 1) && ls_now_ms() < deadline && !d->e->quit && !d->want_target)
+    uint64_t deadline = ls_now_ms() + (uint64_t)LOAD(d->e->shutdown_ms);
+    while (!all_have(d, &sp, 1) && ls_now_ms() < deadline && !LOAD(d->e->quit) && !LOAD(d->want_target))
         usleep(20000);
     if (d->want_target)
         return; /* stopping: the engine waits for this position itself */
@@ -543,7 +547,7 @@ static void *db_main(void *arg)
     uint64_t last_sync = 0;
     int relevant = 1, rechecks = 0;
 
-    while (!d->e->quit) {
+    while (!LOAD(d->e->quit)) {
         int stopping = __atomic_load_n(&d->want_target, __ATOMIC_ACQUIRE);
         if (!s->opened && !stopping && !try_attach(d)) {
             barrier_serve(d, barrier_requested(d), NULL);
@@ -682,7 +686,7 @@ fail:
 
 void ls_engine_set_shutdown_timeout(ls_engine *e, int64_t ms)
 {
-    e->shutdown_ms = ms < 0 ? 0 : ms;
+    STORE(e->shutdown_ms, ms < 0 ? 0 : ms);
 }
 
 int ls_engine_wait_tried(ls_engine *e, int64_t ms)
@@ -691,10 +695,11 @@ int ls_engine_wait_tried(ls_engine *e, int64_t ms)
     for (;;) {
         size_t n = 0;
         for (size_t i = 0; i < e->ndb; i++)
-            n += e->dbs[i].tried != 0;
+            n += LOAD(e->dbs[i].tried) != 0;
         if (n == e->ndb)
             return 0;
-        if (ls_now_ms() > deadline || e->quit || (e->stop && *e->stop))
+        volatile sig_atomic_t *stop = LOAD(e->stop);
+        if (ls_now_ms() > deadline || LOAD(e->quit) || (stop && LOAD(*stop)))
             return -1;
         usleep(5000);
     }
@@ -720,12 +725,12 @@ static void drain(ls_engine *e)
                 continue;
             }
             if (!deadline)
-                deadline = ls_now_ms() + (uint64_t)e->shutdown_ms;
+                deadline = ls_now_ms() + (uint64_t)LOAD(e->shutdown_ms);
             ls_source_flush_request(d->src);
             if (!all_have(d, &d->target, 1))
                 all = 0;
         }
-        if (all || *e->stop >= 2)
+        if (all || LOAD(*e->stop) >= 2)
             return;
         if (deadline && ls_now_ms() >= deadline)
             return;
@@ -736,7 +741,7 @@ static void drain(ls_engine *e)
 int ls_engine_run(ls_engine *e, volatile sig_atomic_t *stop)
 {
     int rc = 0;
-    e->stop = stop;
+    STORE(e->stop, stop);
     for (size_t i = 0; i < e->ndb; i++) {
         engine_db *d = &e->dbs[i];
         for (size_t j = 0; j < d->nrep; j++)
@@ -750,14 +755,14 @@ int ls_engine_run(ls_engine *e, volatile sig_atomic_t *stop)
         }
         d->started = 1;
     }
-    e->running = 1;
-    while (!*stop)
+    STORE(e->running, 1);
+    while (!LOAD(*stop))
         usleep(20000);
     drain(e);
 
 shutdown:
-    e->running = 0;
-    e->quit = 1;
+    STORE(e->running, 0);
+    STORE(e->quit, 1);
     for (size_t i = 0; i < e->ndb; i++) { /* release barrier waiters */
         pthread_mutex_lock(&e->dbs[i].mu);
         pthread_cond_broadcast(&e->dbs[i].cv);
@@ -816,7 +821,7 @@ static int barrier_wait(engine_db *d, ls_ctx *ctx, uint64_t req, uint64_t deadli
 {
     int attached = 0;
     pthread_mutex_lock(&d->mu);
-    while (d->barrier_done < req && !d->e->quit && ls_now_ms() < deadline) {
+    while (d->barrier_done < req && !LOAD(d->e->quit) && ls_now_ms() < deadline) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 20 * 1000000L; /* wake the thread again now and then */
@@ -833,7 +838,7 @@ static int barrier_wait(engine_db *d, ls_ctx *ctx, uint64_t req, uint64_t deadli
     *sp = d->barrier_pos;
     pthread_mutex_unlock(&d->mu);
     if (!served)
-        return d->e->quit ? ls_err(ctx, LS_ECANCEL, "replication stopped")
+        return LOAD(d->e->quit) ? ls_err(ctx, LS_ECANCEL, "replication stopped")
                           : ls_err(ctx, LS_EBUSY, "sync: db=%s was not read in time "
                                    "(the database side is stuck)", d->cfg->path);
     if (!attached)
@@ -856,7 +861,7 @@ int ls_engine_sync(ls_engine *e, ls_ctx *ctx, const char *db, unsigned flags,
     size_t matched = 0;
     if (!ctx)
         ctx = e->ctx;
-    if (!e->running)
+    if (!LOAD(e->running))
         return ls_err(ctx, LS_ECANCEL, "replication is not running");
     for (size_t i = 0; i < e->ndb; i++) {
         engine_db *d = &e->dbs[i];
@@ -874,7 +879,7 @@ int ls_engine_sync(ls_engine *e, ls_ctx *ctx, const char *db, unsigned flags,
         if (flags & LS_SYNC_SPOOL)
             continue;
         for (unsigned spin = 0; !all_have(d, &sp, 0); spin++) {
-            if (e->quit)
+            if (LOAD(e->quit))
                 return ls_err(ctx, LS_ECANCEL, "replication stopped");
             if (ls_now_ms() >= deadline) {
                 report_missing(d, ctx, &sp, "by the sync deadline", 1);

@@ -341,8 +341,8 @@ int ls_replicator_stop(ls_replicator *r, int64_t timeout_ms)
         return 0;
     if (timeout_ms >= 0)
         ls_engine_set_shutdown_timeout(r->e, timeout_ms);
-    if (r->stop < 1)
-        r->stop = 1;
+    if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE) < 1)
+        __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
     pthread_join(r->th, NULL);
     r->started = 0;
     return r->rc;
@@ -350,7 +350,7 @@ int ls_replicator_stop(ls_replicator *r, int64_t timeout_ms)
 
 void ls_replicator_interrupt(ls_replicator *r)
 {
-    r->stop = 2;
+    __atomic_store_n(&r->stop, 2, __ATOMIC_RELEASE);
 }
 
 void ls_replicator_close(ls_replicator *r)
@@ -358,7 +358,7 @@ void ls_replicator_close(ls_replicator *r)
     if (!r)
         return;
     if (r->started) {
-        r->stop = 2;
+        __atomic_store_n(&r->stop, 2, __ATOMIC_RELEASE);
         pthread_join(r->th, NULL);
     }
     ls_engine_free(r->e);
