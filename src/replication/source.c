@@ -432,7 +432,6 @@ static void notify(ls_source *s)
     pthread_cond_broadcast(&s->cv);
 }
 
-/* Take the write lock, waiting up to ms. 0, or LS_EBUSY when the application holds it. */
 /* ---- the checkpoint guard ---- */
 
 static void guard_open(ls_source *s)
@@ -483,6 +482,7 @@ static void guard_set(ls_source *s, int on)
 #endif
 }
 
+/* Take the write lock, waiting up to ms. 0, or LS_EBUSY when the application holds it. */
 static int write_lock(ls_source *s, int ms)
 {
     ls_db_fast_busy(s->w, &s->w_busy, ms);
