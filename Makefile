@@ -14,8 +14,9 @@
 #   make fuzz-smoke    the same targets for a few seconds each, as tests (CI)
 #   make tsan          ThreadSanitizer build: the unit tests and the replication
 #                      integration tests (the engine is multi-threaded; not in CI)
-#   make crash         the crash-consistency test with CRASH_KILLS kill -9 points
-#                      per backend (file, S3; CI runs 12 of them)
+#   make crash         the crash-consistency tests with CRASH_KILLS kill -9 points
+#                      of the replicator per backend (file, S3; CI runs 12) and
+#                      WRITER_KILLS of the application (CI runs 6)
 #   make valgrind      the unit tests and integration tests of the command under
 #                      valgrind memcheck (scripts/valgrind.sh; not part of CI)
 BUILD ?= build
@@ -76,11 +77,14 @@ tsan: deps
 		ctest --output-on-failure --no-tests=error -j $(JOBS) -R '$(TSAN_TESTS)'
 
 CRASH_KILLS ?= 120
+WRITER_KILLS ?= 100
 crash: deps build
 	@d=$$(mktemp -d) && /usr/bin/python3 tests/servers/testservers.py start $$d >/dev/null && \
 	LS_TEST_SERVERS=$$d/servers.env LITESAFE_CRASH_KILLS=$(CRASH_KILLS) \
+	LITESAFE_WRITER_KILLS=$(WRITER_KILLS) \
 	LITESAFE_BIN=$(CURDIR)/$(BUILD)/litesafe PYTHONDONTWRITEBYTECODE=1 \
-	/usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/integration/test_crash_consistency.py; \
+	/usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/integration/test_crash_consistency.py \
+	tests/integration/test_replicate_crash.py::test_kill9_writer_mid_transaction; \
 	rc=$$?; /usr/bin/python3 tests/servers/testservers.py stop $$d >/dev/null; rm -rf $$d; exit $$rc
 
 valgrind: deps build
