@@ -36,7 +36,7 @@ struct cli_control {
     pthread_cond_t cv;          /* signalled when a connection ends */
     int nconn;                  /* connections being served */
     int conns[MAX_CONNS];       /* their descriptors (-1: free slot) */
-    volatile int stopping;
+    int stopping;                 /* set by cli_control_stop, read by the threads (atomic) */
     dev_t dev;                  /* the socket file we made, to remove only ours */
     ino_t ino;
 };
@@ -373,7 +373,8 @@ static void *conn_main(void *p)
     linebuf b = {0};
     char *line;
     if (ls_ctx_new(&ctx) == 0) {
-        while (!c->stopping && read_line(k->fd, &b, IDLE_MS, &line) == 1) {
+        while (!__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE) &&
+               read_line(k->fd, &b, IDLE_MS, &line) == 1) {
             char *out = answer(c, ctx, line);
             consume_line(&b, line);
             int bad = !out || write_all(k->fd, out, strlen(out)) != 0;
@@ -434,14 +435,14 @@ static void serve(cli_control *c, int fd)
 static void *listen_main(void *p)
 {
     cli_control *c = p;
-    while (!c->stopping) {
+    while (!__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE)) {
         struct pollfd pf[2] = {{c->fd, POLLIN, 0}, {c->wake[0], POLLIN, 0}};
         if (poll(pf, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
-        if (pf[1].revents || c->stopping)
+        if (pf[1].revents || __atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE))
             break;
         int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd >= 0)
@@ -535,7 +536,7 @@ void cli_control_stop(cli_control *c)
 {
     if (!c)
         return;
-    c->stopping = 1;
+    __atomic_store_n(&c->stopping, 1, __ATOMIC_RELEASE);
     if (write(c->wake[1], "x", 1) < 0) {
         /* the listener also sees c->stopping at its next wake */
     }
