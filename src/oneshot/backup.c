@@ -244,7 +244,7 @@ static int copy_pages(ls_ctx *ctx, ls_dbread *r, hashq *q, src_view *v, uint32_t
             wb_from += since_wb;
             since_wb = 0;
         }
-        if (ctx->cancelled || (o->progress && o->progress(o->progress_ud, pg - 1, total) != 0))
+        if (ls_cancelled(ctx) || (o->progress && o->progress(o->progress_ud, pg - 1, total) != 0))
             return ls_err(ctx, LS_ECANCEL, "backup cancelled");
     }
     return 0;
@@ -404,7 +404,7 @@ static int copy_with_retries(ls_ctx *ctx, const ls_tmpfile *t, const ls_backup_o
             return ftruncate(t->fd, 0) != 0 ? ls_err_errno(ctx, errno, "truncate %s", t->path)
                                             : backup_api_copy(ctx, res->source, t->path, o, res);
         }
-        if (rc != LS_EBUSY || attempt + 1 >= MAX_ATTEMPTS || ctx->cancelled)
+        if (rc != LS_EBUSY || attempt + 1 >= MAX_ATTEMPTS || ls_cancelled(ctx))
             return rc;
         ls_log(ctx, LS_LOG_INFO, "backup restarting db=%s reason=\"%s\" attempt=%d", res->source,
                ls_errmsg(ctx), attempt + 2);

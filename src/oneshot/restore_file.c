@@ -258,7 +258,7 @@ static int copy_backup(ls_ctx *ctx, const char *backup, int through_sqlite, int 
         }
         for (;;) {
             size_t got = 0;
-            if (ctx->cancelled) {
+            if (ls_cancelled(ctx)) {
                 rc = ls_err(ctx, LS_ECANCEL, "restore cancelled");
                 goto cleanup;
             }

@@ -453,7 +453,8 @@ static void on_replaced(engine_db *d)
     ls_log(d->ctx, LS_LOG_INFO, "database replaced db=%s generation=%s action=\"ship its last "
            "commits, then start a new generation\"", d->src->path, sp.gen);
     uint64_t deadline = ls_now_ms() + (uint64_t)LOAD(d->e->shutdown_ms);
-    while (!all_have(d, &sp, 1) && ls_now_ms() < deadline && !LOAD(d->e->quit) && !LOAD(d->want_target))
+    while (!all_have(d, &sp, 1) && ls_now_ms() < deadline && !LOAD(d->e->quit) &&
+           !LOAD(d->want_target))
         usleep(20000);
     if (d->want_target)
         return; /* stopping: the engine waits for this position itself */

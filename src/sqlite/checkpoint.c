@@ -122,7 +122,7 @@ static int run_checkpoint(ls_ctx *ctx, sqlite3 *db, const char *path, int sqlite
         res->wal_pages = nLog;
         res->checkpointed_pages = nCkpt;
         res->busy = src != SQLITE_OK;
-        if (!res->busy || nLog >= 0 || ls_now_ms() >= deadline || ctx->cancelled)
+        if (!res->busy || nLog >= 0 || ls_now_ms() >= deadline || ls_cancelled(ctx))
             return 0;
         poll(NULL, 0, CKPT_LOCK_RETRY_MS);
     }

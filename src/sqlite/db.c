@@ -586,7 +586,7 @@ int ls_dbread_pages(ls_dbread *r, uint64_t pgno, uint32_t n, uint8_t *buf)
     size_t got = 0;
     int rc;
 
-    if (ctx->cancelled)
+    if (ls_cancelled(ctx))
         return ls_err(ctx, LS_ECANCEL, "cancelled");
     /* Pages past the end of the database file exist only in the WAL. */
     rc = ls_db_file_read(ctx, r->file, buf, n * ps, (pgno - 1) * ps, &got, r->path);

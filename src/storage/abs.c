@@ -459,7 +459,7 @@ static int put_blocks(abs_store *as, ls_ctx *ctx, const char *key, const char *n
         goto nomem;
     while (n > 0) {
         char id[BLOCK_ID_LEN + 1];
-        if (ctx->cancelled) {
+        if (ls_cancelled(ctx)) {
             rc = ls_storage_err(&as->base, ctx, LS_ECANCEL, "put", key, "cancelled");
             goto cleanup;
         }

@@ -262,7 +262,7 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
                        curl_off_t ulnow)
 {
     xfer *x = ud;
-    return x->ctx && x->ctx->cancelled ? 1 : 0;
+    return ls_cancelled(x->ctx) ? 1 : 0;
 }
 
 /* ---- The request ---- */
@@ -379,7 +379,7 @@ int ls_http_do(ls_http_pool *p, ls_ctx *ctx, const ls_http_req *req, ls_http_res
                    req->out && !req->body ? "writing the reply failed" : "reading the body failed");
     } else if (x.nomem || c == CURLE_OUT_OF_MEMORY) {
         rc = ls_err(ctx, LS_ENOMEM, "out of memory");
-    } else if (ctx && ctx->cancelled && c == CURLE_ABORTED_BY_CALLBACK) {
+    } else if (ls_cancelled(ctx) && c == CURLE_ABORTED_BY_CALLBACK) {
         rc = ls_err(ctx, LS_ECANCEL, "cancelled");
     } else if (x.range_ignored) {
         rc = ls_err(ctx, LS_EIO, "HTTP %s failed: the server ignored the Range header "

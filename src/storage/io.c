@@ -136,7 +136,7 @@ int ls_copy(ls_ctx *ctx, ls_reader *r, ls_writer *w, uint64_t *copied)
         goto cleanup;
     }
     for (;;) {
-        if (ctx->cancelled) {
+        if (ls_cancelled(ctx)) {
             rc = ls_err(ctx, LS_ECANCEL, "cancelled");
             goto cleanup;
         }

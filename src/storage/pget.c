@@ -100,7 +100,7 @@ static void *pg_worker(void *arg)
     for (;;) {
         while (!j->stop && j->next < j->nparts && j->next >= j->head + (uint64_t)j->nslots)
             pthread_cond_wait(&j->cv, &j->mu);
-        if (j->stop || j->next >= j->nparts || j->ctx->cancelled)
+        if (j->stop || j->next >= j->nparts || ls_cancelled(j->ctx))
             break;
         uint64_t k = j->next++;
         pg_slot *sl = &j->slots[k % (uint64_t)j->nslots];
@@ -135,7 +135,7 @@ static int pg_deliver(pg_job *j, ls_writer *w)
         pthread_mutex_unlock(&j->mu);
         if (rc)
             return ls_err(j->ctx, rc, "%s", j->msg);
-        if (j->ctx->cancelled)
+        if (ls_cancelled(j->ctx))
             return ls_err(j->ctx, LS_ECANCEL, "cancelled");
         rc = w->write(w->ud, sl->buf, sl->got);
         pthread_mutex_lock(&j->mu);

@@ -114,7 +114,7 @@ void ls_storage_counts_get(ls_storage *s, ls_storage_counts *out)
 static int again(retry_storage *r, ls_ctx *ctx, int rc, unsigned attempt, const char *op,
                  const char *key)
 {
-    if (!ls_retryable(rc) || attempt + 1 >= r->attempts || (ctx && ctx->cancelled))
+    if (!ls_retryable(rc) || attempt + 1 >= r->attempts || ls_cancelled(ctx))
         return 0;
     uint64_t ms = ls_backoff_ms(attempt, r->min_ms, r->max_ms);
     int level = LS_LOG_DEBUG;
@@ -131,9 +131,9 @@ static int again(retry_storage *r, ls_ctx *ctx, int rc, unsigned attempt, const 
                "error=\"%s\"", r->base.name, op, key ? key : "", attempt + 2, r->attempts,
                (unsigned long long)ms, ls_errmsg(ctx));
     /* In slices, so that a cancelled context (a stopping replica) stops waiting. */
-    for (uint64_t slept = 0; slept < ms && !(ctx && ctx->cancelled); slept += 20)
+    for (uint64_t slept = 0; slept < ms && !ls_cancelled(ctx); slept += 20)
         usleep((useconds_t)((ms - slept < 20 ? ms - slept : 20) * 1000));
-    return !(ctx && ctx->cancelled);
+    return !ls_cancelled(ctx);
 }
 
 static int r_put(ls_storage *s, ls_ctx *ctx, const char *key, ls_reader *rd)

@@ -246,7 +246,7 @@ static int upload(sftp_store *ss, ls_ctx *ctx, ls_sftp_conn *c, const char *key,
             }
             n += (size_t)got;
         }
-        if (ctx && ctx->cancelled) {
+        if (ls_cancelled(ctx)) {
             rc = ls_storage_err(&ss->base, ctx, LS_ECANCEL, "put", key, "cancelled");
             goto cleanup;
         }
@@ -425,7 +425,7 @@ static int sftp_get(ls_storage *s, ls_ctx *ctx, const char *key, uint64_t off, i
             }
         }
         left -= (uint64_t)n;
-        if (ctx && ctx->cancelled) {
+        if (ls_cancelled(ctx)) {
             rc = ls_storage_err(s, ctx, LS_ECANCEL, "get", key, "cancelled");
             goto cleanup;
         }

@@ -43,7 +43,7 @@ void ls_ctx_set_log(ls_ctx *ctx, ls_log_fn fn, void *ud, int level)
 
 void ls_ctx_cancel(ls_ctx *ctx)
 {
-    ctx->cancelled = 1;
+    __atomic_store_n(&ctx->cancelled, 1, __ATOMIC_RELEASE);
 }
 
 int ls_err_recode(ls_ctx *ctx, int code)

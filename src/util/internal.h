@@ -22,8 +22,14 @@ struct ls_ctx {
     ls_log_fn log_fn;          /* log sink, NULL: no logging */
     void *log_ud;              /* passed to log_fn */
     int log_level;             /* minimum level passed to log_fn */
-    volatile sig_atomic_t cancelled; /* set by ls_ctx_cancel() */
+    sig_atomic_t cancelled;    /* set by ls_ctx_cancel() from any thread: ls_cancelled() */
 };
+
+/* ls_ctx_cancel() was called on ctx (NULL: no), as another thread may do at any time. */
+static inline int ls_cancelled(const ls_ctx *ctx)
+{
+    return ctx && __atomic_load_n(&ctx->cancelled, __ATOMIC_ACQUIRE);
+}
 
 #if defined(__GNUC__)
 #define LS_PRINTF(a, b) __attribute__((format(printf, a, b)))
