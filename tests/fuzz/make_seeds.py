@@ -211,8 +211,32 @@ def fuzz_cli_opts(out):
                 f.write(seed)
 
 
+def spool_input(gen_file, name, wal, wal0=b""):
+    """fuzz_spool_state's input: the generation file, a spool file's name and bytes, index 0's."""
+    return (struct.pack(">B", len(gen_file)) + gen_file + name + struct.pack(">H", len(wal))
+            + wal + wal0)
+
+
+def fuzz_spool_state(out):
+    gen = b"0123456789abcdef\n"
+    w1, w0 = sqlite_wal(512, 3, 2), sqlite_wal(512, 1, 2)
+    seeds = {
+        "index1.in": spool_input(gen, b"00000001.wal", w1, w0),
+        "index1-torn.in": spool_input(gen, b"00000001.wal", w1[:-100], w0),
+        "index1-empty.in": spool_input(gen, b"00000001.wal", b"", w0),
+        "index0-only.in": spool_input(gen, b"00000000.wal", w0),
+        "crlf-generation.in": spool_input(b"fedcba9876543210\r\n", b"0000000a.wal", w1, w0),
+        "no-generation.in": spool_input(b"", b"00000001.wal", w1),
+        "bad-generation.in": spool_input(b"0123456789ABCDEF\n", b"00000001.wal", w1, w0),
+        "stray-file.in": spool_input(gen, b"00000001.tmp", w1, w0),
+    }
+    for name, data in seeds.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+
+
 MAKERS = {"fuzz_wal": fuzz_wal, "fuzz_dbinfo": fuzz_dbinfo, "fuzz_config": fuzz_config,
-          "fuzz_cli_opts": fuzz_cli_opts}
+          "fuzz_cli_opts": fuzz_cli_opts, "fuzz_spool_state": fuzz_spool_state}
 
 if __name__ == "__main__":
     for target in sys.argv[1:] or sorted(MAKERS):
