@@ -9,10 +9,10 @@
  * main.c is not linked (libFuzzer has the main()); its commands are listed
  * here, and its signal flags defined.
  */
+#include "fuzz_files.h"
+
 #include "cli.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 volatile sig_atomic_t cli_stop;
@@ -28,29 +28,39 @@ static const struct {
     const char *name;
     int (*run)(cli_env *env, int argc, char **argv);
 } commands[] = {
-    {"backup", cmd_backup},       {"checkpoint", cmd_checkpoint},
-    {"snapshot", cmd_snapshot},   {"info", cmd_info},
-    {"verify", cmd_verify},       {"prune", cmd_prune},
-    {"restore", cmd_restore},     {"replicate", cmd_replicate},
-    {"generations", cmd_generations}, {"snapshots", cmd_snapshots},
-    {"wal", cmd_wal},             {"databases", cmd_databases},
-    {"validate", cmd_validate},   {"status", cmd_status},
-    {"sync", cmd_sync},           {"version", cmd_version},
+    {"backup", cmd_backup},
+    {"checkpoint", cmd_checkpoint},
+    {"snapshot", cmd_snapshot},
+    {"info", cmd_info},
+    {"verify", cmd_verify},
+    {"prune", cmd_prune},
+    {"restore", cmd_restore},
+    {"replicate", cmd_replicate},
+    {"generations", cmd_generations},
+    {"snapshots", cmd_snapshots},
+    {"wal", cmd_wal},
+    {"databases", cmd_databases},
+    {"validate", cmd_validate},
+    {"status", cmd_status},
+    {"sync", cmd_sync},
+    {"version", cmd_version},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static ls_ctx *ctx;
-    if (!ctx) {
-        if (ls_ctx_new(&ctx) != 0)
-            return 0;
+    static int once;
+    ls_ctx *ctx = fuzz_ctx();
+    if (!ctx)
+        return 0;
+    if (!once) {
         /* Help and error messages go nowhere (libFuzzer keeps its own stderr). */
         FILE *null = fopen("/dev/null", "w");
         if (!null)
             return 0;
         stdout = stderr = null;
         cli_parse_only = 1;
+        once = 1;
     }
 
     /* The words: a copy of the input, NUL-terminated, cut at each NUL. */

@@ -8,39 +8,26 @@
  * this process before the defaults are applied, so that an input naming "/"
  * with recursive: true scans nothing; the scan itself still runs.
  */
-#define _GNU_SOURCE
+#include "fuzz_files.h"
+
 #include "config.h"
 
-#include <errno.h>
 #include <limits.h>
-#include <litesafe.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-static char g_dir[64];
-
-static void remove_dir(void)
-{
-    rmdir(g_dir);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static ls_ctx *ctx;
-    if (!ctx) {
-        if (ls_ctx_new(&ctx) != 0)
-            return 0;
-        snprintf(g_dir, sizeof(g_dir), "/dev/shm/litesafe-fuzz-config.%d", (int)getpid());
-        if (mkdir(g_dir, 0700) != 0 && errno != EEXIST)
-            return 0;
-        atexit(remove_dir);
+    static int once;
+    ls_ctx *ctx = fuzz_ctx();
+    const char *dir = fuzz_dir("fuzz-config");
+    if (!ctx || !dir)
+        return 0;
+    if (!once) {
         /* What $VAR and ${VAR} may expand to; credentials come from the environment too. */
-        setenv("LS_FUZZ_DIR", g_dir, 1);
-        setenv("HOME", g_dir, 1);
+        setenv("LS_FUZZ_DIR", dir, 1);
+        setenv("HOME", dir, 1);
+        once = 1;
     }
 
     ls_config *cfg = NULL;
@@ -48,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < cfg->n_dbs; i++) {
             if (cfg->dbs[i].dir) {
                 free(cfg->dbs[i].dir);
-                cfg->dbs[i].dir = strdup(g_dir);
+                cfg->dbs[i].dir = strdup(dir);
             }
         }
         if (ls_config_apply_defaults(ctx, cfg) == 0) {

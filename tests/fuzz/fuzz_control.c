@@ -9,10 +9,10 @@
  * databases, three replicas, one with an error; sync knows those two and
  * fails on a negative timeout, as a barrier that ran out of time does.
  */
+#include "fuzz_files.h"
+
 #include "control.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define SOCK "/run/litesafe/litesafe.sock"
@@ -43,8 +43,7 @@ int cli_daemon_status(cli_daemon *d, ls_ctx *ctx, cli_status_fn fn, void *ud)
     return 0;
 }
 
-int cli_daemon_sync(cli_daemon *d, ls_ctx *ctx, const char *db, unsigned flags,
-                    int64_t timeout_ms)
+int cli_daemon_sync(cli_daemon *d, ls_ctx *ctx, const char *db, unsigned flags, int64_t timeout_ms)
 {
     (void)d;
     (void)flags;
@@ -80,8 +79,8 @@ static void client_reads(ls_ctx *ctx, const char *line)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static ls_ctx *ctx;
-    if (!ctx && ls_ctx_new(&ctx) != 0)
+    ls_ctx *ctx = fuzz_ctx();
+    if (!ctx)
         return 0;
 
     char *buf = malloc(size + 1);

@@ -14,60 +14,33 @@
  * empty database). The files live in a directory of this process under
  * /dev/shm and are rewritten for every input.
  */
-#define _GNU_SOURCE
+#include "fuzz_files.h"
+
 #include "db.h"
 #include "wal.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <litesafe.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define HDR_SIZE 5
 
-static char g_dir[64];
-
-/* Write `n` bytes to dir/name (present) or remove it (absent). 0, or -1. */
-static int put_file(const char *name, int present, const uint8_t *data, size_t n)
+/* Write dir/name (present) or remove it (absent). 0, or -1. */
+static int put_file(const char *dir, const char *name, int present, const uint8_t *data, size_t n)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", g_dir, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
     if (!present)
         return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    int rc = n == 0 || write(fd, data, n) == (ssize_t)n ? 0 : -1;
-    close(fd);
-    return rc;
-}
-
-/* At exit: the files and their directory go. */
-static void remove_dir(void)
-{
-    static const char *const names[] = {"x.db", "x.db-wal", "x.db-shm", "x.db-journal"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        put_file(names[i], 0, NULL, 0);
-    rmdir(g_dir);
+    return fuzz_put(path, data, n);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static ls_ctx *ctx;
-    if (!ctx) {
-        if (ls_ctx_new(&ctx) != 0)
-            return 0;
-        snprintf(g_dir, sizeof(g_dir), "/dev/shm/litesafe-fuzz-dbinfo.%d", (int)getpid());
-        if (mkdir(g_dir, 0700) != 0 && errno != EEXIST)
-            return 0;
-        atexit(remove_dir);
-    }
+    ls_ctx *ctx = fuzz_ctx();
+    const char *dir = fuzz_dir("fuzz-dbinfo");
+    if (!ctx || !dir)
+        return 0;
     if (size < HDR_SIZE)
         return 0;
 
@@ -90,17 +63,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ls_shm_decode(shm, &si);
 
     /* ls_info over the files, as `litesafe info x.db` reads them. */
-    if (put_file("x.db", 1, db, ndb) || put_file("x.db-wal", flags & 1, wal, nwal) ||
-        put_file("x.db-shm", flags & 2, shm, nshm) || put_file("x.db-journal", flags & 4, NULL, 0))
+    if (put_file(dir, "x.db", 1, db, ndb) || put_file(dir, "x.db-wal", flags & 1, wal, nwal) ||
+        put_file(dir, "x.db-shm", flags & 2, shm, nshm) ||
+        put_file(dir, "x.db-journal", flags & 4, NULL, 0))
         return 0;
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/x.db-shm", g_dir);
+    snprintf(path, sizeof(path), "%s/x.db-shm", dir);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         ls_shm_read(ctx, fd, &si);
         close(fd);
     }
-    snprintf(path, sizeof(path), "%s/x.db", g_dir);
+    snprintf(path, sizeof(path), "%s/x.db", dir);
     ls_info_result res;
     ls_info(ctx, path, &res);
     ls_info_result_free(&res);

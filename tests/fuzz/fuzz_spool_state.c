@@ -16,85 +16,37 @@
  * INVARIANT checked: recovery opens the newest spool file there is; it never
  * creates one (a file created at start would be an index nobody wrote).
  */
-#define _GNU_SOURCE
+#include "fuzz_files.h"
+
 #include "spool.h"
 
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <litesafe.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define NAME_LEN 12
 #define OTHER_GEN "0123456789abcdef"
 
-static char g_dir[64];
-
-static int put_file(const char *path, const uint8_t *data, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    int rc = n == 0 || write(fd, data, n) == (ssize_t)n ? 0 : -1;
-    close(fd);
-    return rc;
-}
-
-/* Entries in a directory but . and .., or -1. With `rm`: each is removed. */
-static int entries(const char *dir, int rm)
+/* Entries in a directory but . and .., or -1. */
+static int entries(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d)
         return -1;
     int n = 0;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        n++;
-        if (rm)
-            unlinkat(dirfd(d), e->d_name, 0);
-    }
+    while ((e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
     closedir(d);
     return n;
-}
-
-/* Empty the spool: its files, then generations/<gen>/wal up to the top. */
-static void clear_spool(const char *gen)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/generations/%s/wal", g_dir, gen);
-    entries(path, 1);
-    rmdir(path);
-    snprintf(path, sizeof(path), "%s/generations/%s", g_dir, gen);
-    entries(path, 1);
-    rmdir(path);
-    snprintf(path, sizeof(path), "%s/generations", g_dir);
-    rmdir(path);
-    entries(g_dir, 1);
-}
-
-static void remove_dir(void)
-{
-    rmdir(g_dir);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static ls_ctx *ctx;
-    if (!ctx) {
-        if (ls_ctx_new(&ctx) != 0)
-            return 0;
-        snprintf(g_dir, sizeof(g_dir), "/dev/shm/litesafe-fuzz-spool.%d", (int)getpid());
-        if (mkdir(g_dir, 0700) != 0 && errno != EEXIST)
-            return 0;
-        atexit(remove_dir);
-    }
+    ls_ctx *ctx = fuzz_ctx();
+    const char *dir = fuzz_dir("fuzz-spool");
+    if (!ctx || !dir)
+        return 0;
     if (size < 1 || size < 1u + data[0] + NAME_LEN + 2)
         return 0;
 
@@ -102,18 +54,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ngen = data[0];
     const uint8_t *p = data + 1;
     char path[PATH_MAX], line[64], gen[LS_GEN_LEN + 1], wal[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/generation", g_dir);
-    if (put_file(path, p, ngen) != 0)
+    snprintf(path, sizeof(path), "%s/generation", dir);
+    if (fuzz_put(path, p, ngen) != 0)
         return 0;
     snprintf(line, sizeof(line), "%.*s", (int)(ngen < sizeof(line) ? ngen : sizeof(line) - 1),
              (const char *)p);
     line[strcspn(line, "\r\n")] = '\0';
     snprintf(gen, sizeof(gen), "%s", ls_layout_is_gen(line) ? line : OTHER_GEN);
     p += ngen;
-    snprintf(wal, sizeof(wal), "%s/generations/%s/wal", g_dir, gen);
-    snprintf(path, sizeof(path), "%s/generations", g_dir);
+    snprintf(wal, sizeof(wal), "%s/generations/%s/wal", dir, gen);
+    snprintf(path, sizeof(path), "%s/generations", dir);
     mkdir(path, 0700);
-    snprintf(path, sizeof(path), "%s/generations/%s", g_dir, gen);
+    snprintf(path, sizeof(path), "%s/generations/%s", dir, gen);
     mkdir(path, 0700);
     if (mkdir(wal, 0700) != 0)
         goto cleanup;
@@ -129,24 +81,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (nwal > rest)
         nwal = rest;
     snprintf(path, sizeof(path), "%s/%s", wal, name);
-    if (put_file(path, p, nwal) != 0)
+    if (fuzz_put(path, p, nwal) != 0)
         goto cleanup;
     snprintf(path, sizeof(path), "%s/00000000.wal", wal);
-    if (strcmp(name, "00000000.wal") != 0 && put_file(path, p + nwal, rest - nwal) != 0)
+    if (strcmp(name, "00000000.wal") != 0 && fuzz_put(path, p + nwal, rest - nwal) != 0)
         goto cleanup;
 
     /* 3. What a start reads of it. */
-    int before = entries(wal, 0);
+    int before = entries(wal);
     char peek[LS_GEN_LEN + 1];
     int64_t newest;
-    ls_spool_peek(g_dir, peek, &newest);
+    ls_spool_peek(dir, peek, &newest);
     ls_spool sp;
-    if (ls_spool_open(ctx, g_dir, &sp) == 0) {
+    if (ls_spool_open(ctx, dir, &sp) == 0) {
         ls_spool_bytes_from(&sp, 0);
-        ls_spool_is_dropped(g_dir, sp.gen, "s3");
-        if (entries(wal, 0) != before) {
-            fprintf(stderr, "ls_spool_open created a spool file: index %08x for '%s'\n",
-                    sp.index, name);
+        ls_spool_is_dropped(dir, sp.gen, "s3");
+        if (entries(wal) != before) {
+            fprintf(stderr, "ls_spool_open created a spool file: index %08x for '%s'\n", sp.index,
+                    name);
             abort();
         }
     }
@@ -154,6 +106,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ls_err_clear(ctx);
 
 cleanup:
-    clear_spool(gen);
+    fuzz_clear(dir);
     return 0;
 }

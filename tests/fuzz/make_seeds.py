@@ -20,24 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def sqlite_wal(page_size, txns, rows):
     """A WAL as SQLite wrote it: `txns` transactions of `rows` rows, not checkpointed."""
-    d = tempfile.mkdtemp()
-    try:
-        db = sqlite3.connect(os.path.join(d, "x.db"), isolation_level=None)
-        db.execute("PRAGMA page_size=%d" % page_size)
-        db.execute("PRAGMA journal_mode=wal")
-        db.execute("PRAGMA wal_autocheckpoint=0")
-        db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
-        for i in range(txns):
-            db.execute("BEGIN")
-            for j in range(rows):
-                db.execute("INSERT INTO t(v) VALUES (randomblob(?))", (16 + (i * 7 + j) % 40,))
-            db.execute("COMMIT")
-        with open(os.path.join(d, "x.db-wal"), "rb") as f:
-            data = f.read()
-        db.close()
-        return data
-    finally:
-        shutil.rmtree(d)
+    return sqlite_files(page_size, True, txns, rows, deletes=False)[1]
 
 
 def fuzz_wal(out):
@@ -58,8 +41,10 @@ def dbinfo_input(db, wal=None, shm=None, journal=False):
     return struct.pack(">BHH", flags, len(db), len(wal)) + db + wal + shm
 
 
-def sqlite_files(page_size, wal_mode, txns, rows, checkpoint=False):
-    """The database, -wal and -shm as SQLite leaves them while a connection is open."""
+def sqlite_files(page_size, wal_mode, txns, rows, checkpoint=False, deletes=True):
+    """The database, -wal and -shm (None when absent) as SQLite leaves them while a
+    connection is open: `txns` transactions of `rows` rows, a checkpoint half-way if
+    asked, then a third of the rows deleted (free pages) if asked."""
     d = tempfile.mkdtemp()
     try:
         path = os.path.join(d, "x.db")
@@ -72,11 +57,12 @@ def sqlite_files(page_size, wal_mode, txns, rows, checkpoint=False):
         for i in range(txns):
             db.execute("BEGIN")
             for j in range(rows):
-                db.execute("INSERT INTO t(v) VALUES (randomblob(?))", (40 + (i * 13 + j) % 90,))
+                db.execute("INSERT INTO t(v) VALUES (randomblob(?))", (16 + (i * 7 + j) % 40,))
             db.execute("COMMIT")
             if checkpoint and i == txns // 2:
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        db.execute("DELETE FROM t WHERE id % 3 = 0")  # free pages
+        if deletes:
+            db.execute("DELETE FROM t WHERE id % 3 = 0")
         out = []
         for ext in ("", "-wal", "-shm"):
             try:
