@@ -51,6 +51,12 @@ typedef struct cli_env {
  */
 int cli_parse(cli_env *env, const char *usage, const char *about, const cli_opt *opts, int argc,
               char **argv, char **pos, int maxpos, int *npos);
+/*
+ * Set only by the option fuzzer (tests/fuzz/fuzz_cli_opts.c): cli_parse
+ * returns 0 where it would return -1, so a command stops once its options
+ * are parsed, before it does anything.
+ */
+extern int cli_parse_only;
 
 /* Check the positional count; prints the error and returns EXIT_USAGE, else -1. */
 int cli_want_args(cli_env *env, int npos, int min, int max, const char *usage);

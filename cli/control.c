@@ -357,6 +357,15 @@ static char *answer(cli_control *c, ls_ctx *ctx, const char *line)
     return out;
 }
 
+char *cli_control_answer(cli_daemon *d, ls_ctx *ctx, const char *path, const char *line)
+{
+    cli_control c;
+    memset(&c, 0, sizeof(c));
+    c.d = d;
+    snprintf(c.path, sizeof(c.path), "%s", path);
+    return answer(&c, ctx, line);
+}
+
 /* ---- the server ---- */
 
 typedef struct conn {
@@ -563,7 +572,7 @@ void cli_control_stop(cli_control *c)
 /* ---- the client ---- */
 
 /* The result of an answer line, or the daemon's error on ctx. */
-static int parse_answer(ls_ctx *ctx, const char *path, const char *line, json_t **result)
+int cli_control_parse_answer(ls_ctx *ctx, const char *path, const char *line, json_t **result)
 {
     json_error_t jerr;
     json_t *resp = json_loads(line, 0, &jerr);
@@ -612,7 +621,7 @@ int cli_control_call(ls_ctx *ctx, const char *path, const char *method, json_t *
         rc = ls_ctx_set_error(ctx, LS_EIO, "send to %s: %s", path, strerror(errno));
     } else {
         int r = read_line(fd, &b, timeout_ms < 0 ? 3600000 : timeout_ms, &line);
-        rc = r == 1 ? parse_answer(ctx, path, line, result)
+        rc = r == 1 ? cli_control_parse_answer(ctx, path, line, result)
                     : ls_ctx_set_error(ctx, LS_EIO, "%s: no answer (%s)", path,
                              r == 0 ? "the daemon closed the connection" : "timed out");
     }

@@ -68,4 +68,18 @@ int cli_control_call(ls_ctx *ctx, const char *path, const char *method, json_t *
 int cli_control_path(cli_env *env, const char *sock, const char *config, int no_expand,
                      const char *db, char *path, size_t n, ls_config **cfg);
 
+/*
+ * The two ends of one exchange without a socket (control.c uses them; the
+ * fuzzer tests/fuzz/fuzz_control.c calls them directly). The daemon's
+ * answer to one request line (without its newline) as the socket at `path`
+ * gives it: a malloc'd line with its newline, NULL when out of memory.
+ */
+char *cli_control_answer(cli_daemon *d, ls_ctx *ctx, const char *path, const char *line);
+/*
+ * The client's reading of an answer line from the socket at `path`: 0 with
+ * *result (a new reference), or the daemon's error (its LS_E* code and
+ * message) on ctx, LS_EIO when the line is no answer.
+ */
+int cli_control_parse_answer(ls_ctx *ctx, const char *path, const char *line, json_t **result);
+
 #endif

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+int cli_parse_only;
+
 static void print_help(const char *usage, const char *about, const cli_opt *opts)
 {
     printf("usage: litesafe %s\n", usage);
@@ -119,7 +121,7 @@ int cli_parse(cli_env *env, const char *usage, const char *about, const cli_opt 
             *(long long *)o->dst = v;
         }
     }
-    return -1;
+    return cli_parse_only ? 0 : -1;
 }
 
 int cli_want_args(cli_env *env, int npos, int min, int max, const char *usage)

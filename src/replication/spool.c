@@ -135,6 +135,29 @@ static int open_index(ls_ctx *ctx, ls_spool *sp)
     return 0;
 }
 
+/*
+ * 1 with *idx when `name` is a spool file's name as ls_spool_file() writes
+ * it: exactly 8 lowercase hex digits and ".wal". Anything else (sscanf's %x
+ * would take " 1", "-1", "0x1" or "A" too) is not a spool file.
+ */
+static int spool_name_index(const char *name, uint32_t *idx)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        char c = name[i];
+        if (c >= '0' && c <= '9')
+            v = v << 4 | (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = v << 4 | (uint32_t)(c - 'a' + 10);
+        else
+            return 0;
+    }
+    if (strcmp(name + 8, ".wal") != 0)
+        return 0;
+    *idx = v;
+    return 1;
+}
+
 /* Newest spool index of generation `gen`, or -1 if none. */
 static int64_t newest_index_of(const char *dir, const char *gen)
 {
@@ -146,10 +169,8 @@ static int64_t newest_index_of(const char *dir, const char *gen)
     int64_t best = -1;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        unsigned idx;
-        char tail[8];
-        if (strlen(e->d_name) == 12 && sscanf(e->d_name, "%8x.%3s", &idx, tail) == 2 &&
-            strcmp(tail, "wal") == 0 && (int64_t)idx > best)
+        uint32_t idx;
+        if (spool_name_index(e->d_name, &idx) && (int64_t)idx > best)
             best = idx;
     }
     closedir(d);
@@ -167,11 +188,9 @@ static uint64_t bytes_between(const char *dir, const char *gen, uint32_t from, u
     uint64_t sum = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        unsigned idx;
-        char tail[8];
+        uint32_t idx;
         struct stat st;
-        if (strlen(e->d_name) != 12 || sscanf(e->d_name, "%8x.%3s", &idx, tail) != 2 ||
-            strcmp(tail, "wal") != 0 || idx < from || idx >= below)
+        if (!spool_name_index(e->d_name, &idx) || idx < from || idx >= below)
             continue;
         ls_spool_file(dir, gen, idx, path, sizeof(path));
         if (stat(path, &st) == 0)

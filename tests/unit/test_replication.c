@@ -976,6 +976,32 @@ static void test_spool_drop_marker_names(void **state)
 }
 
 /*
+ * Files in the spool's wal directory that are not spool files, though %x
+ * reads a number in each ("-1" is ffffffff), are not taken for the newest
+ * index (found by fuzz_spool_state: ls_spool_open created ffffffff.wal).
+ */
+static void test_spool_stray_names_ignored(void **state)
+{
+    fx *f = *state;
+    static const char *const stray[] = {"-0000001.wal", "0x00000a.wal", "0000000A.wal",
+                                        " 000000b.wal", "0000000c.walx", "0000000d.wa"};
+    char path[PATH_MAX + 32], gen[LS_GEN_LEN + 1];
+    int64_t newest = -1;
+
+    fx_commit_ship(f, 2);
+    for (size_t i = 0; i < sizeof(stray) / sizeof(stray[0]); i++) {
+        snprintf(path, sizeof(path), "%s/generations/%s/wal/%s", f->src->spool.dir,
+                 f->src->spool.gen, stray[i]);
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fclose(fp);
+    }
+    assert_int_equal(ls_spool_peek(f->src->spool.dir, gen, &newest), 0);
+    assert_string_equal(gen, f->src->spool.gen);
+    assert_int_equal(newest, (int64_t)f->src->spool.index);
+}
+
+/*
  * The next index's spool file cannot be created (its directory gone, as a
  * stand-in for a full disk or no descriptors left): the sync fails, and the
  * next one creates it and goes on; nothing is lost.
@@ -1034,6 +1060,7 @@ int main(void)
         FX_TEST(test_spool_cap_drops_away_replica),
         FX_TEST(test_spool_cap_drop_survives_restart),
         FX_TEST(test_spool_drop_marker_names),
+        FX_TEST(test_spool_stray_names_ignored),
         FX_TEST(test_spool_index_created_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
