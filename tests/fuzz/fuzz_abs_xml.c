@@ -12,13 +12,10 @@
  * and one with a NextMarker (maxresults=2); ContainerNotFound, BlobNotFound
  * and AuthorizationFailure errors; plus regress-* inputs of findings.
  */
-#include "http.h"
+#include "fuzz_store.h"
 #include "replies.h"
-#include "storage.h"
 
 #include <litesafe.h>
-#include <stdlib.h>
-#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -26,30 +23,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static ls_ctx *ctx;
     static ls_storage *st;
     static const long statuses[] = {200, 400, 403, 404, 409, 416, 500, 503};
-    if (!ctx && ls_ctx_new(&ctx) != 0)
+    static const ls_storage_opts o = {
+        .type = "abs", .bucket = "litesafe-test", .path = "fz",
+        .endpoint = "http://127.0.0.1:9/devstoreaccount1", .account_name = "devstoreaccount1",
+        .account_key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+                       "KBHBeksoGMGw=="};
+    if (!fuzz_store(&ctx, &st, &o))
         return 0;
-    if (!st) {
-        ls_storage_opts o = {.type = "abs", .bucket = "litesafe-test", .path = "fz",
-                             .endpoint = "http://127.0.0.1:9/devstoreaccount1",
-                             .account_name = "devstoreaccount1",
-                             .account_key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UV"
-                                            "ErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="};
-        if (ls_storage_open(ctx, &o, &st) != 0)
-            return 0;
-    }
 
-    char *body = malloc(size + 1);
+    ls_http_resp resp = fuzz_reply(data, size);
+    char *body = resp.body;
     if (!body)
         return 0;
-    memcpy(body, data, size);
-    body[size] = '\0';
-    ls_http_resp resp = {.status = 200, .body = body, .body_len = size, .content_length = -1};
-
-    static const char *const prefixes[] = {"", "generations/"};
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < FUZZ_N_PREFIXES; i++) {
         ls_obj_list l = {0};
         char *next = NULL;
-        if (ls_abs_reply_list(st, ctx, prefixes[i], &resp, &l, &next) == 0 && next && !*next)
+        if (ls_abs_reply_list(st, ctx, fuzz_prefixes[i], &resp, &l, &next) == 0 && next && !*next)
             abort();
         free(next);
         ls_obj_list_free(&l);

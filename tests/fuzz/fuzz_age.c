@@ -16,36 +16,22 @@
  * (with a new identity: paste its secret key here).
  */
 #include "age.h"
-#include "io.h"
+#include "fuzz_store.h"
 
 #include <litesafe.h>
-#include <stdlib.h>
-#include <string.h>
 
 /* Test material only: the identity the seeds are encrypted to (age-keygen). */
 #define FUZZ_IDENTITY "AGE-SECRET-KEY-17EUMCUUGP58LFF3KYTJG74ULURZXW5P0HQ8F7KF52JDJAY023V9Q93DRW4"
-
-/* Odd chunk sizes, cycled. */
-static const size_t chunks[] = {1, 7, 65535, 3, 4096, 13, 65537, 2};
-
-static int collect(void *ud, const uint8_t *buf, size_t n)
-{
-    return ls_buf_add(ud, buf, n);
-}
 
 /* Decrypt [data, size) with k in odd chunks into *out. Returns 0 or the LS_E* code. */
 static int decrypt(ls_ctx *ctx, const ls_age_keys *k, const uint8_t *data, size_t size,
                    ls_buf *out)
 {
-    ls_writer sink = {collect, out}, in;
+    ls_writer sink = {fuzz_collect, out}, in;
     ls_age_writer *a = NULL;
     int rc = ls_age_writer_new(ctx, k, &sink, &a, &in);
-    for (size_t off = 0, i = 0; rc == 0 && off < size; i++) {
-        size_t n = chunks[i % (sizeof(chunks) / sizeof(chunks[0]))];
-        n = n < size - off ? n : size - off;
-        rc = in.write(in.ud, data + off, n);
-        off += n;
-    }
+    if (rc == 0)
+        rc = fuzz_feed(&in, data, size);
     if (rc == 0)
         rc = ls_age_writer_finish(a);
     ls_age_writer_free(a);
@@ -73,11 +59,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ls_err_clear(ctx);
 
     /* 2. The input as key texts, identities then recipients. */
-    char *text = malloc(size + 1);
+    char *text = fuzz_text(data, size);
     if (!text)
         return 0;
-    memcpy(text, data, size);
-    text[size] = '\0';
     for (int as_recipients = 0; as_recipients < 2; as_recipients++) {
         ls_age_opts o = {.what = "fuzz"};
         if (as_recipients) {
@@ -102,20 +86,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ls_age_reader *r = NULL;
     ls_buf obj = {0};
     if (ls_age_reader_new(ctx, keys, &src, &r, &enc) == 0) {
-        uint8_t buf[4099];
-        int64_t n;
-        size_t i = 0;
-        while ((n = enc.read(enc.ud, buf, 1 + (i++ * 997) % sizeof(buf))) > 0)
-            if (ls_buf_add(&obj, buf, (size_t)n) != 0)
-                break;
-        if (n < 0)
+        if (fuzz_drain(&enc, &obj) != 0)
             abort();
-        if (n == 0) {
-            if (decrypt(ctx, keys, obj.p, obj.n, &plain) != 0 || plain.n != size ||
-                (size && memcmp(plain.p, data, size) != 0))
-                abort();
-            ls_buf_free(&plain);
-        }
+        if (decrypt(ctx, keys, obj.p, obj.n, &plain) != 0 || plain.n != size ||
+            (size && memcmp(plain.p, data, size) != 0))
+            abort();
+        ls_buf_free(&plain);
     }
     ls_age_reader_free(r);
     ls_buf_free(&obj);

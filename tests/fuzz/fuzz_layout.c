@@ -13,11 +13,10 @@
  * regress-* inputs of findings. tests/fuzz/seeds_store.sh remakes them.
  */
 #include "catalog.h"
+#include "fuzz_store.h"
 #include "layout.h"
 
 #include <litesafe.h>
-#include <stdlib.h>
-#include <string.h>
 
 /* The fake backend: the lines of the input, in input order. */
 typedef struct lines_store {
@@ -54,13 +53,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!ctx && ls_ctx_new(&ctx) != 0)
         return 0;
 
-    char *text = malloc(size + 1);
+    char *text = fuzz_text(data, size);
     lines_store st = {0};
     st.keys = malloc((size + 1) * sizeof(*st.keys));
     if (!text || !st.keys)
         goto cleanup;
-    memcpy(text, data, size);
-    text[size] = '\0';
     for (char *p = text, *nl; p; p = nl) {
         nl = strchr(p, '\n');
         if (nl)

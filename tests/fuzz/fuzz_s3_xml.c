@@ -13,13 +13,10 @@
  * SignatureDoesNotMatch and InvalidAccessKeyId errors; a DeleteObjects result
  * and a CreateMultipartUpload reply; plus regress-* inputs of findings.
  */
-#include "http.h"
+#include "fuzz_store.h"
 #include "replies.h"
-#include "storage.h"
 
 #include <litesafe.h>
-#include <stdlib.h>
-#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -27,32 +24,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static ls_ctx *ctx;
     static ls_storage *st;
     static const long statuses[] = {400, 403, 404, 500};
-    if (!ctx && ls_ctx_new(&ctx) != 0)
+    static const ls_storage_opts o = {.type = "s3", .bucket = "litesafe-test", .path = "fz",
+                                      .endpoint = "http://127.0.0.1:9", .force_path_style = 1,
+                                      .access_key_id = "S3RVER", .secret_access_key = "S3RVER"};
+    if (!fuzz_store(&ctx, &st, &o))
         return 0;
-    if (!st) {
-        ls_storage_opts o = {.type = "s3", .bucket = "litesafe-test", .path = "fz",
-                             .endpoint = "http://127.0.0.1:9", .force_path_style = 1,
-                             .access_key_id = "S3RVER", .secret_access_key = "S3RVER"};
-        if (ls_storage_open(ctx, &o, &st) != 0)
-            return 0;
-    }
 
-    char *body = malloc(size + 1);
+    ls_http_resp resp = fuzz_reply(data, size);
+    char *body = resp.body;
     if (!body)
         return 0;
-    memcpy(body, data, size);
-    body[size] = '\0';
-    ls_http_resp resp = {.status = 200, .body = body, .body_len = size, .content_length = -1};
-
-    static const char *const prefixes[] = {"", "generations/"};
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < FUZZ_N_PREFIXES; i++) {
         ls_obj_list l = {0};
         char token[8192];
-        if (ls_s3_reply_list(st, ctx, prefixes[i], &resp, &l, token, sizeof(token)) == 0 &&
+        if (ls_s3_reply_list(st, ctx, fuzz_prefixes[i], &resp, &l, token, sizeof(token)) == 0 &&
             strlen(token) >= sizeof(token) - 1)
             abort();
         for (size_t k = 0; k < l.n; k++)
-            if (!*l.v[k].key || strncmp(l.v[k].key, prefixes[i], strlen(prefixes[i])) != 0)
+            if (!*l.v[k].key || strncmp(l.v[k].key, fuzz_prefixes[i], strlen(fuzz_prefixes[i])) != 0)
                 abort();
         ls_obj_list_free(&l);
     }

@@ -13,11 +13,10 @@
  * "(s3|gs|gcs|abs|sftp|file)://[^\"' )\`<>,]*" README.md docs tests/integration
  * tests/unit, one line per file (tests/fuzz/seeds_store.sh).
  */
+#include "fuzz_store.h"
 #include "url.h"
 
 #include <litesafe.h>
-#include <stdlib.h>
-#include <string.h>
 
 static const char *const schemes[] = {"file", "s3", "gcs", "abs", "sftp"};
 
@@ -27,11 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static ls_ctx *ctx;
     if (!ctx && ls_ctx_new(&ctx) != 0)
         return 0;
-    char *s = malloc(size + 1), *c = NULL, *cc = NULL;
+    char *s = fuzz_text(data, size), *c = NULL, *cc = NULL;
     if (!s)
         return 0;
-    memcpy(s, data, size);
-    s[size] = '\0';
 
     int is_url = ls_url_is_url(s);
     ls_url_scheme_refusal(s);
