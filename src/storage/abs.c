@@ -64,6 +64,7 @@
 #define _GNU_SOURCE
 #include "http.h"
 #include "random.h"
+#include "replies.h"
 #include "storage.h"
 #include "url.h" /* ls_url_path_clean */
 
@@ -813,4 +814,19 @@ int ls_storage_abs_open(ls_ctx *ctx, const ls_storage_opts *opts, ls_storage **o
 fail:
     abs_close(&as->base);
     return rc;
+}
+
+/* ---- Reply parsers, for tests (replies.h) ---- */
+
+int ls_abs_reply_list(ls_storage *s, ls_ctx *ctx, const char *prefix, const ls_http_resp *resp,
+                      ls_obj_list *out, char **next)
+{
+    return parse_page((abs_store *)s, ctx, prefix, resp, out, next);
+}
+
+int ls_abs_reply_error(ls_storage *s, ls_ctx *ctx, const char *op, const char *key,
+                       const ls_http_resp *resp)
+{
+    abs_call c = {.op = op, .key = key};
+    return reply_err((abs_store *)s, ctx, &c, resp);
 }

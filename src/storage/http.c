@@ -656,7 +656,9 @@ int64_t ls_http_parse_rfc1123(const char *s)
         return -1;
     memset(&tm, 0, sizeof(tm));
     tm.tm_mon = month_index(mon);
-    if (tm.tm_mon < 0 || d < 1 || d > 31 || y < 1970 || hh > 23 || mm > 59 || ss > 60)
+    /* four-digit years only: a larger one would overflow the milliseconds */
+    if (tm.tm_mon < 0 || d < 1 || d > 31 || y < 1970 || y > 9999 || hh < 0 || hh > 23 || mm < 0 ||
+        mm > 59 || ss < 0 || ss > 60)
         return -1;
     tm.tm_mday = d;
     tm.tm_year = y - 1900;

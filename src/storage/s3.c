@@ -53,6 +53,7 @@
  */
 #include "hash.h"
 #include "http.h"
+#include "replies.h"
 #include "storage.h"
 
 #include <stdio.h>
@@ -932,4 +933,23 @@ cleanup:
     if (st)
         s3_close(&st->base);
     return rc;
+}
+
+/* ---- Reply parsers, for tests (replies.h) ---- */
+
+int ls_s3_reply_list(ls_storage *s, ls_ctx *ctx, const char *prefix, const ls_http_resp *resp,
+                     ls_obj_list *out, char *token, size_t tokensz)
+{
+    return list_parse((s3_store *)s, ctx, prefix, resp, out, token, tokensz);
+}
+
+int ls_s3_reply_error(ls_storage *s, ls_ctx *ctx, const char *op, const char *key,
+                      const ls_http_resp *resp)
+{
+    return s3_fail((s3_store *)s, ctx, op, key, 0, resp);
+}
+
+int ls_s3_reply_delete(ls_storage *s, ls_ctx *ctx, const ls_http_resp *resp)
+{
+    return delete_errors((s3_store *)s, ctx, resp);
 }
