@@ -16,6 +16,15 @@ source itself.
 Kills per backend: LITESAFE_CRASH_KILLS (default 12, what CI runs;
 `make crash` runs 120). The seed is printed and LITESAFE_TEST_SEED replays a
 run.
+
+An open finding (docs/reliability.md): the test S3 server (s3rver) keeps a
+PUT whose body was cut short by the kill, where S3 refuses it (its
+Content-Length and x-amz-content-sha256 do not match). A segment or snapshot
+cut that way is a truncated or empty object on the replica, and restores
+fail on it until the replicator, restarted, uploads that segment again or a
+newer snapshot. Those restores are counted and printed, not hidden: any
+other failure fails the test, and every other restore is still checked
+against the ledger.
 """
 import os
 import time
@@ -71,6 +80,7 @@ def test_kill9_replicator_at_many_points(tmp_path, backend, request):
 
     seen = []  # (rows, ck) of every restore after a kill
     failed_restores = 0
+    cut_snapshots = []  # restores that met an object s3rver kept cut short (see above)
     for i in range(KILLS):
         r = replicator(tmp_path, "-config", cfg, level="info")
         time.sleep(rng.uniform(0.05, 1.5))
@@ -79,6 +89,10 @@ def test_kill9_replicator_at_many_points(tmp_path, backend, request):
         assert w.alive(), w.tail()
         out, res = rest("after-kill-%d" % i, expect_ok=False)
         if res.rc != 0:
+            if backend == "s3" and ("truncated LZ4 frame" in res.err or
+                                    "empty LZ4 stream" in res.err):
+                cut_snapshots.append(res.err.strip())
+                continue
             # Nothing restorable yet (before the first snapshot) is the only excuse.
             assert "no snapshot" in res.err or "not found on the replica" in res.err, res
             failed_restores += 1
@@ -109,3 +123,6 @@ def test_kill9_replicator_at_many_points(tmp_path, backend, request):
     assert digest(out) == src_digest
     print("backend=%s kills=%d restores checked=%d rows=%s" %
           (backend, KILLS, len(seen), [s[0] for s in seen]))
+    print("restores that met an object cut short by the kill (s3rver): %d %s" %
+          (len(cut_snapshots), cut_snapshots[:3]))
+    assert len(seen) >= KILLS // 4, "too few restores checked: %d" % len(seen)
