@@ -36,7 +36,7 @@ struct cli_control {
     pthread_cond_t cv;          /* signalled when a connection ends */
     int nconn;                  /* connections being served */
     int conns[MAX_CONNS];       /* their descriptors (-1: free slot) */
-    int stopping;                 /* set by cli_control_stop, read by the threads (atomic) */
+    int stopping;               /* set by cli_control_stop, read by the threads (atomic) */
     dev_t dev;                  /* the socket file we made, to remove only ours */
     ino_t ino;
 };
