@@ -642,6 +642,12 @@ static int parse_page(abs_store *as, ls_ctx *ctx, const char *prefix, const ls_h
     if (!rc && ls_xml_next(resp->body ? resp->body : "", end, "NextMarker", &v, &vl) && vl > 0 &&
         !(*next = ls_xml_decode(v, vl)))
         rc = ls_storage_err(&as->base, ctx, LS_ENOMEM, "list", prefix, "out of memory");
+    /* A marker that decodes to nothing (NUL bytes) would ask for the first page again, forever. */
+    if (!rc && *next && (!**next || memchr(v, '\0', vl))) {
+        free(*next);
+        *next = NULL;
+        rc = ls_storage_err(&as->base, ctx, LS_EIO, "list", prefix, "malformed NextMarker");
+    }
     return rc;
 }
 

@@ -104,6 +104,18 @@ static void test_abs_list(void **state)
     assert_null(next);
     ls_obj_list_free(&l);
     ls_http_resp_free(&r);
+    /* A NextMarker of NUL bytes decoded to "" and asked for the first page again (fuzz_abs_xml). */
+    static const char nul_marker[] = "<EnumerationResults><Blobs></Blobs><NextMarker>\0\0x"
+                                     "</NextMarker></EnumerationResults>";
+    r = reply(200, "");
+    free(r.body);
+    r.body = malloc(sizeof(nul_marker));
+    memcpy(r.body, nul_marker, sizeof(nul_marker));
+    r.body_len = sizeof(nul_marker) - 1;
+    assert_int_equal(ls_abs_reply_list(st, ctx, "", &r, &l, &next), LS_EIO);
+    assert_null(next);
+    ls_obj_list_free(&l);
+    ls_http_resp_free(&r);
     ls_storage_close(st);
     ls_ctx_free(ctx);
 }
