@@ -80,6 +80,7 @@
 
 #include "db.h"
 #include "fsutil.h"
+#include "wal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -93,7 +94,6 @@
 #define DEFAULT_BUSY_MS 50
 #define CKPT_MIN_GAP_MS 200
 #define SHM_CKPT_LOCK_BYTE 121 /* WALINDEX_LOCK_OFFSET (120) + WAL_CKPT_LOCK (1) */
-#define SHM_HDR_COPY 48        /* the WAL-index header, kept twice at the file's start */
 
 /* ---- read transactions ---- */
 
@@ -443,21 +443,28 @@ static void guard_open(ls_source *s)
     s->guard_fd = open(shm, O_RDONLY | O_CLOEXEC); /* none (exclusive locking mode): no guard */
 }
 
+/*
+ * Only once this process's SQLite connections to the database are closed:
+ * closing any descriptor of the -shm drops every POSIX lock the process
+ * holds on it, theirs included (ls_shm_read's warning). The guard itself is
+ * let go first (guard_set(s, 0)).
+ */
 static void guard_close(ls_source *s)
 {
     if (s->guard_fd >= 0)
-        close(s->guard_fd); /* releases the lock */
+        close(s->guard_fd);
     s->guard_fd = -1;
     s->guarded = 0;
 }
 
-/* The WAL-index header is whole: initialised, and its two copies agree. */
+/* The WAL-index header is whole: initialised, its two copies agree, its checksum holds. */
 static int shm_header_whole(ls_source *s)
 {
-    uint8_t h[2 * SHM_HDR_COPY];
+    uint8_t h[LS_SHM_HDRSIZE];
+    ls_shm_info info;
     if (pread(s->guard_fd, h, sizeof(h), 0) != (ssize_t)sizeof(h))
         return 0;
-    return h[12] != 0 && memcmp(h, h + SHM_HDR_COPY, SHM_HDR_COPY) == 0; /* 12: isInit */
+    return ls_shm_decode(h, &info) == 0;
 }
 
 /* Hold (on) or let go of the guard; taken only over a whole header. */
@@ -968,7 +975,7 @@ void ls_source_detach(ls_source *s)
         return;
     if (s->spool.fd >= 0)
         ls_spool_sync(s->ctx, &s->spool);
-    guard_close(s);
+    guard_set(s, 0); /* the descriptor is closed after the connections */
     release_lock(s);
     if (s->opened && !s->replaced)
         db_state_save(s);
@@ -983,6 +990,7 @@ void ls_source_detach(ls_source *s)
     sqlite3_close(s->w);
     sqlite3_close(s->ck);
     s->w = s->ck = NULL;
+    guard_close(s);
     if (s->wal_fd >= 0)
         close(s->wal_fd);
     s->wal_fd = -1;
