@@ -93,15 +93,18 @@ def test_kill9_replicator_at_many_points(tmp_path, backend, request):
                                     "empty LZ4 stream" in res.err):
                 cut_snapshots.append(res.err.strip())
                 continue
-            # Nothing restorable yet (before the first snapshot) is the only excuse.
-            assert "no snapshot" in res.err or "not found on the replica" in res.err, res
+            # Nothing restorable yet is the only excuse, and only before the
+            # first snapshot: once a restore succeeded, every later one must.
+            # A slow build (ASan) can be killed before that first snapshot
+            # more than once.
+            assert not seen and not cut_snapshots, res
+            assert "no matching backup found" in res.err, res
             failed_restores += 1
             continue
         assert integrity(out) == "ok"
         st = check_log(out)  # whole transactions, an unbroken running checksum
         seen.append((st.rows, st.ck))
         os.unlink(out)
-    assert failed_restores <= 1, "restores failed after %d kills" % failed_restores
 
     r = replicator(tmp_path, "-config", cfg)
     r.wait_log(r"source open", timeout=60)
@@ -121,8 +124,8 @@ def test_kill9_replicator_at_many_points(tmp_path, backend, request):
     assert integrity(out) == "ok"
     assert check_log(out, ref=src).rows == src.rows
     assert digest(out) == src_digest
-    print("backend=%s kills=%d restores checked=%d rows=%s" %
-          (backend, KILLS, len(seen), [s[0] for s in seen]))
+    print("backend=%s kills=%d restores checked=%d before the first snapshot=%d rows=%s" %
+          (backend, KILLS, len(seen), failed_restores, [s[0] for s in seen]))
     print("restores that met an object cut short by the kill (s3rver): %d %s" %
           (len(cut_snapshots), cut_snapshots[:3]))
     assert len(seen) >= KILLS // 4, "too few restores checked: %d" % len(seen)
