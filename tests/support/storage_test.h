@@ -32,38 +32,76 @@ enum {
     LS_FAULT_ALL = (1 << 5) - 1
 };
 
+/* What a rule does to the calls it selects (ls_fault.mode). */
+enum {
+    LS_FAULT_MODE_FAIL = 0, /* fail (before the call, or after `partial` bytes) */
+    LS_FAULT_MODE_SHORT,    /* succeed with less than there was: see below */
+    LS_FAULT_MODE_SLOW,     /* wait `delay_ms`, then go through unchanged */
+    LS_FAULT_MODE_HANG      /* block until released, then fail: see below */
+};
+
 /*
  * A fault rule. Calls to the operations in `ops` are counted; after `skip`
- * of them went through, the next `times` calls fail (times < 0: all later
- * ones) with `code`, and the message "injected fault".
- * How a put or get fails depends on `partial`:
- *   < 0   the call fails before reaching the wrapped backend;
- *   >= 0  the wrapped backend runs, but the source (put) or the sink (get)
- *         fails after `partial` bytes went through; if the transfer is
- *         shorter than that, the call still completes below and the failure
- *         is reported afterwards (a lost reply: the object was written).
- * list, stat and del always fail before reaching the wrapped backend.
+ * of them went through, the next `times` calls (times < 0: all later ones)
+ * are the rule's, and `mode` says what happens to them:
+ *
+ * LS_FAULT_MODE_FAIL: the call fails with `code` and the message "injected
+ *   fault". How a put or get fails depends on `partial`:
+ *     < 0   the call fails before reaching the wrapped backend;
+ *     >= 0  the wrapped backend runs, but the source (put) or the sink (get)
+ *           fails after `partial` bytes went through; if the transfer is
+ *           shorter than that, the call still completes below and the
+ *           failure is reported afterwards (a lost reply: the object was
+ *           written).
+ *   list, stat and del always fail before reaching the wrapped backend.
+ * LS_FAULT_MODE_SHORT: the call succeeds with less than there was, as a
+ *   store that breaks the contract would: a get hands the sink only its
+ *   first `partial` bytes (< 0: none) and drops the rest silently (a short
+ *   read); a put stores only the first `partial` bytes of its source and
+ *   returns success (a server that kept a body cut short: s3rver does so
+ *   when the sender is killed mid-PUT); a list keeps the `partial` first
+ *   keys in byte order (a listing that ends early); stat and del go through.
+ * LS_FAULT_MODE_SLOW: the call waits `delay_ms` (less if the caller's ctx
+ *   is cancelled meanwhile) and then goes to the wrapped backend unchanged.
+ * LS_FAULT_MODE_HANG: the call blocks (before the wrapped backend when
+ *   partial < 0, else once `partial` bytes of a put/get went through, or
+ *   after a shorter transfer completed) until the caller's ctx is cancelled
+ *   (ls_ctx_cancel, polled every 2 ms), the rule is replaced
+ *   (ls_storage_fault_set, which releases every call hanging), or
+ *   `delay_ms` elapsed when > 0. It then fails: LS_ECANCEL "cancelled" when
+ *   cancelled, else `code` with "injected fault (hung)".
+ *
+ * Fields are appended at the end only, so the first five keep their
+ * positions and a rule that leaves mode and delay_ms zero behaves as before
+ * they existed (-Wextra wants a positional initialiser to name all seven;
+ * designated ones may leave them out).
  */
 typedef struct ls_fault {
-    unsigned ops;    /* LS_FAULT_* bits; 0: the rule is off (pass-through) */
-    uint64_t skip;   /* matching calls let through first */
-    int64_t times;   /* matching calls failed after those; < 0: forever */
-    int code;        /* returned code; 0 means LS_EIO */
-    int64_t partial; /* bytes transferred before a put/get fails, -1: none */
+    unsigned ops;     /* LS_FAULT_* bits; 0: the rule is off (pass-through) */
+    uint64_t skip;    /* matching calls let through first */
+    int64_t times;    /* matching calls the rule takes after those; < 0: forever */
+    int code;         /* returned code; 0 means LS_EIO */
+    int64_t partial;  /* bytes (list: keys) through before the fault; -1: none */
+    int mode;         /* LS_FAULT_MODE_*; 0: FAIL */
+    int64_t delay_ms; /* SLOW: the wait; HANG: the longest hang (<= 0: no bound) */
 } ls_fault;
 
 /*
  * Wrap `inner` (owned once this succeeds: closed with the wrapper) in a fault
  * injector, initially pass-through. Its type, name and desc are the inner
- * backend's, so messages read the same. Not thread-safe.
+ * backend's, so messages read the same. Safe for concurrent calls from
+ * several threads, as the contract requires (one mutex guards the rule and
+ * the counters; no call holds it while it waits or reaches the inner backend).
  */
 int ls_storage_fault_open(ls_ctx *ctx, ls_storage *inner, ls_storage **out);
-/* Replace the rule and reset the counters. */
+/* Replace the rule, reset the counters and release every call hanging under the old rule. */
 void ls_storage_fault_set(ls_storage *s, const ls_fault *rule);
 /* Calls seen for the operations in `ops` since the last ls_storage_fault_set. */
 uint64_t ls_storage_fault_calls(ls_storage *s, unsigned ops);
-/* Failures injected since the last ls_storage_fault_set. */
+/* Calls the rule acted on (failed, cut, slowed, hung) since the last ls_storage_fault_set. */
 uint64_t ls_storage_fault_injected(ls_storage *s);
+/* Calls hanging right now (LS_FAULT_MODE_HANG): a test waits for the hang to begin. */
+uint64_t ls_storage_fault_hanging(ls_storage *s);
 
 /*
  * A handle on `shared` that does not own it (tests/support/view.c): calls go

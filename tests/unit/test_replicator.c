@@ -194,7 +194,7 @@ static void test_sync_times_out(void **state)
     ls_storage *mem = NULL, *bad = NULL;
     assert_int_equal(ls_storage_mem_open(f->ctx, "broken", &mem), 0);
     assert_int_equal(ls_storage_fault_open(f->ctx, mem, &bad), 0);
-    ls_fault rule = {LS_FAULT_PUT, 0, -1, LS_EIO, -1};
+    ls_fault rule = {LS_FAULT_PUT, 0, -1, LS_EIO, -1, LS_FAULT_MODE_FAIL, 0};
     ls_storage_fault_set(bad, &rule);
     ls_replica_options ro = LS_REPLICA_OPTIONS_INIT;
     ro.storage = bad;

@@ -361,7 +361,7 @@ static void t_retry_resumes_get(void **state)
     uint8_t *data = noise_bytes(300000, 23);
     put(f, "g/obj", data, 300000);
     /* Two cuts mid-transfer: the third try delivers the rest, nothing twice. */
-    ls_fault cut = {LS_FAULT_GET, 0, 2, LS_ENET, 70000};
+    ls_fault cut = {LS_FAULT_GET, 0, 2, LS_ENET, 70000, LS_FAULT_MODE_FAIL, 0};
     ls_storage_fault_set(f->fault, &cut);
     sink k = {0};
     assert_int_equal(get_range(f, "g/obj", 0, -1, &k), 0);
@@ -376,7 +376,7 @@ static void t_retry_resumes_get(void **state)
     assert_memory_equal(k.b.p, data + 1000, 150000);
     ls_buf_free(&k.b);
     /* More failures than tries: the last failure comes back. */
-    ls_fault down = {LS_FAULT_GET, 0, -1, LS_ENET, -1};
+    ls_fault down = {LS_FAULT_GET, 0, -1, LS_ENET, -1, LS_FAULT_MODE_FAIL, 0};
     ls_storage_fault_set(f->fault, &down);
     assert_int_equal(get_range(f, "g/obj", 0, -1, &k), LS_ENET);
     assert_int_equal(ls_storage_fault_calls(f->fault, LS_FAULT_GET), 4);
@@ -388,7 +388,7 @@ static void t_retry_only_transient(void **state)
 {
     fixture *f = *state;
     put_str(f, "a/b", "x");
-    ls_fault perm = {LS_FAULT_ALL, 0, -1, LS_EPERM, -1};
+    ls_fault perm = {LS_FAULT_ALL, 0, -1, LS_EPERM, -1, LS_FAULT_MODE_FAIL, 0};
     ls_storage_fault_set(f->fault, &perm);
     sink k = {0};
     ls_obj o;
@@ -400,7 +400,8 @@ static void t_retry_only_transient(void **state)
     ls_obj_list_free(&l);
     ls_buf_free(&k.b);
     /* Transient list/stat/del failures are retried; a failed put is not. */
-    ls_fault flaky = {LS_FAULT_LIST | LS_FAULT_STAT | LS_FAULT_DEL, 0, 1, LS_ENET, -1};
+    ls_fault flaky = {LS_FAULT_LIST | LS_FAULT_STAT | LS_FAULT_DEL, 0, 1, LS_ENET, -1,
+                      LS_FAULT_MODE_FAIL, 0};
     ls_storage_fault_set(f->fault, &flaky);
     OK(f, f->s->list(f->s, f->ctx, "", &l));
     assert_int_equal(l.n, 1);
@@ -411,7 +412,7 @@ static void t_retry_only_transient(void **state)
     const char *keys[] = {"a/b"};
     OK(f, f->s->del(f->s, f->ctx, keys, 1));
     expect_missing(f, "a/b");
-    ls_fault put_fails = {LS_FAULT_PUT, 0, 1, LS_ENET, -1};
+    ls_fault put_fails = {LS_FAULT_PUT, 0, 1, LS_ENET, -1, LS_FAULT_MODE_FAIL, 0};
     ls_storage_fault_set(f->fault, &put_fails);
     assert_int_equal(ls_storage_put_buf(f->s, f->ctx, "a/c", "y", 1), LS_ENET);
     assert_int_equal(ls_storage_fault_calls(f->fault, LS_FAULT_PUT), 1);
@@ -426,12 +427,12 @@ static void t_retry_counts(void **state)
     assert_int_equal(c.puts + c.gets + c.last_minute, 0);
     put_str(f, "a/b", "x");
     expect_missing(f, "a/none"); /* a stat and a get, both LS_ENOENT */
-    ls_fault flaky = {LS_FAULT_LIST, 0, 2, LS_ENET, -1};
+    ls_fault flaky = {LS_FAULT_LIST, 0, 2, LS_ENET, -1, LS_FAULT_MODE_FAIL, 0};
     ls_storage_fault_set(f->fault, &flaky);
     ls_obj_list l = {0};
     OK(f, f->s->list(f->s, f->ctx, "", &l)); /* two failed tries, then one that works */
     ls_obj_list_free(&l);
-    ls_fault denied = {LS_FAULT_DEL, 0, -1, LS_EPERM, -1};
+    ls_fault denied = {LS_FAULT_DEL, 0, -1, LS_EPERM, -1, LS_FAULT_MODE_FAIL, 0};
     ls_storage_fault_set(f->fault, &denied);
     const char *keys[] = {"a/b"};
     assert_int_equal(f->s->del(f->s, f->ctx, keys, 1), LS_EPERM);
@@ -758,7 +759,7 @@ static void c_source_fails_midway(void **state)
 static void t_fault_injects(void **state)
 {
     fixture *f = *state;
-    ls_fault rule = {LS_FAULT_PUT, 1, 1, 0, -1};
+    ls_fault rule = {LS_FAULT_PUT, 1, 1, 0, -1, LS_FAULT_MODE_FAIL, 0};
     ls_storage_fault_set(f->s, &rule);
     put_str(f, "k1", "a");
     assert_int_equal(ls_storage_put_buf(f->s, f->ctx, "k2", "b", 1), LS_EIO);
@@ -771,7 +772,7 @@ static void t_fault_injects(void **state)
     assert_true(ls_storage_fault_calls(f->s, LS_FAULT_GET | LS_FAULT_STAT) >= 2);
 
     /* Every list/stat/get/del fails, with the chosen code, until the rule changes. */
-    ls_fault all = {LS_FAULT_ALL & ~LS_FAULT_PUT, 0, -1, LS_ENOSPC, -1};
+    ls_fault all = {LS_FAULT_ALL & ~LS_FAULT_PUT, 0, -1, LS_ENOSPC, -1, LS_FAULT_MODE_FAIL, 0};
     ls_storage_fault_set(f->s, &all);
     ls_obj_list l = {0};
     ls_obj o;
@@ -784,7 +785,7 @@ static void t_fault_injects(void **state)
         assert_int_equal(f->s->del(f->s, f->ctx, keys, 1), LS_ENOSPC);
     }
     assert_int_equal(ls_storage_fault_injected(f->s), 12);
-    ls_fault off = {0, 0, 0, 0, -1};
+    ls_fault off = {0, 0, 0, 0, -1, LS_FAULT_MODE_FAIL, 0};
     ls_storage_fault_set(f->s, &off);
     expect_content(f, "k1", "a", 1);
     assert_int_equal(ls_storage_fault_injected(f->s), 0);
@@ -797,7 +798,7 @@ static void t_fault_partial_put(void **state)
     uint8_t *data = noise_bytes(n, 13);
 
     /* The source dies after 1000 bytes: nothing lands, no temp file stays. */
-    ls_fault cut = {LS_FAULT_PUT, 0, 1, LS_EIO, 1000};
+    ls_fault cut = {LS_FAULT_PUT, 0, 1, LS_EIO, 1000, LS_FAULT_MODE_FAIL, 0};
     ls_storage_fault_set(f->s, &cut);
     assert_int_equal(ls_storage_put_buf(f->s, f->ctx, "g/obj", data, n), LS_EIO);
     assert_non_null(strstr(ls_errmsg(f->ctx), "injected fault"));
@@ -805,7 +806,7 @@ static void t_fault_partial_put(void **state)
     assert_int_equal(count_tmp_files(f->root), 0);
 
     /* A reply lost after the object was written: it exists, the caller saw a failure. */
-    ls_fault lost = {LS_FAULT_PUT, 0, 1, LS_EIO, 1 << 30};
+    ls_fault lost = {LS_FAULT_PUT, 0, 1, LS_EIO, 1 << 30, LS_FAULT_MODE_FAIL, 0};
     ls_storage_fault_set(f->s, &lost);
     assert_int_equal(ls_storage_put_buf(f->s, f->ctx, "g/obj", data, n), LS_EIO);
     expect_content(f, "g/obj", data, n);
@@ -818,7 +819,7 @@ static void t_fault_partial_get(void **state)
     fixture *f = *state;
     uint8_t *data = noise_bytes(200000, 17);
     put(f, "g/obj", data, 200000);
-    ls_fault cut = {LS_FAULT_GET, 0, 1, 0, 70000};
+    ls_fault cut = {LS_FAULT_GET, 0, 1, 0, 70000, LS_FAULT_MODE_FAIL, 0};
     ls_storage_fault_set(f->s, &cut);
     sink k = {0};
     assert_int_equal(get_range(f, "g/obj", 0, -1, &k), LS_EIO);
