@@ -775,6 +775,16 @@ shutdown:
         if (d->started)
             pthread_join(d->th, NULL);
         d->started = 0;
+        /*
+         * A stop at once (a second request before the source thread reported
+         * its target) leaves no target: the spool's end is then what the
+         * replicas must hold, so that the result names those that do not
+         * instead of 0. The source thread is joined: its position is ours to read.
+         */
+        if (!__atomic_load_n(&d->have_target, __ATOMIC_ACQUIRE) && d->src && d->src->opened) {
+            ls_source_pos(d->src, &d->target);
+            __atomic_store_n(&d->have_target, 1, __ATOMIC_RELEASE);
+        }
         ls_source_stop(d->src);
         /* Cut short a retry wait or a request still running. */
         for (size_t j = 0; j < d->nrep; j++)
