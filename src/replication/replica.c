@@ -525,14 +525,13 @@ static void *validate_main(void *arg)
     ls_replica *r = arg;
     ls_ctx *ctx = NULL;
     ls_validate_result res;
-    if (ls_ctx_new(&ctx) == 0 && !ls_storage_age_readable(r->st)) {
-        ls_ctx_set_log(ctx, r->ctx->log_fn, r->ctx->log_ud, r->ctx->log_level);
+    /* A child of the worker's ctx: the engine's cancel at shutdown ends its requests too. */
+    if (ls_ctx_new_child(r->ctx, &ctx) == 0 && !ls_storage_age_readable(r->st)) {
         ls_log(ctx, LS_LOG_INFO, "validation skipped db=%s replica=%s reason=\"the replica is "
                "age-encrypted and no identity is configured to read it back\"", r->src->path,
                r->name);
         ls_ctx_free(ctx);
     } else if (ctx) {
-        ls_ctx_set_log(ctx, r->ctx->log_fn, r->ctx->log_ud, r->ctx->log_level);
         int rc = ls_validate(ctx, r->src->path, r->src->spool.dir, r->st, 30000, &res);
         char pos[LS_LAYOUT_POS_MAX] = "";
         if (!rc)

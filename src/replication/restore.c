@@ -145,9 +145,8 @@ static void *fetch_main(void *arg)
 {
     rs_state *s = arg;
     ls_ctx *ctx = NULL;
-    if (ls_ctx_new(&ctx) != 0)
+    if (ls_ctx_new_child(s->ctx, &ctx) != 0) /* retries show; the caller's cancel reaches it */
         return NULL;
-    ls_ctx_set_log(ctx, s->ctx->log_fn, s->ctx->log_ud, s->ctx->log_level); /* retries show */
     for (;;) {
         pthread_mutex_lock(&s->mu);
         if (s->failed || s->next >= s->nseg) {

@@ -84,7 +84,7 @@ static void *pg_worker(void *arg)
 {
     pg_job *j = arg;
     ls_ctx *ctx = NULL;
-    if (ls_ctx_new(&ctx) != 0) {
+    if (ls_ctx_new_child(j->ctx, &ctx) != 0) { /* retries show; the caller's cancel reaches it */
         pthread_mutex_lock(&j->mu);
         if (!j->rc) {
             j->rc = LS_ENOMEM;
@@ -95,7 +95,6 @@ static void *pg_worker(void *arg)
         pthread_mutex_unlock(&j->mu);
         return NULL;
     }
-    ls_ctx_set_log(ctx, j->ctx->log_fn, j->ctx->log_ud, j->ctx->log_level); /* retries show */
     pthread_mutex_lock(&j->mu);
     for (;;) {
         while (!j->stop && j->next < j->nparts && j->next >= j->head + (uint64_t)j->nslots)

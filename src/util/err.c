@@ -19,6 +19,16 @@ int ls_ctx_new(ls_ctx **out)
     return 0;
 }
 
+int ls_ctx_new_child(const ls_ctx *parent, ls_ctx **out)
+{
+    int rc = ls_ctx_new(out);
+    if (rc)
+        return rc;
+    ls_ctx_set_log(*out, parent->log_fn, parent->log_ud, parent->log_level);
+    (*out)->parent = parent;
+    return 0;
+}
+
 void ls_ctx_free(ls_ctx *ctx)
 {
     free(ctx);

@@ -23,13 +23,28 @@ struct ls_ctx {
     void *log_ud;              /* passed to log_fn */
     int log_level;             /* minimum level passed to log_fn */
     sig_atomic_t cancelled;    /* set by ls_ctx_cancel() from any thread: ls_cancelled() */
+    const struct ls_ctx *parent; /* cancelled with it (ls_ctx_new_child); outlives this one */
 };
 
-/* ls_ctx_cancel() was called on ctx (NULL: no), as another thread may do at any time. */
+/*
+ * ls_ctx_cancel() was called on ctx or on one of its parents (NULL: no), as
+ * another thread may do at any time.
+ */
 static inline int ls_cancelled(const ls_ctx *ctx)
 {
-    return ctx && __atomic_load_n(&ctx->cancelled, __ATOMIC_ACQUIRE);
+    for (; ctx; ctx = ctx->parent)
+        if (__atomic_load_n(&ctx->cancelled, __ATOMIC_ACQUIRE))
+            return 1;
+    return 0;
 }
+
+/*
+ * A context for a worker thread of an operation running on `parent`: its
+ * own error message, the parent's log sink, and cancelled whenever the
+ * parent is (a download thread's request ends when the caller cancels).
+ * The caller frees it (ls_ctx_free) before the parent. 0 or LS_ENOMEM.
+ */
+int ls_ctx_new_child(const ls_ctx *parent, ls_ctx **out);
 
 #if defined(__GNUC__)
 #define LS_PRINTF(a, b) __attribute__((format(printf, a, b)))
