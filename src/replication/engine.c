@@ -872,6 +872,10 @@ int ls_engine_sync(ls_engine *e, ls_ctx *ctx, const char *db, unsigned flags,
     size_t matched = 0;
     if (!ctx)
         ctx = e->ctx;
+    /* Called right after the start (ls_replicator_start returns before the
+     * engine's thread started the others): wait for them, within the timeout. */
+    while (!LOAD(e->running) && !LOAD(e->quit) && ls_now_ms() < deadline)
+        usleep(1000);
     if (!LOAD(e->running))
         return ls_err(ctx, LS_ECANCEL, "replication is not running");
     for (size_t i = 0; i < e->ndb; i++) {

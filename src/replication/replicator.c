@@ -311,7 +311,7 @@ int ls_replicator_sync_db(ls_replicator *r, ls_ctx *ctx, const char *db, unsigne
     if (flags & ~(unsigned)(LS_SYNC_HURRY | LS_SYNC_SPOOL))
         return ls_err(ctx, LS_EUSAGE, "ls_replicator_sync_db: unknown flags 0x%x", flags);
     ls_engine *e = __atomic_load_n(&r->e, __ATOMIC_ACQUIRE);
-    if (!e || __atomic_load_n(&r->done, __ATOMIC_ACQUIRE))
+    if (!e || r->prepared || __atomic_load_n(&r->done, __ATOMIC_ACQUIRE))
         return ls_err(ctx, LS_ECANCEL, "replication is not running");
     return ls_engine_sync(e, ctx, db, flags, timeout_ms);
 }

@@ -219,6 +219,32 @@ static void test_sync_times_out(void **state)
     ls_replicator_close(r);
 }
 
+/*
+ * The barrier called at once after ls_replicator_start (no wait_started):
+ * it waits for the threads to run instead of failing with LS_ECANCEL
+ * "replication is not running" (which ls_replicator_sync documents for
+ * after a stop only).
+ */
+static void test_sync_right_after_start(void **state)
+{
+    fixture *f = *state;
+    make_db(f);
+    ls_replica_options ro = LS_REPLICA_OPTIONS_INIT;
+    ro.url = f->replica;
+    for (int i = 0; i < 10; i++) {
+        ls_replicator *r = NULL;
+        commit_rows(f, 2);
+        assert_int_equal(ls_replicator_open(f->ctx, f->db, NULL, &r), 0);
+        assert_int_equal(ls_replicator_add_replica(r, &ro), 0);
+        assert_int_equal(ls_replicator_start(r), 0);
+        int rc = ls_replicator_sync(r, 20000);
+        if (rc)
+            fail_msg("run %d: sync: %d %s", i, rc, ls_errmsg(f->ctx));
+        assert_int_equal(ls_replicator_stop(r, -1), 0);
+        ls_replicator_close(r);
+    }
+}
+
 /* A paced replica lags; the barrier hurries it past its sync-interval. */
 static void test_lag_and_hurry(void **state)
 {
@@ -422,6 +448,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sync_file_replica, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_own_storage, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_sync_times_out, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sync_right_after_start, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_lag_and_hurry, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_sync_missing_db, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_sync_db_flags, fx_setup, fx_teardown),
