@@ -8,6 +8,8 @@
  *      or the start of the spool's first index. A segment that cannot be
  *      read back (damaged; or age-encrypted with no identity here that opens
  *      it) is shipped again from its start: the spool still holds its bytes.
+ *      The newest snapshot's end is checked too (one ranged get of its last
+ *      bytes): one cut short is taken again in step 3.
  *   2. Ship: for each spool index from the position on, upload one segment
  *      holding every committed byte not yet on the replica (header included
  *      at offset 0), compressed; a finished index moves the position to the
@@ -73,13 +75,51 @@ static int64_t unix_ms(void)
 
 /* ---- step 1: the position on the replica ---- */
 
+/* Collects the last bytes of an object (frame_tail). */
+typedef struct tail_buf {
+    uint8_t b[8];
+    size_t n;
+} tail_buf;
+
+static int tail_write(void *ud, const uint8_t *buf, size_t n)
+{
+    tail_buf *t = ud;
+    size_t take = n < sizeof(t->b) - t->n ? n : sizeof(t->b) - t->n;
+    memcpy(t->b + t->n, buf, take);
+    t->n += take;
+    return 0;
+}
+
+/*
+ * Whether the stored object `key` of `size` bytes ends as every LZ4 frame
+ * of ours does (stream.c: the end mark, four zero bytes, then the content
+ * checksum): *whole 1 or 0. One ranged get of its last 8 bytes, so the
+ * newest snapshot can be checked at every start whatever its size; it
+ * tells a body cut short (kept by a store such as s3rver when the sender
+ * was killed) from a whole one, not a whole one from a damaged one (a cut
+ * right after four zero bytes would pass). Returns 0 or the get's failure.
+ */
+static int frame_tail_whole(ls_replica *r, const char *key, uint64_t size, int *whole)
+{
+    tail_buf t = {{0}, 0};
+    ls_writer w = {tail_write, &t};
+    *whole = 0;
+    if (size < 15) /* shorter than the smallest frame: header, end mark, checksum */
+        return 0;
+    int rc = r->st->get(r->st, r->ctx, key, size - sizeof(t.b), (int64_t)sizeof(t.b), &w);
+    if (!rc)
+        *whole = t.n == sizeof(t.b) && !t.b[0] && !t.b[1] && !t.b[2] && !t.b[3];
+    return rc;
+}
+
 static int learn_position(ls_replica *r, const ls_spool_pos *sp)
 {
     char prefix[KEY_MAX];
     ls_obj_list l = {0};
     int rc, have_wal = 0;
     ls_key best = {0}, k;
-    char best_key[KEY_MAX] = "";
+    char best_key[KEY_MAX] = "", snap_key[KEY_MAX] = "";
+    uint64_t snap_size = 0;
 
     ls_layout_gen_prefix(prefix, sizeof(prefix), sp->gen);
     rc = r->st->list(r->st, r->ctx, prefix, &l);
@@ -91,8 +131,11 @@ static int learn_position(ls_replica *r, const ls_spool_pos *sp)
     for (size_t i = 0; i < l.n; i++) {
         switch (ls_layout_parse(l.v[i].key, &k)) {
         case LS_KEY_SNAPSHOT:
-            if (!r->have_snapshot || k.index > r->snap_index)
+            if (!r->have_snapshot || k.index > r->snap_index) {
                 r->snap_index = k.index;
+                ls_strlcpy(snap_key, l.v[i].key, sizeof(snap_key));
+                snap_size = l.v[i].size;
+            }
             r->have_snapshot = 1;
             if (l.v[i].mtime_ms > r->last_snapshot_ms)
                 r->last_snapshot_ms = l.v[i].mtime_ms;
@@ -110,6 +153,26 @@ static int learn_position(ls_replica *r, const ls_spool_pos *sp)
         }
     }
     ls_obj_list_free(&l);
+    /*
+     * The newest snapshot cut short (its upload was killed and the store
+     * kept what arrived) would pass for the generation's snapshot: the
+     * latest state would not restore until the next snapshot is due. Its
+     * end is checked at every start (when the store serves ranges: an
+     * encrypted replica's frame is inside age's); a cut one is taken again
+     * (step 3; it replaces it when the spool is still in its index).
+     */
+    r->snap_damaged = 0;
+    if (r->have_snapshot && ls_storage_ranged(r->st)) {
+        int whole = 0;
+        if ((rc = frame_tail_whole(r, snap_key, snap_size, &whole)) != 0)
+            return rc;
+        if (!whole) {
+            ls_log(r->ctx, LS_LOG_WARN, "replica object damaged db=%s replica=%s key=%s "
+                   "error=\"the snapshot does not end as a whole LZ4 frame (cut short)\" "
+                   "action=snapshot-again", r->src->path, r->name, snap_key);
+            r->snap_damaged = 1;
+        }
+    }
     if (have_wal && !ls_storage_age_readable(r->st)) {
         /*
          * Encrypted to recipients without an identity here: the newest
@@ -228,7 +291,7 @@ static void publish(ls_replica *r)
     pthread_mutex_lock(&r->mu);
     r->shipped_index = r->index;
     r->shipped_offset = r->offset;
-    r->shipped_snapshot = r->have_snapshot;
+    r->shipped_snapshot = r->have_snapshot && !r->snap_damaged;
     memcpy(r->shipped_gen, r->gen, sizeof(r->shipped_gen));
     pthread_mutex_unlock(&r->mu);
 }
@@ -421,6 +484,7 @@ static int snapshot(ls_replica *r)
     if ((rc = r->st->put(r->st, r->ctx, key, &z)) != 0)
         goto cleanup;
     r->have_snapshot = 1;
+    r->snap_damaged = 0;
     r->snap_index = sp.index;
     r->last_snapshot_ms = unix_ms();
     r->wal_since_snapshot = 0;
@@ -581,8 +645,8 @@ static void maybe_validate(ls_replica *r, int64_t now)
 /* ---- the loop ---- */
 
 /*
- * Snapshot when the generation has none here, or when a drop left the
- * replica owing one (AFTER A SPOOL DROP); *sp is read again (the snapshot
+ * Snapshot when the generation has none here, when its newest was found
+ * cut short (learn_position), or when a drop left the replica owing one (AFTER A SPOOL DROP); *sp is read again (the snapshot
  * shipped past it). Returns 1 in *moved when the spool changed generation.
  */
 static int snapshot_if_owed(ls_replica *r, ls_spool_pos *sp, int *moved)
@@ -591,7 +655,7 @@ static int snapshot_if_owed(ls_replica *r, ls_spool_pos *sp, int *moved)
     *moved = 0;
     if (owed)
         r->have_snapshot = 0;
-    if (r->have_snapshot)
+    if (r->have_snapshot && !r->snap_damaged)
         return 0;
     if ((rc = snapshot(r)) != 0)
         return rc;

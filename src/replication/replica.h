@@ -42,6 +42,8 @@ typedef struct ls_replica {
     int have_snapshot;              /* the replica has a snapshot of `gen` */
     int64_t last_snapshot_ms;       /* unix ms of the newest snapshot in `gen` */
     uint32_t snap_index;            /* WAL index of the newest snapshot in `gen` (its key) */
+    int snap_damaged;               /* that snapshot was found cut short at start: take it
+                                       again (step 3); not restorable until then */
     int64_t last_retention_ms;      /* unix ms of the last retention pass */
     uint64_t last_put_ms;           /* monotonic ms of the last segment upload */
     int failures;                   /* consecutive failed steps (backoff, log once) */

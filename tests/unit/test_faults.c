@@ -337,6 +337,107 @@ static void test_short_read_learning_position(void **state)
     }
 }
 
+/* ---- short puts: a store that kept a body cut short ---- */
+
+/* A put of the `skip`th upload from now on keeps `keep` bytes and reports success. */
+static void cut_put(fx *f, uint64_t skip, int64_t keep)
+{
+    ls_storage_fault_set(f->fault, &(ls_fault){.ops = LS_FAULT_PUT, .skip = skip, .times = 1,
+                                               .partial = keep,
+                                               .mode = LS_FAULT_MODE_SHORT});
+}
+
+/* A restore of the latest state fails with LS_ECORRUPT naming `key`, leaving nothing. */
+static void assert_latest_names(fx *f, const char *key)
+{
+    char out[256];
+    ls_restore_result res;
+    ls_restore_plan o = fx_ropts();
+    int rc = fx_restore_from(f, f->mem, &o, out, sizeof(out), &res);
+    assert_failed_cleanly(f, f->ctx, rc, LS_ECORRUPT, key, out);
+}
+
+/*
+ * A segment cut short. The sender killed (the worker restarted): the
+ * restarted replica finds its newest segment damaged and uploads it again.
+ * A store that reports success for it (the worker goes on): later segments
+ * follow, and a restore of any state from the cut on fails naming it (never
+ * a wrong database) while earlier states restore, until the next snapshot
+ * covers it.
+ */
+static void test_short_put_segment(void **state)
+{
+    fx *f = *state;
+    char key[LS_LAYOUT_KEY_MAX];
+    ls_spool_pos p0;
+    build(f);
+    for (int64_t keep = 0; keep < 30; keep += 9) {
+        ls_source_pos(f->src, &p0);
+        cut_put(f, 0, keep);
+        fx_commit_ship(f, 4);
+        fx_wal_key(f, key, p0.index, (uint32_t)p0.size);
+        assert_latest_names(f, key);
+        fx_replica_restart(f, NULL); /* killed */
+        fx_step(f);
+        assert_int_equal(ls_storage_fault_calls(f->fault, LS_FAULT_PUT), 1);
+        fx_assert_restores_live(f);
+    }
+
+    /* The worker goes on: the cut one is no longer the newest. */
+    size_t n = 0;
+    uint8_t *before = fx_image(f, &n);
+    ls_source_pos(f->src, &p0);
+    cut_put(f, 0, 20);
+    fx_commit_ship(f, 4);
+    fx_commit_ship(f, 4);
+    fx_wal_key(f, key, p0.index, (uint32_t)p0.size);
+    assert_latest_names(f, key);
+    ls_restore_plan o = fx_ropts();
+    o.index = p0.index;
+    o.offset = (int64_t)p0.size;
+    fx_restore_check(f, &o, before, n); /* up to the cut */
+    free(before);
+    fx_next_index(f);
+    f->r->last_snapshot_ms = 0;
+    f->r->o.snapshot_interval_ms = 1;
+    fx_step(f);
+    fx_assert_restores_live(f);
+}
+
+/*
+ * A snapshot cut short (the sender killed mid-upload on a store that keeps
+ * what arrived): the restarted replica must not take it for a whole one.
+ */
+static void test_short_put_snapshot(void **state)
+{
+    fx *f = *state;
+    char key[LS_LAYOUT_KEY_MAX];
+    static const int64_t keeps[] = {0, 5, 300};
+    for (size_t i = 0; i < sizeof(keeps) / sizeof(keeps[0]); i++) {
+        /* The first step of a generation: its segment, then its snapshot. */
+        fx_insert(f, 30, 300);
+        fx_sync(f);
+        if (i > 0) { /* later: shipped first, then a due snapshot is the step's one put */
+            fx_next_index(f);
+            fx_step(f);
+            f->r->last_snapshot_ms = 0;
+            f->r->o.snapshot_interval_ms = 1;
+        }
+        ls_spool_pos sp;
+        ls_source_pos(f->src, &sp);
+        cut_put(f, i == 0 ? 1 : 0, keeps[i]);
+        fx_step(f);
+        assert_int_equal(ls_storage_fault_injected(f->fault), 1);
+        assert_int_equal(ls_storage_fault_calls(f->fault, LS_FAULT_PUT), i == 0 ? 2 : 1);
+        fx_snap_key(f, key, sp.index);
+        assert_true(fx_has_key(f, key));
+        assert_latest_names(f, key);
+        fx_replica_restart(f, NULL); /* killed */
+        fx_step(f);
+        fx_assert_restores_live(f);
+    }
+}
+
 /* ---- failures of every operation at every call of a cycle ---- */
 
 /* One replication cycle: commits, a new WAL index, a due snapshot, retention. */
@@ -401,6 +502,8 @@ int main(void)
         FX_TEST(test_hang_get_restore_cancel),
         FX_TEST(test_short_reads_restore),
         FX_TEST(test_short_read_learning_position),
+        FX_TEST(test_short_put_segment),
+        FX_TEST(test_short_put_snapshot),
         FX_TEST(test_fail_every_call_of_a_cycle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
