@@ -29,7 +29,7 @@ CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps deps-build build check unit asan demo bench fresh-check clean install uninstall deb \
-	fuzz fuzz-build fuzz-smoke valgrind tsan crash
+	fuzz fuzz-build fuzz-smoke valgrind tsan crash soak
 
 all: build
 
@@ -86,6 +86,12 @@ crash: deps build
 	/usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/integration/test_crash_consistency.py \
 	tests/integration/test_replicate_crash.py::test_kill9_writer_mid_transaction; \
 	rc=$$?; /usr/bin/python3 tests/servers/testservers.py stop $$d >/dev/null; rm -rf $$d; exit $$rc
+
+# A soak run (never in CI): DURATION seconds of mixed work and trouble; see tests/soak/soak.py.
+DURATION ?= 3600
+soak: deps build
+	LITESAFE_BIN=$(CURDIR)/$(BUILD)/litesafe PYTHONDONTWRITEBYTECODE=1 \
+	/usr/bin/python3 tests/soak/soak.py --duration $(DURATION) $(if $(SOAK_SEED),--seed $(SOAK_SEED))
 
 valgrind: deps build
 	@scripts/valgrind.sh $(BUILD)

@@ -68,9 +68,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
             if body or self.command in ("PUT", "POST"):
                 headers["Content-Length"] = str(len(body))
-            up.request(self.command, self.path, body=body, headers=headers)
-            resp = up.getresponse()
-            data = resp.read()
+            try:
+                up.request(self.command, self.path, body=body, headers=headers)
+                resp = up.getresponse()
+                data = resp.read()
+            except OSError:
+                # The server behind is down: the client sees its connection
+                # closed with no reply, as it would from a dead server.
+                self.close_connection = True
+                return
             with proxy.lock:
                 proxy.passed += 1
             self._reply(resp.status, resp.getheaders(), data)
