@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 
@@ -104,6 +105,25 @@ static int at_write(void *ud, const uint8_t *buf, size_t n)
     return rc;
 }
 
+/*
+ * A damaged object (LS_ECORRUPT) ends the restore: its message then also
+ * says when the object was uploaded, so that the caller can ask for a point
+ * in time before it. Restore never falls back to an older state on its own
+ * (it would return less than was asked for). Returns rc.
+ */
+static int damaged_hint(ls_ctx *ctx, int rc, int64_t mtime_ms)
+{
+    char when[32], msg[sizeof(ctx->msg)];
+    struct tm tm;
+    time_t t = (time_t)(mtime_ms / 1000);
+    if (rc != LS_ECORRUPT || mtime_ms <= 0 || !gmtime_r(&t, &tm) ||
+        !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm))
+        return rc;
+    ls_strlcpy(msg, ls_errmsg(ctx), sizeof(msg));
+    return ls_err(ctx, rc, "%s (the object does not decode; uploaded %s: a restore to a time "
+                  "before it may succeed)", msg, when);
+}
+
 /* One segment into its index's temp WAL; the storage handle retries (retry.c). */
 static int fetch_segment(ls_ctx *ctx, rs_state *s, rs_seg *sg)
 {
@@ -120,7 +140,7 @@ static int fetch_segment(ls_ctx *ctx, rs_state *s, rs_seg *sg)
     ls_lz4_writer_free(z);
     if (!rc)
         sg->len = aw.written;
-    return rc;
+    return damaged_hint(ctx, rc, sg->obj->mtime_ms);
 }
 
 /*
@@ -678,7 +698,7 @@ static int write_snapshot(rs_job *j, out_writer *ow)
     if (!rc && (ow->fill != 0 || !ow->page_size))
         rc = ls_err(j->ctx, LS_ECORRUPT, "snapshot %s: not a whole number of pages", key);
     j->res->bytes_downloaded += j->snap->size;
-    return rc;
+    return damaged_hint(j->ctx, rc, j->snap->mtime_ms);
 }
 
 /*

@@ -347,7 +347,11 @@ static void cut_put(fx *f, uint64_t skip, int64_t keep)
                                                .mode = LS_FAULT_MODE_SHORT});
 }
 
-/* A restore of the latest state fails with LS_ECORRUPT naming `key`, leaving nothing. */
+/*
+ * A restore of the latest state fails with LS_ECORRUPT naming `key` and when
+ * it was uploaded (a restore to a time before it may succeed: restore never
+ * falls back to an older state on its own), leaving nothing.
+ */
 static void assert_latest_names(fx *f, const char *key)
 {
     char out[256];
@@ -355,6 +359,8 @@ static void assert_latest_names(fx *f, const char *key)
     ls_restore_plan o = fx_ropts();
     int rc = fx_restore_from(f, f->mem, &o, out, sizeof(out), &res);
     assert_failed_cleanly(f, f->ctx, rc, LS_ECORRUPT, key, out);
+    if (!strstr(ls_errmsg(f->ctx), "a restore to a time before it"))
+        fail_msg("no hint: %s", ls_errmsg(f->ctx));
 }
 
 /*
