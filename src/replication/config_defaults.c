@@ -555,7 +555,9 @@ static int scan_dir(ls_ctx *ctx, const char *root, const char *rel, const char *
     if (!dir)
         return LS_ENOMEM;
     if ((n = scandir(dir, &ents, NULL, name_cmp)) < 0) {
-        rc = ls_err(ctx, LS_EUSAGE, "dir %s: cannot read it: %s", dir, strerror(errno));
+        /* Out of memory is no configuration error (a reload would refuse the file). */
+        rc = ls_err(ctx, errno == ENOMEM ? LS_ENOMEM : LS_EUSAGE, "dir %s: cannot read it: %s",
+                    dir, strerror(errno));
         goto cleanup;
     }
     for (int i = 0; i < n && rc == 0; i++) {
@@ -772,7 +774,8 @@ static int socket_defaults(ls_ctx *ctx, ls_config *cfg)
  *      litesafe ships each commit as soon as it is seen, so a crash loses at
  *      most the transaction in flight; set sync-interval to batch uploads.
  */
-int ls_config_apply_defaults(ls_ctx *ctx, ls_config *cfg)
+/* ls_config_apply_defaults; its helpers return LS_ENOMEM without a message (the wrapper adds it). */
+static int apply_defaults(ls_ctx *ctx, ls_config *cfg)
 {
     int rc = 0;
 
@@ -876,4 +879,9 @@ int ls_config_apply_defaults(ls_ctx *ctx, ls_config *cfg)
     }
     cfg->defaults_applied = 1;
     return 0;
+}
+
+int ls_config_apply_defaults(ls_ctx *ctx, ls_config *cfg)
+{
+    return ls_err_oom(ctx, apply_defaults(ctx, cfg));
 }

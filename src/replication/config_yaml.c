@@ -1396,8 +1396,9 @@ static int yaml_error(ls_ctx *ctx, const char *name, const yaml_parser_t *ps, co
                    ps->problem ? ps->problem : "invalid YAML");
 }
 
-int ls_config_parse(ls_ctx *ctx, const char *text, size_t n, const char *name, int expand_env,
-                    ls_config **out)
+/* ls_config_parse; its helpers return LS_ENOMEM without a message (the wrapper adds it). */
+static int config_parse(ls_ctx *ctx, const char *text, size_t n, const char *name,
+                        int expand_env, ls_config **out)
 {
     yaml_parser_t parser;
     yaml_document_t doc, extra;
@@ -1483,6 +1484,12 @@ cleanup:
     return rc;
 }
 
+int ls_config_parse(ls_ctx *ctx, const char *text, size_t n, const char *name, int expand_env,
+                    ls_config **out)
+{
+    return ls_err_oom(ctx, config_parse(ctx, text, n, name, expand_env, out));
+}
+
 int ls_config_load(ls_ctx *ctx, const char *path, int expand_env, ls_config **out)
 {
     FILE *f = NULL;
@@ -1525,7 +1532,7 @@ cleanup:
     if (f)
         fclose(f);
     free(text);
-    return rc;
+    return ls_err_oom(ctx, rc);
 }
 
 int ls_config_from_urls(ls_ctx *ctx, const char *db_path, const char *const *urls, size_t n,
@@ -1556,7 +1563,7 @@ int ls_config_from_urls(ls_ctx *ctx, const char *db_path, const char *const *url
     rc = 0;
 cleanup:
     ls_config_free(cfg);
-    return rc;
+    return ls_err_oom(ctx, rc);
 }
 
 int ls_config_copy_db(const ls_config *cfg, const ls_db_cfg *db, ls_config **out)

@@ -66,6 +66,15 @@ int ls_err_errno(ls_ctx *ctx, int e, const char *fmt, ...) LS_PRINTF(3, 4);
 int ls_code_from_errno(int e);
 /* Keep the last failure's message under another code; returns `code`. */
 int ls_err_recode(ls_ctx *ctx, int code);
+/*
+ * `rc`, with "out of memory" recorded when it is LS_ENOMEM: the entry point of
+ * a module whose helpers return LS_ENOMEM bare (url.c, config*.c) calls it on
+ * its way out, so that failure has a message too.
+ */
+static inline int ls_err_oom(ls_ctx *ctx, int rc)
+{
+    return rc == LS_ENOMEM ? ls_err(ctx, LS_ENOMEM, "out of memory") : rc;
+}
 /* Forget the last failure (used before an operation that may fail benignly). */
 void ls_err_clear(ls_ctx *ctx);
 

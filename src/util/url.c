@@ -618,9 +618,10 @@ static int parse_authority(ls_ctx *ctx, const char *s, const scheme_def *sd, con
 
 /*
  * Parse a replica URL; see url.h. Steps as in the header comment of this
- * file. Messages show the URL with its password redacted.
+ * file. Messages show the URL with its password redacted. The helpers
+ * return LS_ENOMEM without a message: ls_url_parse adds it.
  */
-int ls_url_parse(ls_ctx *ctx, const char *url, ls_url *out)
+static int url_parse(ls_ctx *ctx, const char *url, ls_url *out)
 {
     char s[512]; /* the URL for messages */
     int rc;
@@ -665,4 +666,9 @@ int ls_url_parse(ls_ctx *ctx, const char *url, ls_url *out)
     if (query && strcmp(out->scheme, "s3") == 0)
         rc = s3_query(ctx, s, query, (size_t)(query_end - query), out);
     return rc;
+}
+
+int ls_url_parse(ls_ctx *ctx, const char *url, ls_url *out)
+{
+    return ls_err_oom(ctx, url_parse(ctx, url, out));
 }
