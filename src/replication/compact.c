@@ -337,12 +337,18 @@ int ls_compact_step(ls_replica *r, int64_t now)
     if (!r->compact_pending && r->segments == r->compact_seen)
         return 0; /* nothing shipped, nothing left: no request */
     r->compact_seen = r->segments;
-    if ((rc = ls_catalog_load(r->ctx, r->st, r->gen, &cat)) != 0)
+    /* A pass that fails leaves its work pending: the next interval tries again
+     * (not only once something new was shipped). */
+    if ((rc = ls_catalog_load(r->ctx, r->st, r->gen, &cat)) != 0) {
+        r->compact_pending = 1;
         return rc;
+    }
     const ls_cat_gen *g = ls_catalog_find(&cat, r->gen);
     rc = pass(r, g, now);
     if (!rc)
         forget_done(r, g);
+    else
+        r->compact_pending = 1;
     ls_catalog_free(&cat);
     return rc;
 }
