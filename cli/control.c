@@ -129,10 +129,11 @@ typedef struct linebuf {
 
 /*
  * Read the next line (without its newline, NUL-terminated, in *line, valid
- * until the next call) waiting at most ms for each piece. 1 for a line, 0
- * at the end, -1 on error, timeout or an over-long line.
+ * until the next call; *len bytes, which may hold a NUL of the client's)
+ * waiting at most ms for each piece. 1 for a line, 0 at the end, -1 on
+ * error, timeout or an over-long line.
  */
-static int read_line(int fd, linebuf *b, int64_t ms, char **line)
+static int read_line(int fd, linebuf *b, int64_t ms, char **line, size_t *len)
 {
     static const size_t cap = MAX_REQUEST + 1;
     for (;;) {
@@ -140,6 +141,7 @@ static int read_line(int fd, linebuf *b, int64_t ms, char **line)
         if (nl) {
             *nl = '\0';
             *line = b->p;
+            *len = (size_t)(nl - b->p);
             return 1;
         }
         if (b->n >= MAX_REQUEST)
@@ -164,10 +166,10 @@ static int read_line(int fd, linebuf *b, int64_t ms, char **line)
     }
 }
 
-/* Drop the line read last (and its newline) from the buffer. */
-static void consume_line(linebuf *b, const char *line)
+/* Drop the line read last (len bytes and its newline) from the buffer. */
+static void consume_line(linebuf *b, size_t len)
 {
-    size_t used = strlen(line) + 1;
+    size_t used = len + 1;
     memmove(b->p, b->p + used, b->n - used);
     b->n -= used;
 }
@@ -381,11 +383,13 @@ static void *conn_main(void *p)
     ls_ctx *ctx = NULL;
     linebuf b = {0};
     char *line;
+    size_t len;
     if (ls_ctx_new(&ctx) == 0) {
         while (!__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE) &&
-               read_line(k->fd, &b, IDLE_MS, &line) == 1) {
-            char *out = answer(c, ctx, line);
-            consume_line(&b, line);
+               read_line(k->fd, &b, IDLE_MS, &line, &len) == 1) {
+            /* A NUL inside the line: one request all the same, and not JSON. */
+            char *out = answer(c, ctx, strlen(line) == len ? line : "");
+            consume_line(&b, len);
             int bad = !out || write_all(k->fd, out, strlen(out)) != 0;
             free(out);
             if (bad)
@@ -620,7 +624,8 @@ int cli_control_call(ls_ctx *ctx, const char *path, const char *method, json_t *
     if (write_all(fd, text, strlen(text)) != 0 || write_all(fd, "\n", 1) != 0) {
         rc = ls_ctx_set_error(ctx, LS_EIO, "send to %s: %s", path, strerror(errno));
     } else {
-        int r = read_line(fd, &b, timeout_ms < 0 ? 3600000 : timeout_ms, &line);
+        size_t len;
+        int r = read_line(fd, &b, timeout_ms < 0 ? 3600000 : timeout_ms, &line, &len);
         rc = r == 1 ? cli_control_parse_answer(ctx, path, line, result)
                     : ls_ctx_set_error(ctx, LS_EIO, "%s: no answer (%s)", path,
                              r == 0 ? "the daemon closed the connection" : "timed out");

@@ -205,6 +205,12 @@ def test_protocol_refuses_what_it_does_not_know(tmp_path):
     assert out[2]["error"]["code"] == -32600
     assert out[3]["error"]["code"] == -32602
     assert out[4]["result"]["databases"][0]["replicas"] == [{"name": "file", "type": "file"}]
+    # A NUL inside a line: that line is one request, and not JSON (the part
+    # after the NUL is not answered as a request of its own).
+    out, _ = ask(sock, b'{"id":5,"method":"info"}\0{"id":6,"method":"info"}\n',
+                 '{"id":7,"method":"info"}')
+    assert out[0]["error"]["code"] == -32700 and out[0]["id"] is None
+    assert out[1]["id"] == 7 and "version" in out[1]["result"]
     # A line over 64 KiB ends the connection, not the daemon.
     out, closed = ask(sock, b"[" + b"1," * 40000 + b"1]\n")
     assert closed and out == []
