@@ -17,6 +17,8 @@
  *   - short reads: every get of a restore, at several lengths: an exact
  *     result or LS_ECORRUPT naming the object, never a wrong database; a
  *     short read of the newest segment when the replica learns its position;
+ *   - listings that end early: the replica learning its position ships
+ *     again and stays exact; a restore fails or gives a state the source had;
  *   - short puts (a store that kept a body cut short): of a segment and of
  *     a snapshot, with and without a restart of the replica;
  *   - a failure of every operation at every call of a replication cycle
@@ -337,6 +339,83 @@ static void test_short_read_learning_position(void **state)
     }
 }
 
+/*
+ * A listing that ends early (a store breaking the contract) when the
+ * restarted replica learns its position: it ships again from an earlier
+ * point (overlapping segments replace or repeat what is there) or takes a
+ * snapshot, and the restore is still exactly the source.
+ */
+static void test_short_listing_learning_position(void **state)
+{
+    fx *f = *state;
+    build(f);
+    size_t nobj = fx_count(f, "");
+    for (int64_t keep = 0; keep <= (int64_t)nobj; keep++) {
+        fx_insert(f, 2, 300);
+        fx_sync(f);
+        fx_replica_restart(f, NULL);
+        ls_storage_fault_set(f->fault, &(ls_fault){.ops = LS_FAULT_LIST, .times = 1,
+                                                   .partial = keep,
+                                                   .mode = LS_FAULT_MODE_SHORT});
+        fx_step(f);
+        assert_int_equal(ls_storage_fault_injected(f->fault), 1);
+        assert_int_equal(fx_has(f), 1);
+        fx_assert_restores_live(f);
+    }
+}
+
+/*
+ * A restore whose listing ends early cannot know what it misses: it must
+ * fail, or restore a state the source really had (never a mix).
+ */
+static void test_short_listing_restore(void **state)
+{
+    fx *f = *state;
+    enum { NSTATE = 7 };
+    uint8_t *img[NSTATE];
+    size_t n[NSTATE];
+    char out[256];
+    /* The states at the ends of the segments: each a point a prefix of the listing may give. */
+    fx_insert(f, 1, 300);
+    fx_sync(f);
+    fx_step(f);
+    img[0] = fx_image(f, &n[0]);
+    for (int i = 1; i < NSTATE; i++) {
+        if (i == 4)
+            fx_next_index(f);
+        fx_commit_ship(f, 3 + 5 * i);
+        img[i] = fx_image(f, &n[i]);
+    }
+    size_t nobj = fx_count(f, "");
+    ls_storage *fs = faulty(f);
+    int restored = 0;
+    for (int64_t keep = 0; keep <= (int64_t)nobj; keep++) {
+        ls_storage_fault_set(fs, &(ls_fault){.ops = LS_FAULT_LIST, .times = -1, .partial = keep,
+                                             .mode = LS_FAULT_MODE_SHORT});
+        int rc = restore_via(f, f->ctx, fs, 2, out, sizeof(out));
+        if (rc) {
+            assert_true(rc == LS_ENOENT || rc == LS_ECORRUPT);
+            assert_false(fx_exists(out));
+            fx_assert_no_leftovers(f);
+            continue;
+        }
+        size_t got = 0;
+        uint8_t *buf = fx_file(out, &got);
+        int match = 0;
+        for (int i = 0; i < NSTATE && !match; i++)
+            match = got == n[i] && memcmp(buf, img[i], got) == 0;
+        free(buf);
+        if (!match)
+            fail_msg("a listing of %lld keys restored a state the source never had",
+                     (long long)keep);
+        restored++;
+    }
+    assert_true(restored >= 1); /* the whole listing, at least */
+    for (int i = 0; i < NSTATE; i++)
+        free(img[i]);
+    ls_storage_close(fs);
+}
+
 /* ---- short puts: a store that kept a body cut short ---- */
 
 /* A put of the `skip`th upload from now on keeps `keep` bytes and reports success. */
@@ -508,6 +587,8 @@ int main(void)
         FX_TEST(test_hang_get_restore_cancel),
         FX_TEST(test_short_reads_restore),
         FX_TEST(test_short_read_learning_position),
+        FX_TEST(test_short_listing_learning_position),
+        FX_TEST(test_short_listing_restore),
         FX_TEST(test_short_put_segment),
         FX_TEST(test_short_put_snapshot),
         FX_TEST(test_fail_every_call_of_a_cycle),
