@@ -17,6 +17,8 @@
 #   make crash         the crash-consistency tests with CRASH_KILLS kill -9 points
 #                      of the replicator per backend (file, S3; CI runs 12) and
 #                      WRITER_KILLS of the application (CI runs 6)
+#   make powercut      power cuts of the spool and a file replica at POWERCUT_KILLS
+#                      kill -9 points (tests/powercut; CI runs 8)
 #   make valgrind      the unit tests and integration tests of the command under
 #                      valgrind memcheck (scripts/valgrind.sh; not part of CI)
 BUILD ?= build
@@ -29,7 +31,7 @@ CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps deps-build build check unit asan demo bench fresh-check clean install uninstall deb \
-	fuzz fuzz-build fuzz-smoke valgrind tsan crash soak
+	fuzz fuzz-build fuzz-smoke valgrind tsan crash powercut soak
 
 all: build
 
@@ -86,6 +88,12 @@ crash: deps build
 	/usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/integration/test_crash_consistency.py \
 	tests/integration/test_replicate_crash.py::test_kill9_writer_mid_transaction; \
 	rc=$$?; /usr/bin/python3 tests/servers/testservers.py stop $$d >/dev/null; rm -rf $$d; exit $$rc
+
+POWERCUT_KILLS ?= 100
+powercut: deps build
+	LITESAFE_POWERCUT_KILLS=$(POWERCUT_KILLS) LITESAFE_BIN=$(CURDIR)/$(BUILD)/litesafe \
+	LS_POWERCUT_LIB=$(CURDIR)/$(BUILD)/tests/powercut/powercut.so PYTHONDONTWRITEBYTECODE=1 \
+	/usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/integration/test_powercut.py
 
 # A soak run (never in CI): DURATION seconds of mixed work and trouble; see tests/soak/soak.py.
 DURATION ?= 3600
