@@ -8,6 +8,10 @@
  *     whose directory exists.
  *   - After a crash, ls_spool_open() trusts nothing past the last commit
  *     frame whose checksum chain verifies.
+ *   - Every directory of the spool and every index file's name are fsynced
+ *     into their parent when made (ls_mkdir_p, open_index), before the
+ *     generation file names them: after a power cut the spool is found again,
+ *     up to its last fsync (tests/integration/test_powercut.py).
  *   - `older` + `size` is what the spool holds of the current generation:
  *     counted at open, grown by each finished index, shrunk by ls_spool_gc.
  */
@@ -25,23 +29,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int mkdir_p(ls_ctx *ctx, const char *path, mode_t mode)
-{
-    char buf[PATH_MAX];
-    ls_strlcpy(buf, path, sizeof(buf));
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, mode) != 0 && errno != EEXIST)
-            return ls_err_errno(ctx, errno, "create directory %s", buf);
-        *p = '/';
-    }
-    if (mkdir(buf, mode) != 0 && errno != EEXIST)
-        return ls_err_errno(ctx, errno, "create directory %s", buf);
-    return 0;
-}
 
 /* Remove a directory tree (best effort). */
 static void rm_rf(const char *path)
@@ -112,8 +99,9 @@ static int open_index(ls_ctx *ctx, ls_spool *sp)
         return ls_err_errno(ctx, errno, "open spool %s", path);
     if (fstat(sp->fd, &st) != 0)
         return ls_err_errno(ctx, errno, "stat spool %s", path);
+    /* A new index file: its name is durable before anything is shipped from it. */
     if (st.st_size == 0)
-        return 0;
+        return ls_fsync_parent(ctx, path);
     ls_wal_scan_init(&scan, 0);
     rc = ls_wal_scan_fd(ctx, &scan, sp->fd, path);
     if (rc == 0 && scan.have_hdr) {
@@ -234,7 +222,7 @@ int ls_spool_peek(const char *dir, char gen[LS_GEN_LEN + 1], int64_t *newest)
 int ls_spool_lock(ls_ctx *ctx, const char *dir, int *fd)
 {
     char path[PATH_MAX], pid[32];
-    int rc = mkdir_p(ctx, dir, 0700);
+    int rc = ls_mkdir_p(ctx, dir, 0700);
     if (rc)
         return rc;
     snprintf(path, sizeof(path), "%s/lock", dir);
@@ -269,7 +257,7 @@ int ls_spool_open(ls_ctx *ctx, const char *dir, ls_spool *sp)
     memset(sp, 0, sizeof(*sp));
     sp->fd = -1;
     ls_strlcpy(sp->dir, dir, sizeof(sp->dir));
-    if ((rc = mkdir_p(ctx, dir, 0700)) != 0)
+    if ((rc = ls_mkdir_p(ctx, dir, 0700)) != 0)
         return rc;
     /* Temp files of an interrupted generation switch. */
     snprintf(path, sizeof(path), "%s/generation.tmp", dir);
@@ -309,7 +297,7 @@ int ls_spool_new_gen(ls_ctx *ctx, ls_spool *sp)
     sp->older = 0;
     /* 2. The new generation's directory and its empty first spool. */
     snprintf(path, sizeof(path), "%s/generations/%s/wal", sp->dir, gen);
-    if ((rc = mkdir_p(ctx, path, 0700)) != 0)
+    if ((rc = ls_mkdir_p(ctx, path, 0700)) != 0)
         return rc;
     if ((rc = open_index(ctx, sp)) != 0)
         return rc;
@@ -356,7 +344,7 @@ int ls_spool_put_hdr(ls_ctx *ctx, ls_spool *sp, const uint8_t hdr[LS_WAL_HDRSIZE
     if (sp->fd < 0) {
         /* Its file could not be created before (a full disk, no descriptors): again. */
         snprintf(wal, sizeof(wal), "%s/generations/%s/wal", sp->dir, sp->gen);
-        if ((rc = mkdir_p(ctx, wal, 0700)) != 0 || (rc = open_index(ctx, sp)) != 0)
+        if ((rc = ls_mkdir_p(ctx, wal, 0700)) != 0 || (rc = open_index(ctx, sp)) != 0)
             return rc;
     }
     rc = ls_write_all(ctx, sp->fd, hdr, LS_WAL_HDRSIZE, 0, "spool");
