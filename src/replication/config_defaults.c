@@ -88,6 +88,12 @@ int ls_config_abs_path(ls_ctx *ctx, const char *path, char **out)
     *slash = '\0';
     real = realpath(slash == abs ? "/" : abs, NULL);
     *slash = '/';
+    if (!real && errno == ENOMEM) {
+        /* Not "the directory does not exist": the lexical path could name the same
+         * database differently (through a symlink) than the resolved one. */
+        rc = LS_ENOMEM;
+        goto cleanup;
+    }
     if (real) {
         size_t n = strlen(real) + strlen(slash) + 1;
         char *joined = malloc(n);
