@@ -374,20 +374,23 @@ uint64_t ls_storage_fault_calls(ls_storage *s, unsigned ops)
     return n;
 }
 
+/* A counter of f, read under its lock. */
+static uint64_t read_locked(fault_store *f, const uint64_t *v)
+{
+    pthread_mutex_lock(&f->mu);
+    uint64_t n = *v;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
 uint64_t ls_storage_fault_injected(ls_storage *s)
 {
     fault_store *f = (fault_store *)s;
-    pthread_mutex_lock(&f->mu);
-    uint64_t n = f->injected;
-    pthread_mutex_unlock(&f->mu);
-    return n;
+    return read_locked(f, &f->injected);
 }
 
 uint64_t ls_storage_fault_hanging(ls_storage *s)
 {
     fault_store *f = (fault_store *)s;
-    pthread_mutex_lock(&f->mu);
-    uint64_t n = f->hanging;
-    pthread_mutex_unlock(&f->mu);
-    return n;
+    return read_locked(f, &f->hanging);
 }

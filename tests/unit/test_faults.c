@@ -320,48 +320,46 @@ static void test_short_reads_restore(void **state)
     ls_storage_close(fs);
 }
 
-/* The newest segment reads back short when a restarted replica learns its position. */
+/*
+ * A commit, then a restarted replica learns its position while its first
+ * call of `op` (a get: the newest segment read back; a list) answers short,
+ * with `keep` bytes or keys: it ships again what it cannot see and the
+ * restore is still exactly the source.
+ */
+static void relearn_short(fx *f, unsigned op, int64_t keep)
+{
+    fx_insert(f, 2, 300);
+    fx_sync(f);
+    fx_replica_restart(f, NULL);
+    ls_storage_fault_set(f->fault, &(ls_fault){.ops = op, .times = 1, .partial = keep,
+                                               .mode = LS_FAULT_MODE_SHORT});
+    fx_step(f);
+    assert_int_equal(ls_storage_fault_injected(f->fault), 1);
+    assert_int_equal(fx_has(f), 1);
+    fx_assert_restores_live(f);
+}
+
+/* The newest segment reads back short (a segment looks damaged: uploaded again). */
 static void test_short_read_learning_position(void **state)
 {
     fx *f = *state;
     build(f);
-    for (int64_t cut = 0; cut < 40; cut += 13) {
-        fx_insert(f, 2, 300);
-        fx_sync(f);
-        fx_replica_restart(f, NULL);
-        ls_storage_fault_set(f->fault, &(ls_fault){.ops = LS_FAULT_GET, .times = 1,
-                                                   .partial = cut,
-                                                   .mode = LS_FAULT_MODE_SHORT});
-        fx_step(f);
-        assert_int_equal(ls_storage_fault_injected(f->fault), 1);
-        assert_int_equal(fx_has(f), 1);
-        fx_assert_restores_live(f);
-    }
+    for (int64_t cut = 0; cut < 40; cut += 13)
+        relearn_short(f, LS_FAULT_GET, cut);
 }
 
 /*
- * A listing that ends early (a store breaking the contract) when the
- * restarted replica learns its position: it ships again from an earlier
- * point (overlapping segments replace or repeat what is there) or takes a
- * snapshot, and the restore is still exactly the source.
+ * A listing that ends early (a store breaking the contract): the replica
+ * ships again from an earlier point (overlapping segments replace or repeat
+ * what is there) or takes a snapshot.
  */
 static void test_short_listing_learning_position(void **state)
 {
     fx *f = *state;
     build(f);
     size_t nobj = fx_count(f, "");
-    for (int64_t keep = 0; keep <= (int64_t)nobj; keep++) {
-        fx_insert(f, 2, 300);
-        fx_sync(f);
-        fx_replica_restart(f, NULL);
-        ls_storage_fault_set(f->fault, &(ls_fault){.ops = LS_FAULT_LIST, .times = 1,
-                                                   .partial = keep,
-                                                   .mode = LS_FAULT_MODE_SHORT});
-        fx_step(f);
-        assert_int_equal(ls_storage_fault_injected(f->fault), 1);
-        assert_int_equal(fx_has(f), 1);
-        fx_assert_restores_live(f);
-    }
+    for (int64_t keep = 0; keep <= (int64_t)nobj; keep++)
+        relearn_short(f, LS_FAULT_LIST, keep);
 }
 
 /*
