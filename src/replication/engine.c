@@ -805,14 +805,15 @@ shutdown:
     }
     if (!rc && missing) {
         char first[1024];
+        int64_t shutdown_s = LOAD(e->shutdown_ms) / 1000; /* set by ls_replicator_stop's thread */
         ls_strlcpy(first, ls_errmsg(e->ctx), sizeof(first));
         if (missing > 1)
             rc = ls_err(e->ctx, LS_EIO, "%s; and %d more replica(s) not flushed "
                         "(shutdown-timeout %llds; see the log)", first, missing - 1,
-                        (long long)(e->shutdown_ms / 1000));
+                        (long long)shutdown_s);
         else
             rc = ls_err(e->ctx, LS_EIO, "%s (shutdown-timeout %llds)", first,
-                        (long long)(e->shutdown_ms / 1000));
+                        (long long)shutdown_s);
     }
     return rc;
 }
