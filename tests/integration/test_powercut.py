@@ -60,6 +60,8 @@ def test_power_cut_of_spool_and_file_replica(tmp_path):
     write(db, prog, txns=20, seed=1)
     cfg = write_config(tmp_path / "ls.yml", db, rep,
                        db_keys={"min-checkpoint-page-count": 100}, replica_keys=BUSY)
+    with open(cfg, "a") as f:  # its own control socket: sync -wait must ask this replicator
+        f.write("socket:\n  path: %s\n" % (tmp_path / "control.sock"))
     rep.mkdir()
     spool.mkdir()  # the spool's default place (meta-path)
     powercut("arm", state, spool, rep)
