@@ -376,7 +376,14 @@ def test_restart_continues_or_starts_a_generation(tmp_path, case, hold, new_gen)
 
     _app_while_stopped(case, db, prog, tmp_path)
 
-    r = started(tmp_path, db, url) if new_gen else replicator(tmp_path, db, url)
+    if new_gen:
+        r = started(tmp_path, db, url)
+    else:
+        # its connection must be open before the writer's closes (the last
+        # connection to close checkpoints the WAL): a slow start would see a
+        # checkpointed WAL and rightly start a new generation
+        r = replicator(tmp_path, db, url)
+        r.wait_log(r'msg="source open"', timeout=60)
     write(db, prog, txns=30, seed=34)
     wait_replicated(tmp_path, url, digest(db))
     stop_ok(r)
@@ -690,12 +697,12 @@ def test_two_file_urls_on_the_command_line_both_replicate(tmp_path):
     db = tmp_path / "src.db"
     make_db(db, rows=50).close()
     a, b = file_url(tmp_path / "a"), file_url(tmp_path / "b")
-    p = subprocess.Popen([BIN, "replicate", str(db), a, b], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=60)
-    assert p.returncode == 0, err
+    p = replicator(tmp_path, db, a, b, level="info")
+    for name in ("file", "file2"):
+        p.wait_log(r'msg="snapshot written"[^\n]* replica=%s ' % name, timeout=60)
+    rc = p.stop()
+    err = p.text()
+    assert rc == 0, err
     assert "replica=file " in err and "replica=file2 " in err, err
     for i, url in enumerate((a, b)):
         out = tmp_path / ("out-%d.db" % i)
