@@ -147,22 +147,22 @@ static int spool_name_index(const char *name, uint32_t *idx)
 }
 
 /* Newest spool index of generation `gen`, or -1 if none. */
-static int64_t newest_index_of(const char *dir, const char *gen)
+static int newest_index_of(ls_ctx *ctx, const char *dir, const char *gen, int64_t *best)
 {
     char wal[PATH_MAX];
     snprintf(wal, sizeof(wal), "%s/generations/%s/wal", dir, gen);
+    *best = -1;
     DIR *d = opendir(wal);
-    if (!d)
-        return -1;
-    int64_t best = -1;
+    if (!d) /* only a missing directory means "no spool file": EMFILE, ENOMEM, EIO do not */
+        return errno == ENOENT ? 0 : ls_err_errno(ctx, errno, "open %s", wal);
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         uint32_t idx;
-        if (spool_name_index(e->d_name, &idx) && (int64_t)idx > best)
-            best = idx;
+        if (spool_name_index(e->d_name, &idx) && (int64_t)idx > *best)
+            *best = idx;
     }
     closedir(d);
-    return best;
+    return 0;
 }
 
 /* Bytes of the spool files of generation `gen` with an index in [from, below). */
@@ -195,28 +195,41 @@ uint64_t ls_spool_bytes_from(const ls_spool *sp, uint32_t from)
     return (from < sp->index ? bytes_between(sp->dir, sp->gen, from, sp->index) : 0) + sp->size;
 }
 
-/* The generation named in "<dir>/generation", or "" . */
-static void read_generation(const char *dir, char gen[LS_GEN_LEN + 1])
+/* The generation named in "<dir>/generation", or "" when there is none (no
+ * file, or not a generation's name). A file that cannot be read is an error,
+ * not "none": taking it for none would start a new generation and drop the
+ * spool an away replica still needs. open() and read(), not stdio: nothing to
+ * allocate. */
+static int read_generation(ls_ctx *ctx, const char *dir, char gen[LS_GEN_LEN + 1])
 {
-    char path[PATH_MAX], line[64] = "";
+    char path[PATH_MAX], line[64];
     gen[0] = '\0';
     snprintf(path, sizeof(path), "%s/generation", dir);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return;
-    if (!fgets(line, sizeof(line), f))
-        line[0] = '\0';
-    fclose(f);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : ls_err_errno(ctx, errno, "open %s", path);
+    ssize_t n;
+    do
+        n = pread(fd, line, sizeof(line) - 1, 0);
+    while (n < 0 && errno == EINTR);
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return ls_err_errno(ctx, e, "read %s", path);
+    line[n] = '\0';
     line[strcspn(line, "\r\n")] = '\0';
     if (ls_layout_is_gen(line))
         ls_strlcpy(gen, line, LS_GEN_LEN + 1);
+    return 0;
 }
 
-int ls_spool_peek(const char *dir, char gen[LS_GEN_LEN + 1], int64_t *newest)
+int ls_spool_peek(ls_ctx *ctx, const char *dir, char gen[LS_GEN_LEN + 1], int64_t *newest)
 {
-    read_generation(dir, gen);
-    *newest = gen[0] ? newest_index_of(dir, gen) : -1;
-    return 0;
+    *newest = -1;
+    int rc = read_generation(ctx, dir, gen);
+    if (rc == 0 && gen[0])
+        rc = newest_index_of(ctx, dir, gen, newest);
+    return rc;
 }
 
 int ls_spool_lock(ls_ctx *ctx, const char *dir, int *fd)
@@ -263,10 +276,13 @@ int ls_spool_open(ls_ctx *ctx, const char *dir, ls_spool *sp)
     snprintf(path, sizeof(path), "%s/generation.tmp", dir);
     unlink(path);
 
-    read_generation(dir, sp->gen);
+    int64_t idx;
+    if ((rc = read_generation(ctx, dir, sp->gen)) != 0)
+        return rc;
     if (!sp->gen[0])
         return 0; /* no generation yet */
-    int64_t idx = newest_index_of(dir, sp->gen);
+    if ((rc = newest_index_of(ctx, dir, sp->gen, &idx)) != 0)
+        return rc;
     if (idx < 0) {
         sp->gen[0] = '\0';
         return 0;

@@ -63,9 +63,10 @@ void ls_spool_close(ls_spool *sp);
 /*
  * Read-only look at a spool directory another process may be writing: the
  * current generation ("" if none) and its newest spool index (-1 if none).
- * Never creates, truncates or locks anything.
+ * Never creates, truncates or locks anything. A generation file or spool
+ * directory that exists but cannot be read is an error (LS_ENOMEM, LS_EIO...).
  */
-int ls_spool_peek(const char *dir, char gen[LS_GEN_LEN + 1], int64_t *newest);
+int ls_spool_peek(ls_ctx *ctx, const char *dir, char gen[LS_GEN_LEN + 1], int64_t *newest);
 /*
  * Take the spool's lock (flock on "<dir>/lock", which does not
  * interact with SQLite's POSIX locks): one replicator per database. Returns

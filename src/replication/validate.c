@@ -49,7 +49,8 @@ static int find_index(ls_ctx *ctx, const char *spool, const ls_dbread *db, ls_va
     int64_t newest = -1;
     int rc;
     /* Read only: the replicator may be appending to the spool right now. */
-    ls_spool_peek(spool, res->generation, &newest);
+    if ((rc = ls_spool_peek(ctx, spool, res->generation, &newest)) != 0)
+        return rc;
     if (!res->generation[0] || newest < 0)
         return ls_err(ctx, LS_ENOENT, "%s: no replication state here (is litesafe replicate "
                       "running for this database?)", spool);

@@ -91,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int before = entries(wal);
     char peek[LS_GEN_LEN + 1];
     int64_t newest;
-    ls_spool_peek(dir, peek, &newest);
+    ls_spool_peek(ctx, dir, peek, &newest);
     ls_spool sp;
     if (ls_spool_open(ctx, dir, &sp) == 0) {
         ls_spool_bytes_from(&sp, 0);

@@ -703,6 +703,49 @@ static void check_attach(void *sh, int rc)
     fx_assert_restores_live(f);
 }
 
+/* ---- a restart: the source and a replica attach to a spool that has a generation ---- */
+
+typedef struct reattach {
+    fx *f;
+    char gen[LS_GEN_LEN + 1]; /* the spool's generation before the restart */
+} reattach;
+
+static void reattach_setup(void *sh)
+{
+    reattach *a = sh;
+    a->f = af_fx_shipped(NULL);
+    ls_strlcpy(a->gen, a->f->src->spool.gen, sizeof(a->gen));
+    ls_replica_free(a->f->r);
+    ls_source_close(a->f->src);
+    a->f->r = NULL;
+    a->f->src = NULL;
+    fx_insert(a->f, 2, 300); /* the application went on while it was down */
+}
+
+static int run_reattach(void *sh, ls_ctx **ectx, char *fp, size_t fpn)
+{
+    reattach *a = sh;
+    int rc = run_attach(sh, ectx, fp, fpn);
+    if (a->f->src)
+        fp_add(fp, fpn, "gen %s\n", a->f->src->spool.gen);
+    return rc;
+}
+
+/* A restart in want of memory fails or goes on with the spool's generation: a new
+ * generation would drop what the spool held for the replicas. */
+static void check_reattach(void *sh, int rc)
+{
+    reattach *a = sh;
+    (void)rc;
+    if (a->f->src && strcmp(a->f->src->spool.gen, a->gen) != 0)
+        fail_msg("reattach: the source started generation %s, the spool had %s",
+                 a->f->src->spool.gen, a->gen);
+    check_attach(sh, rc);
+    if (strcmp(a->f->src->spool.gen, a->gen) != 0)
+        fail_msg("reattach: generation %s after the failed restart, the spool had %s",
+                 a->f->src->spool.gen, a->gen);
+}
+
 /* ---- a replication cycle: commit, sync, ship, checkpoint, snapshot ---- */
 
 typedef struct cycle {
@@ -710,6 +753,12 @@ typedef struct cycle {
     uint8_t *img[3]; /* the database before the run and after each commit */
     size_t nimg[3];
 } cycle;
+
+static void reattach_init(void **sh)
+{
+    *sh = calloc(1, sizeof(reattach));
+    assert_non_null(*sh);
+}
 
 static void cycle_init(void **sh)
 {
@@ -1172,6 +1221,8 @@ static const scen scenarios[] = {
     {"restore", store_init, store_fini, NULL, NULL, run_restore, check_restore},
     {"target", target_init, store_fini, NULL, NULL, run_target, check_target},
     {"attach", attach_init, attach_fini, attach_setup, attach_teardown, run_attach, check_attach},
+    {"reattach", reattach_init, attach_fini, reattach_setup, attach_teardown, run_reattach,
+     check_reattach},
     {"cycle", cycle_init, attach_fini, cycle_setup, cycle_teardown, run_cycle, check_cycle},
     {"compact", compact_init, attach_fini, compact_setup, compact_teardown, run_compact,
      check_compact},
@@ -1202,6 +1253,7 @@ SCEN_TEST(catalog)
 SCEN_TEST(restore)
 SCEN_TEST(target)
 SCEN_TEST(attach)
+SCEN_TEST(reattach)
 SCEN_TEST(cycle)
 SCEN_TEST(compact)
 
@@ -1238,7 +1290,8 @@ int main(void)
         cmocka_unit_test(test_wal),     cmocka_unit_test(test_oneshot),
         cmocka_unit_test(test_file),    cmocka_unit_test(test_catalog),
         cmocka_unit_test(test_restore), cmocka_unit_test(test_target),
-        cmocka_unit_test(test_attach),  cmocka_unit_test(test_cycle),
+        cmocka_unit_test(test_attach),  cmocka_unit_test(test_reattach),
+        cmocka_unit_test(test_cycle),
         cmocka_unit_test(test_compact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -996,7 +996,7 @@ static void test_spool_stray_names_ignored(void **state)
         assert_non_null(fp);
         fclose(fp);
     }
-    assert_int_equal(ls_spool_peek(f->src->spool.dir, gen, &newest), 0);
+    assert_int_equal(ls_spool_peek(f->ctx, f->src->spool.dir, gen, &newest), 0);
     assert_string_equal(gen, f->src->spool.gen);
     assert_int_equal(newest, (int64_t)f->src->spool.index);
 }
