@@ -1,23 +1,43 @@
 #!/usr/bin/env bash
-# make valgrind: the unit tests, then integration tests against the command,
-# all under valgrind memcheck; any memory error or definite/indirect leak fails.
+# make valgrind: the unit tests (the backend contract test included), then the
+# integration tests against the command, all under valgrind memcheck; any
+# memory error or definite/indirect leak fails. The real test servers (S3,
+# SFTP, Azure) are started first and stopped at the end, failure or not.
 #   scripts/valgrind.sh BUILDDIR
-# VALGRIND_IT: the integration test files (default below); VALGRIND_K: a pytest
-# -k expression to leave tests out. Left out by default: the two tests that
-# cannot run under valgrind as they are (test_live_writer counts a live
-# writer's progress within fixed windows; the other-user restore copies the
-# command for another user, and the copy would be this wrapper script).
+# VALGRIND_UNIT: the unit test programs (default: every BUILDDIR/tests/test_*;
+# empty: none). VALGRIND_IT: the integration test files (default: every
+# tests/integration/test_*.py but the two below; empty: none). VALGRIND_K: a
+# pytest -k expression to leave tests out (default below). VALGRIND_LOGS: where
+# the reports go (default BUILDDIR/valgrind, emptied first), so that two runs
+# on parts of the suite can go side by side.
+# Files left out: test_install.py (installs the build tree and runs the
+# installed copy, not the command under valgrind) and test_powercut.py (it
+# preloads the power-cut shim into the replicator and kills it hundreds of
+# times; skipped without LS_POWERCUT_LIB anyway).
+# Tests left out by default (-k), one reason each:
+#   test_live_writer: counts a live writer's progress within fixed windows;
+#   test_replace_refused_by_lock_of_another_user: copies the command for
+#     another user, and the copy would be this wrapper script.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:?usage: scripts/valgrind.sh BUILDDIR}" && pwd)
-logs=$build/valgrind
-rm -rf "$logs" && mkdir -p "$logs"
+logs=${VALGRIND_LOGS:-$build/valgrind}
+rm -rf "$logs" && mkdir -p "$logs" && logs=$(cd "$logs" && pwd)
 failed=0
 
-for t in "$build"/tests/test_*; do
-  name=$(basename "$t")
-  [ -x "$t" ] || continue
-  [ "$name" = test_storage_contract ] && continue  # needs the test servers: left to make check
+servers=$logs/servers
+stop_servers() { /usr/bin/python3 "$root/tests/servers/testservers.py" stop "$servers" >/dev/null 2>&1; }
+trap stop_servers EXIT
+trap 'exit 130' INT TERM
+if ! /usr/bin/python3 "$root/tests/servers/testservers.py" start "$servers" >"$logs/servers.out" 2>&1; then
+  echo "valgrind: the test servers did not start (see $logs/servers.out)" >&2
+  exit 1
+fi
+export LS_TEST_SERVERS=$servers/servers.env
+
+unit=${VALGRIND_UNIT-$(cd "$build/tests" && ls test_* 2>/dev/null)}
+for name in $unit; do
+  [ -x "$build/tests/$name" ] || continue
   if (cd "$build/tests" && valgrind --quiet --error-exitcode=97 --leak-check=full \
         --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
         --log-file="$logs/unit.$name.%p.log" "./$name" >"$logs/unit.$name.out" 2>&1); then
@@ -28,14 +48,13 @@ for t in "$build"/tests/test_*; do
   fi
 done
 
-it=${VALGRIND_IT:-"test_info.py test_restore_file.py test_backup.py test_checkpoint.py
-  test_verify.py test_prune.py test_snapshot.py test_replicate_options.py"}
+it=${VALGRIND_IT-$(cd "$root/tests/integration" && ls test_*.py | grep -vx -e test_install.py -e test_powercut.py)}
 k=${VALGRIND_K:-"not test_live_writer and not test_replace_refused_by_lock_of_another_user"}
 files=()
 for f in $it; do files+=("$root/tests/integration/$f"); done
-if ! (cd "$root" && LS_VALGRIND_LOGS="$logs" LS_VALGRIND_BIN="$build/litesafe" \
+if [ ${#files[@]} -gt 0 ] && ! (cd "$root" && LS_VALGRIND_LOGS="$logs" LS_VALGRIND_BIN="$build/litesafe" \
         LITESAFE_BIN="$root/scripts/valgrind-litesafe.sh" PYTHONDONTWRITEBYTECODE=1 \
-        /usr/bin/python3 -m pytest -q -p no:cacheprovider -k "$k" "${files[@]}"); then
+        /usr/bin/python3 -m pytest -q -p no:cacheprovider -rfE -k "$k" "${files[@]}"); then
   failed=1
 fi
 # A report the exit code did not carry (a command whose failure a test expected).
@@ -46,5 +65,6 @@ for f in "$logs"/vg.*.log; do
     failed=1
   fi
 done
+echo "valgrind: $(ls "$logs" | grep -c '^vg\.') commands of the integration tests ran under valgrind"
 [ $failed = 0 ] && echo "valgrind: no error, no leak"
 exit $failed
