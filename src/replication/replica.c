@@ -123,8 +123,10 @@ static int learn_position(ls_replica *r, const ls_spool_pos *sp)
 
     ls_layout_gen_prefix(prefix, sizeof(prefix), sp->gen);
     rc = r->st->list(r->st, r->ctx, prefix, &l);
-    if (rc)
+    if (rc) {
+        ls_obj_list_free(&l); /* a failed listing may hold part of it (the contract) */
         return rc;
+    }
     memcpy(r->gen, sp->gen, sizeof(r->gen));
     r->have_snapshot = 0;
     r->last_snapshot_ms = 0;
@@ -516,8 +518,10 @@ static int retain(ls_replica *r)
     int rc;
     int64_t cutoff = unix_ms() - r->o.retention_ms;
 
-    if ((rc = r->st->list(r->st, r->ctx, ls_layout_root_prefix(), &l)) != 0)
+    if ((rc = r->st->list(r->st, r->ctx, ls_layout_root_prefix(), &l)) != 0) {
+        ls_obj_list_free(&l);
         return rc;
+    }
     /* Oldest retained snapshot index per generation: found by scanning twice. */
     int any_retained = 0;
     ls_key k;
@@ -528,8 +532,10 @@ static int retain(ls_replica *r)
         ls_obj_list_free(&l);
         if ((rc = snapshot(r)) != 0)
             return rc;
-        if ((rc = r->st->list(r->st, r->ctx, ls_layout_root_prefix(), &l)) != 0)
+        if ((rc = r->st->list(r->st, r->ctx, ls_layout_root_prefix(), &l)) != 0) {
+            ls_obj_list_free(&l);
             return rc;
+        }
         cutoff = unix_ms() - r->o.retention_ms;
     }
     /* The oldest retained snapshot index of each generation. */
