@@ -91,7 +91,8 @@
  * LAG. After each sync that grew the spool the source thread notes the new
  * end and the time. A replica's lag is the age of the oldest noted end it
  * does not hold yet (0 when it holds them all). The ring keeps the last
- * GROWTH_RING ends; past that, the oldest kept one gives a lower bound.
+ * GROWTH_RING ends; past that, the oldest kept one gives a lower bound. A
+ * new generation empties it: the old generation's ends are never shipped.
  */
 #define GROWTH_RING 256
 typedef struct growth_mark {
@@ -490,6 +491,13 @@ static void barrier_serve(engine_db *d, uint64_t req, const ls_spool_pos *sp)
 static void growth_note(engine_db *d, const ls_spool_pos *sp)
 {
     pthread_mutex_lock(&d->mu);
+    /* A new generation: the old one's ends can never be shipped now (its
+     * snapshot supersedes them), so they must not count as lag. */
+    if (d->ngrowth) {
+        const growth_mark *last = &d->growth[(d->growth_head + d->ngrowth - 1) % GROWTH_RING];
+        if (strcmp(last->pos.gen, sp->gen) != 0)
+            d->ngrowth = 0;
+    }
     size_t at = (d->growth_head + d->ngrowth) % GROWTH_RING;
     if (d->ngrowth == GROWTH_RING)
         d->growth_head = (d->growth_head + 1) % GROWTH_RING;

@@ -22,7 +22,7 @@ import urllib.parse
 import pytest
 
 import s3_server
-from conftest import BIN, make_db
+from conftest import BIN, make_db, run
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
     reaper, replicator, start_proc, write, digest, file_url, restore, wait_replicated,
     generations, write_s3_config, writer_argv)
@@ -175,6 +175,18 @@ def test_database_deleted_and_created_again_starts_a_new_generation(tmp_path):
     assert new != old
     r.wait_log(r'database replaced" db=%s' % db, timeout=30)
     wait_replicated(tmp_path, url, new, what="the new database")
+    # Caught up, no writer: no lag. The old generation's commits can never be
+    # shipped now; they once kept status (and /healthz) at the age of the
+    # oldest of them.
+    deadline = time.monotonic() + 30
+    while True:
+        st = run("status", "--json", str(db))
+        assert st.rc == 0, st
+        (rep,) = [x for d in st.json["databases"] for x in d["replicas"]]
+        if rep["lag_bytes"] == 0 and rep["lag_seconds"] == 0:
+            break
+        assert time.monotonic() < deadline, rep
+        time.sleep(0.2)
     gens = generations(url)
     assert len(gens) == 2 and first in [g["generation"] for g in gens], gens
     out, _ = restore(tmp_path, url, "-generation", first)
