@@ -32,7 +32,9 @@ Checks:
     (logical digest) within CONVERGE_TIMEOUT; the time that takes is the
     catch-up lag;
   - every 5 s: the replicator's RSS, peak RSS and open descriptors, and the
-    lag every replica reports (`litesafe status --json`);
+    lag every replica reports (`litesafe status --json`; "quiet" when
+    nothing went wrong for a minute: the largest per database and replica
+    in the summary, and a line for each quiet lag over 10 s);
   - at the end: a last compare, a clean stop (exit 0), the ledger restores
     checked against the source's checksums.
 
@@ -89,7 +91,7 @@ class Stats:
         self.d = {"cycles": 0, "restores_compared": 0, "ledger_restores": 0,
                   "max_rss_kib": 0, "max_hwm_kib": 0, "max_fds": 0,
                   "max_lag_s": 0.0, "max_lag_quiet_s": 0.0, "max_catch_up_s": 0.0,
-                  "events": {}, "replicator_starts": 0, "recreated": 0, "big_rows": 0,
+                  "events": {}, "lag_quiet_s": {}, "replicator_starts": 0, "recreated": 0, "big_rows": 0,
                   "pins": 0, "app_rows": 0, "errors_logged": 0, "lost": []}
 
     def add(self, key, n=1):
@@ -100,6 +102,11 @@ class Stats:
         with self.lock:
             if v > self.d[key]:
                 self.d[key] = v
+
+    def top_in(self, key, sub, v):
+        with self.lock:
+            if v > self.d[key].get(sub, 0.0):
+                self.d[key][sub] = v
 
     def event(self, name):
         with self.lock:
@@ -466,6 +473,10 @@ class Soak:
                 self.stats.top("max_lag_s", lag)
                 if quiet:
                     self.stats.top("max_lag_quiet_s", lag)
+                    where = "%s/%s" % (os.path.basename(d.get("path", "?")), rep.get("name", "?"))
+                    self.stats.top_in("lag_quiet_s", where, lag)
+                    if lag > 10:
+                        log("quiet lag %.1f s on %s: %s" % (lag, where, json.dumps(rep)))
 
     def ledger_check(self):
         """Restore app from its local replica while it runs: a state the source had."""
