@@ -652,8 +652,9 @@ static void maybe_validate(ls_replica *r, int64_t now)
 
 /*
  * Snapshot when the generation has none here, when its newest was found
- * cut short (learn_position), or when a drop left the replica owing one (AFTER A SPOOL DROP); *sp is read again (the snapshot
- * shipped past it). Returns 1 in *moved when the spool changed generation.
+ * cut short (learn_position), or when a drop left the replica owing one
+ * (AFTER A SPOOL DROP); *sp is read again (the snapshot shipped past it).
+ * Returns 1 in *moved when the spool changed generation.
  */
 static int snapshot_if_owed(ls_replica *r, ls_spool_pos *sp, int *moved)
 {

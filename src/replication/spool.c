@@ -146,7 +146,7 @@ static int spool_name_index(const char *name, uint32_t *idx)
     return 1;
 }
 
-/* Newest spool index of generation `gen`, or -1 if none. */
+/* Newest spool index of generation `gen` into *best, -1 if none; 0 or the failure to list. */
 static int newest_index_of(ls_ctx *ctx, const char *dir, const char *gen, int64_t *best)
 {
     char wal[PATH_MAX];
@@ -195,11 +195,13 @@ uint64_t ls_spool_bytes_from(const ls_spool *sp, uint32_t from)
     return (from < sp->index ? bytes_between(sp->dir, sp->gen, from, sp->index) : 0) + sp->size;
 }
 
-/* The generation named in "<dir>/generation", or "" when there is none (no
+/*
+ * The generation named in "<dir>/generation", or "" when there is none (no
  * file, or not a generation's name). A file that cannot be read is an error,
  * not "none": taking it for none would start a new generation and drop the
- * spool an away replica still needs. open() and read(), not stdio: nothing to
- * allocate. */
+ * spool an away replica still needs. open() and pread(), not stdio: nothing
+ * to allocate.
+ */
 static int read_generation(ls_ctx *ctx, const char *dir, char gen[LS_GEN_LEN + 1])
 {
     char path[PATH_MAX], line[64];
