@@ -9,24 +9,24 @@ application close its connection while litesafe replicates (and snapshots) and
 check that the WAL survives and the replica holds every row.
 """
 import os
-import signal
 import sqlite3
 import subprocess
 import time
 
 from conftest import BIN, count, integrity
+from repl_helpers import reaper, replicator  # noqa: F401  (reaper is an autouse fixture)
 
 
-def start(db, url, *extra):
-    return subprocess.Popen([BIN, "replicate", *extra, str(db), url],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def start(tmp, *args):
+    """replicate ARGS, once it has the database open (a sleep was too short
+    under valgrind: the application's close then deleted the WAL, rightly)."""
+    p = replicator(tmp, *args, level="info")
+    p.wait_log(r'msg="source open"', timeout=60)
+    return p
 
 
 def stop(p):
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=60)
-    assert p.returncode == 0, err
-    return err
+    assert p.stop() == 0, p.tail()
 
 
 def write_and_close(db, n, batch_sleep=0.0):
@@ -47,9 +47,8 @@ def test_app_close_keeps_wal_and_rows(tmp_path):
     c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
     c.close()
     url = "file://%s" % (tmp_path / "replica")
-    p = start(db, url)
+    p = start(tmp_path, db, url)
     try:
-        time.sleep(0.5)
         for round_ in range(5):
             write_and_close(db, 700)
             # The application's close must not checkpoint-and-delete the WAL
@@ -75,10 +74,8 @@ def test_snapshots_while_app_closes(tmp_path):
     cfg = tmp_path / "litesafe.yml"
     cfg.write_text("dbs:\n  - path: %s\n    replicas:\n      - url: file://%s\n"
                    "        snapshot-interval: 200ms\n" % (db, tmp_path / "replica"))
-    p = subprocess.Popen([BIN, "replicate", "-config", str(cfg)], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
+    p = start(tmp_path, "-config", cfg)
     try:
-        time.sleep(0.5)
         for _ in range(8):
             write_and_close(db, 300, batch_sleep=0.02)
             assert (tmp_path / "app.db-wal").exists()
