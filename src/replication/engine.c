@@ -92,7 +92,8 @@
  * end and the time. A replica's lag is the age of the oldest noted end it
  * does not hold yet (0 when it holds them all). The ring keeps the last
  * GROWTH_RING ends; past that, the oldest kept one gives a lower bound. A
- * new generation empties it: the old generation's ends are never shipped.
+ * database replaced (detached) or a new generation empties it: the old
+ * generation's ends are never shipped.
  */
 #define GROWTH_RING 256
 typedef struct growth_mark {
@@ -439,6 +440,14 @@ static int report_missing(engine_db *d, ls_ctx *ctx, const ls_spool_pos *sp, con
     return n;
 }
 
+/* Forget the noted ends (see LAG): the database was detached. */
+static void growth_forget(engine_db *d)
+{
+    pthread_mutex_lock(&d->mu);
+    d->ngrowth = 0;
+    pthread_mutex_unlock(&d->mu);
+}
+
 /*
  * The database path names another file: finish the old one (copy its last
  * commits, wait for the replicas to hold them, up to shutdown-timeout),
@@ -461,6 +470,7 @@ static void on_replaced(engine_db *d)
         return; /* stopping: the engine waits for this position itself */
     report_missing(d, d->ctx, &sp, "before the new generation", 0);
     ls_source_detach(d->src);
+    growth_forget(d); /* what the old file did not ship never will be (see LAG) */
 }
 
 /* ---- sync barriers and lag (the source thread's side) ---- */
@@ -487,8 +497,8 @@ static void barrier_serve(engine_db *d, uint64_t req, const ls_spool_pos *sp)
     pthread_mutex_unlock(&d->mu);
 }
 
-/* Note the spool's new end for the lag (see LAG). */
-static void growth_note(engine_db *d, const ls_spool_pos *sp)
+/* Note the spool's end after a sync for the lag (see LAG): a new end if it grew. */
+static void growth_note(engine_db *d, const ls_spool_pos *sp, int grew)
 {
     pthread_mutex_lock(&d->mu);
     /* A new generation: the old one's ends can never be shipped now (its
@@ -497,6 +507,10 @@ static void growth_note(engine_db *d, const ls_spool_pos *sp)
         const growth_mark *last = &d->growth[(d->growth_head + d->ngrowth - 1) % GROWTH_RING];
         if (strcmp(last->pos.gen, sp->gen) != 0)
             d->ngrowth = 0;
+    }
+    if (!grew) {
+        pthread_mutex_unlock(&d->mu);
+        return;
     }
     size_t at = (d->growth_head + d->ngrowth) % GROWTH_RING;
     if (d->ngrowth == GROWTH_RING)
@@ -538,8 +552,7 @@ static void source_sync(engine_db *d)
     ls_engine_trim_spool(d->ctx, s, d->reps, d->nrep, d->cfg->max_spool_size);
     ls_spool_pos sp;
     ls_source_pos(s, &sp);
-    if (grew)
-        growth_note(d, &sp);
+    growth_note(d, &sp, grew);
     barrier_serve(d, req, &sp);
 }
 

@@ -157,7 +157,11 @@ def test_exec_child_keeps_running_while_a_database_and_a_replica_fail(tmp_path, 
     assert "replica s3 of %s" % db in r.tail(3), r.tail()
 
 
-def test_database_deleted_and_created_again_starts_a_new_generation(tmp_path):
+@pytest.mark.parametrize("paused", [False, True], ids=["live", "paused"])
+def test_database_deleted_and_created_again_starts_a_new_generation(tmp_path, paused):
+    """paused: the replicator is stopped (SIGSTOP) while the application
+    replaces the database and closes it, so that it finds a new file with no
+    WAL left, which a snapshot covers without any commit to ship."""
     db, url = tmp_path / "app.db", file_url(tmp_path / "rep")
     write(db, tmp_path / "p1", txns=20, seed=6)
     r = replicator(tmp_path, db, url, level="info")
@@ -167,10 +171,14 @@ def test_database_deleted_and_created_again_starts_a_new_generation(tmp_path):
     wait_replicated(tmp_path, url, old)
     (first,) = [g["generation"] for g in generations(url)]
     # The application's reset: remove the database and its WAL, start anew.
+    if paused:
+        r.signal(signal.SIGSTOP)
     for s in ("", "-wal", "-shm"):
         if os.path.exists(str(db) + s):
             os.unlink(str(db) + s)
     write(db, tmp_path / "p2", txns=15, seed=8)
+    if paused:
+        r.signal(signal.SIGCONT)
     new = digest(db)
     assert new != old
     r.wait_log(r'database replaced" db=%s' % db, timeout=30)
