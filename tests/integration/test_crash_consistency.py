@@ -34,7 +34,7 @@ import pytest
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
     reaper, file_url, replicator, write_config, write_s3_config, write, start_writer,
     check_log, digest, integrity, restore, restore_cfg, wait_replicated, wait_restorable)
-from test_replicate_crash import seeded
+from test_replicate_crash import kill_delay, seeded
 
 KILLS = int(os.environ.get("LITESAFE_CRASH_KILLS", "12"))
 BUSY = {"snapshot-interval": "2s", "retention": "4s", "retention-check-interval": "1s",
@@ -75,8 +75,8 @@ def test_kill9_replicator_at_many_points(tmp_path, backend, request):
     db, prog, stop = tmp_path / "src.db", tmp_path / "progress", tmp_path / "stop-writer"
     write(db, prog, txns=20, seed=1)
     cfg, rest = replica_for(backend, tmp_path, db, request)
-    # 64 KiB big rows (a transaction of many frames): with 1 MiB ones the
-    # database outgrew, within tens of kills, a snapshot the kill delays let finish.
+    # 64 KiB big rows (a transaction of many frames; 1 MiB ones grew the
+    # database to 1 GiB within tens of kills) and kill_delay's long delays.
     w = start_writer(tmp_path, db, prog, stop_file=stop, sleep=0.004, big_every=50,
                      big_bytes=1 << 16, rows="1:8", checkpoint_every=300, seed=2)
 
@@ -85,7 +85,7 @@ def test_kill9_replicator_at_many_points(tmp_path, backend, request):
     cut_snapshots = []  # restores that met an object s3rver kept cut short (see above)
     for i in range(KILLS):
         r = replicator(tmp_path, "-config", cfg, level="info")
-        time.sleep(rng.uniform(0.05, 1.5))
+        time.sleep(kill_delay(rng))
         assert r.alive(), "replicator died by itself:\n%s" % r.tail()
         r.kill9()
         assert w.alive(), w.tail()

@@ -34,7 +34,7 @@ import pytest
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
     reaper, file_url, replicator, write_config, write, start_writer, read_progress, check_log,
     digest, integrity, restore, run, wait_replicated)
-from test_replicate_crash import seeded
+from test_replicate_crash import kill_delay, seeded
 
 KILLS = int(os.environ.get("LITESAFE_POWERCUT_KILLS", "8"))
 LIB = os.environ.get("LS_POWERCUT_LIB", "")
@@ -70,9 +70,10 @@ def test_power_cut_of_spool_and_file_replica(tmp_path):
            # an ASan build: the preloaded shim comes before the sanitizer's runtime
            "ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"),
                                                   "verify_asan_link_order=0"]))}
-    # 64 KiB big rows (16 pages, a transaction of many frames): with 1 MiB ones
-    # the database passed 1 GiB within 25 cuts, its snapshot (due every 2 s)
-    # outlasted the longest kill delay, and the replica stopped advancing.
+    # 64 KiB big rows (16 pages, a transaction of many frames) and kill_delay's
+    # long delays: with 1 MiB rows and delays of at most 1.5 s the database
+    # passed 1 GiB within 25 cuts, and from then on every start was cut inside
+    # its snapshot (due every 2 s): the replica stood still.
     w = start_writer(tmp_path, db, prog, stop_file=stop, sleep=0.004, big_every=50,
                      big_bytes=1 << 16, rows="1:8", checkpoint_every=300, seed=2)
 
@@ -83,7 +84,7 @@ def test_power_cut_of_spool_and_file_replica(tmp_path):
     promised = 0  # rounds where `sync -wait` returned before the cut
     for i in range(KILLS):
         r = replicator(tmp_path, "-config", cfg, level="info", env=env)
-        t0, t_kill = time.monotonic(), rng.uniform(0.05, 1.5)
+        t0, t_kill = time.monotonic(), kill_delay(rng)
         floor = 0  # rows `sync -wait` reported stored on the replica
         if rng.random() < 0.7:
             time.sleep(rng.uniform(0, t_kill))
