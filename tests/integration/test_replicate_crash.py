@@ -218,6 +218,7 @@ def test_damaged_newest_segment_is_uploaded_again(tmp_path):
     write(db, progress, txns=20, seed=11)
     url = file_url(rep)
     p = replicator(tmp_path, db, url)
+    p.wait_log(r'msg="source open"', timeout=60)  # or the WAL may be gone before it looks
     write(db, progress, txns=30, seed=12, sleep=0.01)
     src = check_log(db, want_cks=True)
     wait_replicated(tmp_path, url, digest(db))
