@@ -70,11 +70,13 @@ def test_power_cut_of_spool_and_file_replica(tmp_path):
            # an ASan build: the preloaded shim comes before the sanitizer's runtime
            "ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"),
                                                   "verify_asan_link_order=0"]))}
-    # 64 KiB big rows (16 pages, a transaction of many frames) and kill_delay's
-    # long delays: with 1 MiB rows and delays of at most 1.5 s the database
-    # passed 1 GiB within 25 cuts, and from then on every start was cut inside
-    # its snapshot (due every 2 s): the replica stood still.
-    w = start_writer(tmp_path, db, prog, stop_file=stop, sleep=0.004, big_every=50,
+    # 64 KiB big rows (16 pages, a transaction of many frames), a writer at
+    # about 50 transactions a second, and kill_delay's long delays: with 1 MiB
+    # rows, 200 a second and delays of at most 1.5 s the database passed 1 GiB
+    # within 25 cuts, and from then on every start was cut inside its snapshot
+    # (due every 2 s): the replica stood still. (64 KiB rows alone: 1.4 GiB
+    # by the 60th cut; with the long delays too: 2.2 GiB, still by the 70th.)
+    w = start_writer(tmp_path, db, prog, stop_file=stop, sleep=0.02, big_every=50,
                      big_bytes=1 << 16, rows="1:8", checkpoint_every=300, seed=2)
 
     seen = []  # (rows, ck) of every restore after a cut
