@@ -559,13 +559,15 @@ def wait_restorable(tool, tmp, cfg, db, want, timeout=60, interval=0.3, env=None
         time.sleep(interval)
 
 
-def replicate_workload(tool, tmp, cfg, db, first, then):
+def replicate_workload(tool, tmp, cfg, db, first, then, min_indexes=0):
     """`tool` ("litesafe" or "litestream") replicates db through the config
     file cfg: `first` (write() options) is written before it starts, `then`
     (start_writer() options) while it runs; once the writer is done, litesafe
     restores until it equals the source, and the replicator is stopped
-    (litesafe must exit 0). Returns (restored path, the source's LogState
-    with checksums)."""
+    (litesafe must exit 0). min_indexes (litesafe): commit more until the
+    replica holds that many WAL indexes of the generation (the paced
+    checkpoint cycle may not have come while a fast writer ran). Returns
+    (restored path, the source's LogState with checksums)."""
     progress = os.path.join(str(tmp), "progress")
     write(db, progress, **first)
     start = replicator if tool == "litesafe" else litestream_replicator
@@ -577,6 +579,12 @@ def replicate_workload(tool, tmp, cfg, db, first, then):
         rep.wait_log(r'msg="source open"', timeout=60)
     w = start_writer(tmp, db, progress, **then)
     assert w.wait(300) == 0, w.tail()
+    deadline, seed = time.monotonic() + 120, 1000
+    while min_indexes and len(wal_indexes(cfg, db)) < min_indexes:
+        assert time.monotonic() < deadline, rep.tail()
+        write(db, progress, txns=40, seed=seed)
+        seed += 1
+        time.sleep(0.5)
     src = check_log(db, want_cks=True)
     if tool == "litesafe":
         out = wait_restorable("litesafe", tmp, cfg, db, digest(db), interval=0.5)
@@ -587,6 +595,11 @@ def replicate_workload(tool, tmp, cfg, db, first, then):
         rep.signal(signal.SIGTERM)
         rep.wait(60)
     return out, src
+
+
+def wal_indexes(cfg, db):
+    """The WAL indexes of db's replica (through config cfg) that hold segments."""
+    return {x["index"] for x in listing("wal", "-config", cfg, db)}
 
 
 def listing(cmd, *source, env=None):

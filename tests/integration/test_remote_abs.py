@@ -22,7 +22,7 @@ import pytest
 from conftest import run
 from repl_helpers import (  # noqa: F401  (reaper is an autouse fixture)
     reaper, LITESTREAM, replicator, start_writer, write, check_log, digest, restore_cfg,
-    wait_restorable, replicate_workload)
+    wal_indexes, wait_restorable, replicate_workload)
 
 have_litestream = pytest.mark.skipif(not os.access(LITESTREAM, os.X_OK),
                                      reason="Litestream 0.3.13 is not installed (scripts/deps.sh)")
@@ -63,9 +63,18 @@ def test_replicate_and_restore_abs(tmp_path, servers):
     # A first snapshot of ~6 MiB of random payload: over one block once compressed.
     write(db, progress, txns=3, big_every=1, big_bytes=2 << 20, big_row=64 << 10, seed=1)
     rep = replicator(tmp_path, "-config", cfg)
-    rep.wait_log(r"replicating", timeout=30)
+    rep.wait_log(r'msg="source open"', timeout=60)
     w = start_writer(tmp_path, db, progress, txns=300, sleep=0.002, seed=2, checkpoint_every=97)
     assert w.wait(300) == 0, w.tail()
+    # At least two WAL indexes shipped (the earlier point below needs one
+    # finished): commit more until the paced checkpoint cycle came, however
+    # fast the writer was (in CI under ASan it all fitted in one).
+    deadline, seed = time.monotonic() + 120, 3
+    while len(wal_indexes(cfg, db)) < 2:
+        assert time.monotonic() < deadline, rep.tail()
+        write(db, progress, txns=40, seed=seed)
+        seed += 1
+        time.sleep(0.5)
     src = check_log(db, want_cks=True)
     want = digest(db)
     wait_restorable("litesafe", tmp_path, cfg, db, want)
